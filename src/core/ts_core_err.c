@@ -100,6 +100,18 @@ void ts_err_clear(struct ts_err *err)
     memset(err, 0, sizeof(*err));
 }
 
+/* Cuts a UTF-8 sequence that truncation left incomplete at the end of s. */
+static void trim_partial_utf8(char *s)
+{
+    size_t len = strlen(s);
+    if (len == 0) return;
+    size_t j = len - 1;
+    while (j > 0 && len - j < 4 && ((unsigned char)s[j] & 0xc0) == 0x80) j--;
+    unsigned char lead = (unsigned char)s[j];
+    size_t need = lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : lead >= 0xc0 ? 2 : 1;
+    if (lead >= 0x80 && j + need > len) s[j] = '\0';
+}
+
 static int err_vset(struct ts_err *err, int code, int status, const char *type, const char *fmt,
                     va_list ap)
 {
@@ -110,7 +122,8 @@ static int err_vset(struct ts_err *err, int code, int status, const char *type, 
     err->type[0] = '\0';
     if (type) snprintf(err->type, sizeof(err->type), "%s", type);
     err->msg[0] = '\0';
-    if (fmt) vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+    if (fmt && vsnprintf(err->msg, sizeof(err->msg), fmt, ap) >= (int)sizeof(err->msg))
+        trim_partial_utf8(err->msg); /* the message ends up in JSON fault bodies */
     return -code;
 }
 
