@@ -2,8 +2,10 @@
  * ts_db_pg.c: the PostgreSQL backend of ts_db, over libpq. The URL goes to PQconnectdb
  * as is (libpq understands postgresql://user:pass@host:port/db?opts). Statements written
  * in the common dialect have their '?' placeholders rewritten to $1..$n and run with
- * PQexecParams and text parameters; integers and doubles are sent typed (int8, float8),
- * text and NULL untyped so the server infers the column type as for a literal.
+ * PQexecParams and text parameters, all sent untyped: the server infers each one's type
+ * from its context exactly as for a quoted literal, so an integer fits an INTEGER,
+ * BIGINT, TEXT or BOOLEAN column or an int4 function argument alike. Where the context
+ * fixes no type ("? IS NULL", "? + ?") the SQL must say CAST(? AS BIGINT).
  *
  * Transactions: BEGIN plus a transaction-scoped advisory lock, so write transactions on
  * one database are serialised exactly as with SQLite (BEGIN IMMEDIATE) and
@@ -21,8 +23,6 @@
 #include <string.h>
 #include <libpq-fe.h>
 
-#define PG_INT8OID 20
-#define PG_FLOAT8OID 701
 /* pg_advisory_xact_lock key for "the write transaction" of a database ("ts_db") */
 #define PG_TX_LOCK_SQL "SELECT pg_advisory_xact_lock(499968173154)"
 
@@ -137,8 +137,11 @@ static int result_error(struct ts_db_conn *c, PGresult *r, const char *sql, stru
         snprintf(msg, sizeof(msg), "%s%s%s", prim, detail ? ": " : "", detail ? detail : "");
     else
         snprintf(msg, sizeof(msg), "%s", PQerrorMessage(c->handle));
+    /* one line for logs and fault bodies */
+    for (char *m = msg; *m; m++)
+        if (*m == '\n' || *m == '\t') *m = ' ';
     size_t n = strlen(msg);
-    while (n && (msg[n - 1] == '\n' || msg[n - 1] == ' ')) msg[--n] = '\0';
+    while (n && msg[n - 1] == ' ') msg[--n] = '\0';
     if (state && strcmp(state, "23505") == 0) return ts_err_set(err, TS_ECONFLICT, "%s", msg);
     ts_db_log_failure("postgresql", sql, msg);
     return ts_err_set(err, TS_EIO, "database error: %s", msg);
@@ -177,7 +180,6 @@ static int pg_exec(struct ts_db_conn *c, const char *sql, const struct ts_db_val
     char *q = rewrite_placeholders(sql, &nph);
     size_t na = nargs > 0 ? (size_t)nargs : 1;
     const char **values = ts_calloc(na, sizeof(*values));
-    Oid *types = ts_calloc(na, sizeof(*types));
     char *nums = ts_calloc(na, 32);
 
     if (nph != nargs) {
@@ -191,19 +193,17 @@ static int pg_exec(struct ts_db_conn *c, const char *sql, const struct ts_db_val
         case TS_DB_T_INT:
             snprintf(num, 32, "%" PRId64, args[i].i);
             values[i] = num;
-            types[i] = PG_INT8OID;
             break;
         case TS_DB_T_DOUBLE:
             snprintf(num, 32, "%.17g", args[i].d);
             values[i] = num;
-            types[i] = PG_FLOAT8OID;
             break;
         case TS_DB_T_TEXT: values[i] = args[i].s; break;
         default: rc = ts_err_set(err, TS_EINVAL, "bad argument type for parameter %d", i + 1); goto out;
         }
     }
     for (int attempt = 0;; attempt++) {
-        r = PQexecParams(c->handle, q, nargs, types, values, NULL, NULL, 0);
+        r = PQexecParams(c->handle, q, nargs, NULL, values, NULL, NULL, 0);
         ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
         if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) break;
         if (attempt == 0 && !c->in_tx && PQstatus(c->handle) != CONNECTION_OK && reset_if_broken(c)) {
@@ -219,7 +219,6 @@ out:
     PQclear(r);
     free(q);
     free(values);
-    free(types);
     free(nums);
     return rc;
 }
@@ -241,11 +240,32 @@ static int simple(struct ts_db_conn *c, const char *sql, struct ts_err *err, PGr
     return rc;
 }
 
+/* The one DDL difference the common dialect papers over: SQLite's auto-increment key. */
+static char *translate_ddl(const char *sql)
+{
+    static const char from[] = "INTEGER PRIMARY KEY AUTOINCREMENT";
+    static const char to[] = "BIGSERIAL PRIMARY KEY";
+    struct ts_buf b;
+    ts_buf_init(&b, 0);
+    const char *p = sql, *hit;
+    while ((hit = strcasestr(p, from))) {
+        ts_buf_append(&b, p, (size_t)(hit - p));
+        ts_buf_appends(&b, to);
+        p = hit + sizeof(from) - 1;
+    }
+    ts_buf_appends(&b, p);
+    char *out = ts_buf_steal(&b, NULL);
+    return out ? out : ts_strdup("");
+}
+
 static int pg_exec_script(struct ts_db_conn *c, const char *sql, struct ts_err *err)
 {
     /* The simple-query protocol runs ';'-separated statements in order and stops at the
      * first error; the server's parser knows every quoting form, including $$ bodies. */
-    return simple(c, sql, err, NULL);
+    char *q = translate_ddl(sql);
+    int rc = simple(c, q, err, NULL);
+    free(q);
+    return rc;
 }
 
 static int pg_begin(struct ts_db_conn *c, struct ts_err *err)

@@ -148,7 +148,8 @@ static const struct ts_db_migration migs[] = {
         "CREATE INDEX a_note ON a (note);"},
     {2, "CREATE TABLE b (id TEXT PRIMARY KEY, a_id BIGINT REFERENCES a(id)); -- comment; here\n"
         "INSERT INTO a (id) VALUES (1)"},
-    {5, "ALTER TABLE b ADD COLUMN created_at TEXT"},
+    {5, "ALTER TABLE b ADD COLUMN created_at TEXT;\n"
+        "CREATE TABLE seq (id INTEGER PRIMARY KEY AUTOINCREMENT, v TEXT)"},
 };
 
 static void test_migrate(void **state)
@@ -164,6 +165,12 @@ static void test_migrate(void **state)
     exec_ok("SELECT note FROM a", TS_DB_NOARGS, &r);
     assert_string_equal(ts_db_res_get(r, 0, 0), "x;y");
     ts_db_res_free(r);
+    /* auto-increment keys (BIGSERIAL on PostgreSQL) */
+    for (int i = 1; i <= 2; i++) {
+        exec_ok("INSERT INTO seq (v) VALUES (?) RETURNING id", TS_DB_ARGS(TS_DB_S("v")), &r);
+        assert_int_equal(ts_db_res_int(r, 0, 0, 0), i);
+        ts_db_res_free(r);
+    }
 
     /* a failing migration leaves nothing behind and stops there */
     const struct ts_db_migration more[] = {
@@ -554,6 +561,40 @@ static void test_concurrency(void **state)
     assert_int_equal(scalar("SELECT v FROM counter WHERE id = 1"), RMW_THREADS * RMW_EACH);
 }
 
+/* PostgreSQL: a connection killed under us is reset and the statement retried once. */
+static void test_pg_reconnect(void **state)
+{
+    (void)state;
+    struct ts_db *victim = NULL, *killer = NULL;
+    struct ts_db_res *r = NULL;
+    struct ts_err err = {0};
+    assert_int_equal(ts_db_open(fx.url, &victim, &err), 0);
+    assert_int_equal(ts_db_open(fx.url, &killer, &err), 0);
+    assert_int_equal(ts_db_exec(victim, "SELECT pg_backend_pid()", TS_DB_NOARGS, &r, &err), 0);
+    int64_t pid = ts_db_res_int(r, 0, 0, 0);
+    ts_db_res_free(r);
+    assert_int_equal(ts_db_exec(killer, "SELECT pg_terminate_backend(?)", TS_DB_ARGS(TS_DB_I(pid)), NULL, &err), 0);
+    usleep(100000);
+    assert_int_equal(ts_db_exec(victim, "SELECT 7", TS_DB_NOARGS, &r, &err), 0);
+    assert_string_equal(ts_db_res_get(r, 0, 0), "7");
+    ts_db_res_free(r);
+
+    /* killed inside a transaction: the transaction fails, the connection comes back */
+    struct ts_db_conn *tx = NULL;
+    assert_int_equal(ts_db_begin(victim, &tx, &err), 0);
+    assert_int_equal(ts_db_tx_exec(tx, "SELECT pg_backend_pid()", TS_DB_NOARGS, &r, &err), 0);
+    pid = ts_db_res_int(r, 0, 0, 0);
+    ts_db_res_free(r);
+    assert_int_equal(ts_db_exec(killer, "SELECT pg_terminate_backend(?)", TS_DB_ARGS(TS_DB_I(pid)), NULL, &err), 0);
+    usleep(100000);
+    assert_int_equal(ts_db_tx_exec(tx, "SELECT 1", TS_DB_NOARGS, NULL, &err), -TS_EIO);
+    assert_int_equal(ts_db_commit(tx, &err), -TS_EIO);
+    assert_int_equal(ts_db_begin(victim, &tx, &err), 0);
+    assert_int_equal(ts_db_commit(tx, &err), 0);
+    ts_db_close(killer);
+    ts_db_close(victim);
+}
+
 /* ---- main -------------------------------------------------------------------------- */
 
 int main(void)
@@ -576,6 +617,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_transactions, pg_setup, pg_teardown),
         cmocka_unit_test_setup_teardown(test_errors, pg_setup, pg_teardown),
         cmocka_unit_test_setup_teardown(test_concurrency, pg_setup, pg_teardown),
+        cmocka_unit_test_setup_teardown(test_pg_reconnect, pg_setup, pg_teardown),
     };
     int failed = cmocka_run_group_tests_name("db_sqlite", sqlite_tests, NULL, NULL);
     const char *pg = getenv("TS_TEST_PG_URL");
