@@ -185,6 +185,7 @@ static int borrow(struct ts_db *db, struct ts_db_conn **out, struct ts_err *err)
             while (db->all[slot]) slot++;
             struct ts_db_conn *c = ts_calloc(1, sizeof(*c));
             c->db = db;
+            c->owner = self;
             db->all[slot] = c;  /* reserve the slot while opening unlocked */
             db->nopen++;
             db->nborrowed++;
@@ -200,7 +201,6 @@ static int borrow(struct ts_db *db, struct ts_db_conn **out, struct ts_err *err)
                 free(c);
                 return rc;
             }
-            c->owner = self;
             *out = c;
             return 0;
         }

@@ -131,8 +131,12 @@ static int get_stmt(struct ts_db_conn *c, const char *sql, sqlite3_stmt **out, s
     int rc = sqlite3_prepare_v3(c->handle, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, &tail);
     if (rc != SQLITE_OK) return sq_fail(c, rc, sql, err);
     if (!st) return ts_err_set(err, TS_EINVAL, "empty SQL statement");
-    for (; tail && *tail; tail++) {
-        if (*tail != ';' && *tail != ' ' && *tail != '\n' && *tail != '\t' && *tail != '\r') {
+    if (tail && *tail) {
+        /* what follows may only be whitespace, ';' or comments: it prepares to nothing */
+        sqlite3_stmt *more = NULL;
+        int trc = sqlite3_prepare_v2(c->handle, tail, -1, &more, NULL);
+        if (trc != SQLITE_OK || more) {
+            sqlite3_finalize(more);
             sqlite3_finalize(st);
             return ts_err_set(err, TS_EINVAL, "one statement per call expected");
         }

@@ -433,6 +433,11 @@ static void test_errors(void **state)
     assert_int_equal(ts_db_exec(fx.db, "SELECT ?", TS_DB_NOARGS, NULL, &err), -TS_EINVAL);
     assert_int_equal(ts_db_exec(fx.db, "SELECT 1", TS_DB_ARGS(TS_DB_I(1)), NULL, &err), -TS_EINVAL);
     assert_int_equal(ts_db_exec(fx.db, NULL, TS_DB_NOARGS, NULL, &err), -TS_EINVAL);
+    assert_int_equal(scalar("SELECT 5; -- trailing comment"), 5);
+    if (!fx.pg) /* PostgreSQL's extended protocol refuses it as well, with -TS_EIO */
+        assert_int_equal(ts_db_exec(fx.db, "SELECT 1; SELECT 2", TS_DB_NOARGS, NULL, &err), -TS_EINVAL);
+    else
+        assert_int_equal(ts_db_exec(fx.db, "SELECT 1; SELECT 2", TS_DB_NOARGS, NULL, &err), -TS_EIO);
     assert_int_equal(ts_db_exec(NULL, "SELECT 1", TS_DB_NOARGS, NULL, &err), -TS_EINVAL);
     assert_int_equal(ts_db_exec(fx.db, "SELECT * FROM no_such_table", TS_DB_NOARGS, NULL, &err), -TS_EIO);
     assert_true(strstr(err.msg, "no_such_table") != NULL);
