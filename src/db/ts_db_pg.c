@@ -7,8 +7,9 @@
  * BIGINT, TEXT or BOOLEAN column or an int4 function argument alike. Where the context
  * fixes no type ("? IS NULL", "? + ?") the SQL must say CAST(? AS BIGINT).
  *
- * Transactions: BEGIN plus a transaction-scoped advisory lock, so write transactions on
- * one database are serialised exactly as with SQLite (BEGIN IMMEDIATE) and
+ * Transactions: the in-process write lock (taken by ts_db.c), then BEGIN plus a
+ * transaction-scoped advisory lock, so write transactions on one database are serialised
+ * exactly as with SQLite (BEGIN IMMEDIATE) and
  * read-modify-write inside ts_db_begin/commit is safe in both backends, across
  * processes and hosts. Autocommit statements are not serialised.
  *
