@@ -171,9 +171,11 @@ static int parse_error(struct parser *p, const char *what, const char *line, siz
                       (int)(len > 60 ? 60 : len), line, len > 60 ? "..." : "");
 }
 
+/* Only these are stripped (not \v or \f), so every parsed key and value dumps and parses
+ * back unchanged: a key like "\v#x" must not turn into a comment. */
 static bool is_space(char c)
 {
-    return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' || c == '\f';
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n';
 }
 
 static int parse_line(struct parser *p, const char *line, size_t len)
@@ -205,8 +207,9 @@ static int parse_line(struct parser *p, const char *line, size_t len)
     size_t sep = 0;
     while (sep < len && line[sep] != '=' && line[sep] != ':') sep++;
     if (sep == len) return parse_error(p, "No ':' or '=' found in assignment", line, len);
+    /* the line does not start with a space or tab (that is a continuation); a leading "\r"
+     * stays part of the key so that the key never dumps as a comment or section */
     size_t ks = 0, ke = sep;
-    while (ks < ke && is_space(line[ks])) ks++;
     while (ke > ks && is_space(line[ke - 1])) ke--;
     if (ke == ks) return parse_error(p, "Key cannot be empty", line, len);
     if (!p->section) return parse_error(p, "Assignment before any [section]", line, len);

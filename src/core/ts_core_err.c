@@ -112,6 +112,26 @@ static void trim_partial_utf8(char *s)
     if (lead >= 0x80 && j + need > len) s[j] = '\0';
 }
 
+/* Replaces bytes that are not part of valid UTF-8 with '?': messages carry client text
+ * (names, jansson's "near '...'") and end up in JSON fault bodies. */
+static void sanitize_utf8(char *s)
+{
+    size_t len = strlen(s);
+    for (size_t i = 0; i < len;) {
+        if ((unsigned char)s[i] < 0x80) {
+            i++;
+            continue;
+        }
+        size_t n = 2;
+        while (n <= 4 && i + n <= len && !ts_utf8_valid(s + i, n)) n++;
+        if (n > 4 || i + n > len) {
+            s[i++] = '?';
+        } else {
+            i += n;
+        }
+    }
+}
+
 static int err_vset(struct ts_err *err, int code, int status, const char *type, const char *fmt,
                     va_list ap)
 {
@@ -120,10 +140,14 @@ static int err_vset(struct ts_err *err, int code, int status, const char *type, 
     err->code = code;
     err->status = status;
     err->type[0] = '\0';
-    if (type) snprintf(err->type, sizeof(err->type), "%s", type);
+    if (type) {
+        snprintf(err->type, sizeof(err->type), "%s", type);
+        sanitize_utf8(err->type);
+    }
     err->msg[0] = '\0';
     if (fmt && vsnprintf(err->msg, sizeof(err->msg), fmt, ap) >= (int)sizeof(err->msg))
-        trim_partial_utf8(err->msg); /* the message ends up in JSON fault bodies */
+        trim_partial_utf8(err->msg);
+    sanitize_utf8(err->msg);
     return -code;
 }
 

@@ -212,6 +212,18 @@ static void test_load_and_dump(void **state)
     ts_conf_free(c2);
     ts_conf_free(c);
 
+    /* found by fuzzing: a key made of odd whitespace and '#' must not dump as a comment */
+    c = ts_conf_new();
+    assert_int_equal(ts_conf_parse(c, "[w]\n\v\v#\v(+\v=i[s", 15, &err), 0);
+    assert_string_equal(ts_conf_get(c, "w", "\v\v#\v(+\v", NULL), "i[s");
+    dump = ts_conf_dump(c);
+    c2 = ts_conf_new();
+    assert_int_equal(ts_conf_parse(c2, dump, strlen(dump), &err), 0);
+    assert_string_equal(ts_conf_get(c2, "w", "\v\v#\v(+\v", NULL), "i[s");
+    free(dump);
+    ts_conf_free(c2);
+    ts_conf_free(c);
+
     /* an error from a file names the file and the line */
     fd = open(path, O_WRONLY | O_TRUNC);
     assert_true(fd >= 0);

@@ -76,6 +76,11 @@ static void test_err_truncation_keeps_utf8(void **state)
     ts_err_set(&err, TS_EINVAL, "x%s", big);
     assert_true(strlen(err.msg) < TS_ERR_MSG_MAX);
     assert_true(ts_utf8_valid(err.msg, strlen(err.msg)));
+    /* invalid bytes from client text are replaced, valid ones kept */
+    ts_err_set(&err, TS_ENOTFOUND, "image %s not found", "a\xff\xc3\xa9\xc3(\xed\xa0\x80z");
+    assert_string_equal(err.msg, "image a?\xc3\xa9?(???z not found");
+    ts_err_set_full(&err, TS_EINVAL, 0, "T\x80", "m");
+    assert_string_equal(err.type, "T?");
 }
 
 static void test_alloc(void **state)

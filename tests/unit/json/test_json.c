@@ -63,6 +63,8 @@ static void test_parse(void **state)
     expect_bad("{\"a\": 1}\0", 9, "Malformed request body");
     expect_bad("99999999999999999999999", 23, "Malformed request body");
     expect_bad("nan", 3, "Malformed request body");
+    /* found by fuzzing: jansson quotes raw bytes of a bad escape; the message stays UTF-8 */
+    expect_bad("{\"a\": \"\\u00f\xc3\xa9\"}", 16, "Malformed request body");
     /* only len bytes are parsed */
     v = NULL;
     assert_int_equal(ts_json_parse("[1]garbage", 3, &v, NULL), 0);
