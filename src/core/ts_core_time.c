@@ -93,7 +93,8 @@ void ts_time_iso(double t, int frac_digits, char out[32])
 {
     if (frac_digits < 0) frac_digits = 0;
     if (frac_digits > 6) frac_digits = 6;
-    if (!isfinite(t)) t = 0;
+    /* years 1..9999 only: keeps the cast to time_t defined and the output 4-digit */
+    if (!isfinite(t) || t < -62135596800.0 || t >= 253402300800.0) t = 0;
     double fl = floor(t);
     time_t sec = (time_t)fl;
     long usec = lround((t - fl) * 1e6);

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -228,6 +229,42 @@ static void test_log(void **state)
     ts_log_set_level(TS_LOG_INFO);
 }
 
+static void *log_thread(void *arg)
+{
+    for (int i = 0; i < 200; i++) ts_info("thread", "worker %d line %d", (int)(intptr_t)arg, i);
+    return NULL;
+}
+
+static void test_log_threads(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/ts_test_logt_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+    ts_log_set_file(path);
+    pthread_t th[4];
+    for (int i = 0; i < 4; i++) assert_int_equal(pthread_create(&th[i], NULL, log_thread, (void *)(intptr_t)i), 0);
+    for (int i = 0; i < 4; i++) pthread_join(th[i], NULL);
+    ts_log_set_file(NULL);
+    char *text = NULL;
+    size_t len;
+    assert_int_equal(ts_file_read(path, 1 << 20, &text, &len), 0);
+    unlink(path);
+    /* 800 whole lines, none interleaved */
+    int lines = 0;
+    for (char *line = text, *nl; (nl = strchr(line, '\n')); line = nl + 1) {
+        *nl = '\0';
+        assert_true(strlen(line) > 23);
+        char *first = strstr(line, " INFO thread: worker ");
+        assert_ptr_equal(first, line + 23);
+        assert_null(strstr(first + 2, "INFO"));
+        lines++;
+    }
+    assert_int_equal(lines, 800);
+    free(text);
+}
+
 static void test_uuid(void **state)
 {
     (void)state;
@@ -270,6 +307,13 @@ static void test_time(void **state)
     assert_string_equal(out, "2026-11-25T19:20:01.000000Z");
     ts_time_iso(1795634400.123456, 3, out);
     assert_string_equal(out, "2026-11-25T19:20:00.123Z");
+
+    ts_time_iso(1e300, 0, out); /* out of range: the epoch rather than undefined behaviour */
+    assert_string_equal(out, "1970-01-01T00:00:00Z");
+    ts_time_iso(-1e300, 6, out);
+    assert_string_equal(out, "1970-01-01T00:00:00.000000Z");
+    ts_time_iso(253402300799.0, 0, out);
+    assert_string_equal(out, "9999-12-31T23:59:59Z");
 
     double t;
     assert_int_equal(ts_time_parse("2026-11-25T19:20:00Z", &t), 0);
@@ -506,7 +550,8 @@ int main(void)
         cmocka_unit_test(test_err_status), cmocka_unit_test(test_err_set),
         cmocka_unit_test(test_err_truncation_keeps_utf8), cmocka_unit_test(test_alloc),
         cmocka_unit_test(test_pool), cmocka_unit_test(test_buf),
-        cmocka_unit_test(test_log), cmocka_unit_test(test_uuid),
+        cmocka_unit_test(test_log), cmocka_unit_test(test_log_threads),
+        cmocka_unit_test(test_uuid),
         cmocka_unit_test(test_time), cmocka_unit_test(test_strings),
         cmocka_unit_test(test_url), cmocka_unit_test(test_utf8),
         cmocka_unit_test(test_numbers), cmocka_unit_test(test_files),
