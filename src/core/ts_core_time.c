@@ -110,13 +110,15 @@ void ts_time_iso(double t, int frac_digits, char out[32])
     }
     char base[24];
     strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
-    if (frac_digits == 0) {
-        snprintf(out, 32, "%.20sZ", base);
-        return;
-    }
-    long div = 1;
+    int div = 1;
     for (int i = frac_digits; i < 6; i++) div *= 10;
-    snprintf(out, 32, "%.20s.%0*ldZ", base, frac_digits, usec / div);
+    int frac = (int)(usec < 0 ? 0 : usec > 999999 ? 999999 : usec) / div;
+    char tmp[64];
+    if (frac_digits == 0) snprintf(tmp, sizeof(tmp), "%sZ", base);
+    else snprintf(tmp, sizeof(tmp), "%s.%0*dZ", base, frac_digits, frac);
+    size_t n = strnlen(tmp, 31);
+    memcpy(out, tmp, n);
+    out[n] = '\0';
 }
 
 /* Reads exactly n digits at *p. */
