@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Runs every test: C unit tests under ASan/UBSan (ctest + cmocka), the libFuzzer targets
+# replayed on their corpus, the end-to-end tests with the real OpenStack clients (pytest),
+# and the Tempest lists. Usage: scripts/test.sh [unit|fuzz|e2e|tempest]...  (default: all)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BUILD=${BUILD:-build}
+steps=("$@")
+[ ${#steps[@]} -gt 0 ] || steps=(unit fuzz e2e tempest)
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0
+fail=0
+for s in "${steps[@]}"; do
+  case $s in
+  unit)
+    echo "== unit tests (ASan/UBSan)"
+    cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DTS_SANITIZE=ON >/dev/null
+    ninja -C build-asan
+    (cd build-asan && ctest --output-on-failure -j2) || fail=1
+    ;;
+  fuzz)
+    echo "== fuzz corpus replay"
+    CC=clang cmake -S . -B build-fuzz -G Ninja -DTS_FUZZ=ON >/dev/null
+    ninja -C build-fuzz
+    (cd build-fuzz && ctest --output-on-failure) || fail=1
+    ;;
+  e2e)
+    echo "== end-to-end tests (real openstack CLI, openstacksdk, swift)"
+    cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+    ninja -C "$BUILD"
+    TS_BUILD="$BUILD" /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/e2e || fail=1
+    ;;
+  tempest)
+    echo "== tempest"
+    TS_BUILD="$BUILD" bash tests/tempest/run-lists.sh || fail=1
+    ;;
+  *) echo "unknown step $s"; exit 2 ;;
+  esac
+done
+exit $fail
