@@ -1,0 +1,88 @@
+/*
+ * ts_image_int.h: what the image service's source files share: the service state,
+ * loading and rendering images, access checks and notifications. Not for other modules.
+ */
+#ifndef TS_IMAGE_INT_H
+#define TS_IMAGE_INT_H
+
+#include <jansson.h>
+#include <pthread.h>
+#include "db/ts_db.h"
+#include "http/ts_http.h"
+#include "image/ts_image.h"
+#include "image/ts_image_store.h"
+#include "image/ts_image_util.h"
+
+struct ts_image_svc {
+    struct ts_service_env *env;
+    struct ts_db *db;
+    struct ts_image_store *store;      /* active image data */
+    struct ts_image_store *staging;    /* interoperable import staging area */
+    struct ts_http_server *http;
+    int64_t quota_bytes;               /* per project, 0 = unlimited */
+    int64_t quota_images;              /* per project, 0 = unlimited */
+    char publisher[300];               /* "image.<host>" */
+    json_t *schema_image;              /* built once */
+    pthread_mutex_t lock;              /* guards imports_running */
+    pthread_cond_t cond;
+    int imports_running;
+};
+
+/* The columns every image query selects, in this order. */
+#define TS_IMAGE_COLS "id, name, status, visibility, owner, protected, os_hidden, disk_format, " \
+                      "container_format, min_disk, min_ram, size, virtual_size, checksum, os_hash_algo, " \
+                      "os_hash_value, created_at, updated_at"
+
+/* Loads image id with its properties and tags as the API view (caller decrefs).
+ * -TS_ENOTFOUND if absent. No access check. */
+int ts_image_load(struct ts_image_svc *svc, const char *id, json_t **view, struct ts_err *err);
+/* Renders row r of res (TS_IMAGE_COLS) as a view without properties and tags. */
+json_t *ts_image_row_view(const struct ts_db_res *res, int r);
+/* Loads the image and checks the caller may see it (Glance's visibility rules);
+ * -TS_ENOTFOUND ("No image found with ID ...") otherwise. */
+int ts_image_get_visible(struct ts_image_svc *svc, struct ts_http_req *req, const char *id, json_t **view,
+                         struct ts_err *err);
+/* true when the caller may change the image: admin or owner, and not a reader. */
+bool ts_image_can_modify(const struct ts_http_req *req, const json_t *view);
+/* String attribute of a view or NULL. */
+const char *ts_image_vs(const json_t *view, const char *key);
+/* Publishes a notification with Glance's payload for view (borrowed). */
+void ts_image_notify(struct ts_image_svc *svc, const char *event, const json_t *view);
+/* Current time in microseconds, as stored in created_at/updated_at. */
+int64_t ts_image_now_us(void);
+/* Bytes used by a project's images (active + staged). */
+int ts_image_project_usage(struct ts_image_svc *svc, const char *project, int64_t *bytes, int64_t *count,
+                           struct ts_err *err);
+
+/* Route handlers (ts_image_api.c, ts_image_data.c, ts_image_members.c). */
+int ts_image_h_create(struct ts_http_req *req, struct ts_http_resp *resp, struct ts_err *err);
+int ts_image_h_list(struct ts_http_req *req, struct ts_http_resp *resp, struct ts_err *err);
+int ts_image_h_show(struct ts_http_req *req, struct ts_http_resp *resp, struct ts_err *err);
+int ts_image_h_update(struct ts_http_req *req, struct ts_http_resp *resp, struct ts_err *err);
+int ts_image_h_delete(struct ts_http_req *req, struct ts_http_resp *resp, struct ts_err *err);
+int ts_image_h_tag_add(struct ts_http_req *req, struct ts_http_resp *resp, struct ts_err *err);
+int ts_image_h_tag_delete(struct ts_http_req *req, struct ts_http_resp *resp, struct ts_err *err);
+int ts_image_h_deactivate(struct ts_http_req *req, struct ts_http_resp *resp, struct ts_err *err);
+int ts_image_h_reactivate(struct ts_http_req *req, struct ts_http_resp *resp, struct ts_err *err);
+int ts_image_h_upload(struct ts_http_req *req, struct ts_http_resp *resp, struct ts_err *err);
+int ts_image_h_stage(struct ts_http_req *req, struct ts_http_resp *resp, struct ts_err *err);
+int ts_image_h_download(struct ts_http_req *req, struct ts_http_resp *resp, struct ts_err *err);
+int ts_image_h_import(struct ts_http_req *req, struct ts_http_resp *resp, struct ts_err *err);
+int ts_image_h_members_add(struct ts_http_req *req, struct ts_http_resp *resp, struct ts_err *err);
+int ts_image_h_members_list(struct ts_http_req *req, struct ts_http_resp *resp, struct ts_err *err);
+int ts_image_h_member_show(struct ts_http_req *req, struct ts_http_resp *resp, struct ts_err *err);
+int ts_image_h_member_update(struct ts_http_req *req, struct ts_http_resp *resp, struct ts_err *err);
+int ts_image_h_member_delete(struct ts_http_req *req, struct ts_http_resp *resp, struct ts_err *err);
+
+/* Crash recovery at start: saving -> queued, importing/uploading without staged data -> queued. */
+int ts_image_recover(struct ts_image_svc *svc, struct ts_err *err);
+/* Waits for running imports (stop). */
+void ts_image_imports_wait(struct ts_image_svc *svc);
+
+/* The image schema (ts_image_schema.c). */
+json_t *ts_image_schema_image(void);
+json_t *ts_image_schema_images(void);
+json_t *ts_image_schema_member(void);
+json_t *ts_image_schema_members(void);
+
+#endif

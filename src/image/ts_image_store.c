@@ -1,0 +1,197 @@
+/*
+ * ts_image_store.c: the filesystem image store. Objects are plain files <dir>/<id>;
+ * writes go to <dir>/.<id>.tmp.<hex> (same directory, so rename is atomic), then fsync,
+ * rename over the final name and fsync of the directory. Opening the store removes
+ * temporaries a crash left behind.
+ */
+#include "image/ts_image_store.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+struct ts_image_store {
+    char *dir;
+};
+
+struct ts_image_store_writer {
+    struct ts_image_store *store;
+    int fd;
+    char *tmp_path;
+    char *final_path;
+    uint64_t written;
+};
+
+static bool id_ok(const char *id)
+{
+    /* ids become file names: no '/', no leading '.', bounded */
+    if (!id || !*id || id[0] == '.' || strlen(id) > 128) return false;
+    for (const char *p = id; *p; p++)
+        if (*p == '/' || *p == '\\') return false;
+    return true;
+}
+
+int ts_image_store_open(const char *dir, struct ts_image_store **out, struct ts_err *err)
+{
+    if (ts_mkdirs(dir, 0750) != 0) return ts_err_set(err, TS_EIO, "cannot create image store %s: %s", dir, strerror(errno));
+    DIR *d = opendir(dir);
+    if (!d) return ts_err_set(err, TS_EIO, "cannot open image store %s: %s", dir, strerror(errno));
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.' && strstr(e->d_name, ".tmp.")) {
+            char *p = ts_asprintf("%s/%s", dir, e->d_name);
+            if (unlink(p) == 0) ts_warn("image", "removed stray temporary file %s", p);
+            free(p);
+        }
+    }
+    closedir(d);
+    struct ts_image_store *s = ts_calloc(1, sizeof(*s));
+    s->dir = ts_strdup(dir);
+    *out = s;
+    return 0;
+}
+
+void ts_image_store_close(struct ts_image_store *s)
+{
+    if (!s) return;
+    free(s->dir);
+    free(s);
+}
+
+const char *ts_image_store_dir(const struct ts_image_store *s) { return s->dir; }
+
+int ts_image_store_open_write(struct ts_image_store *s, const char *id, struct ts_image_store_writer **out,
+                              struct ts_err *err)
+{
+    if (!id_ok(id)) return ts_err_set(err, TS_EINVAL, "bad image id");
+    unsigned char rnd[8];
+    char hex[17];
+    ts_random(rnd, sizeof(rnd));
+    ts_hex(rnd, sizeof(rnd), hex);
+    struct ts_image_store_writer *w = ts_calloc(1, sizeof(*w));
+    w->store = s;
+    w->tmp_path = ts_asprintf("%s/.%s.tmp.%s", s->dir, id, hex);
+    w->final_path = ts_asprintf("%s/%s", s->dir, id);
+    w->fd = open(w->tmp_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+    if (w->fd < 0) {
+        int rc = ts_err_set(err, TS_EIO, "cannot create %s: %s", w->tmp_path, strerror(errno));
+        free(w->tmp_path);
+        free(w->final_path);
+        free(w);
+        return rc;
+    }
+    *out = w;
+    return 0;
+}
+
+int ts_image_store_write(struct ts_image_store_writer *w, const void *data, size_t len, struct ts_err *err)
+{
+    const char *p = data;
+    while (len > 0) {
+        ssize_t n = write(w->fd, p, len);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            if (errno == ENOSPC || errno == EDQUOT)
+                return ts_err_set(err, TS_ETOOBIG, "Image storage media is full: %s", strerror(errno));
+            return ts_err_set(err, TS_EIO, "write failed: %s", strerror(errno));
+        }
+        p += n;
+        len -= (size_t)n;
+        w->written += (uint64_t)n;
+    }
+    return 0;
+}
+
+uint64_t ts_image_store_written(const struct ts_image_store_writer *w) { return w->written; }
+
+static void writer_free(struct ts_image_store_writer *w)
+{
+    if (w->fd >= 0) close(w->fd);
+    free(w->tmp_path);
+    free(w->final_path);
+    free(w);
+}
+
+static int fsync_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    int rc = fsync(fd);
+    close(fd);
+    return rc;
+}
+
+int ts_image_store_commit(struct ts_image_store_writer *w, struct ts_err *err)
+{
+    int rc = 0;
+    if (fsync(w->fd) != 0) {
+        rc = ts_err_set(err, TS_EIO, "fsync failed: %s", strerror(errno));
+        goto out;
+    }
+    if (close(w->fd) != 0) {
+        w->fd = -1;
+        rc = ts_err_set(err, TS_EIO, "close failed: %s", strerror(errno));
+        goto out;
+    }
+    w->fd = -1;
+    if (rename(w->tmp_path, w->final_path) != 0) {
+        rc = ts_err_set(err, TS_EIO, "rename failed: %s", strerror(errno));
+        goto out;
+    }
+    if (fsync_dir(w->store->dir) != 0) ts_warn("image", "fsync of %s failed: %s", w->store->dir, strerror(errno));
+out:
+    if (rc) unlink(w->tmp_path);
+    writer_free(w);
+    return rc;
+}
+
+void ts_image_store_abort(struct ts_image_store_writer *w)
+{
+    if (!w) return;
+    unlink(w->tmp_path);
+    writer_free(w);
+}
+
+int ts_image_store_open_read(struct ts_image_store *s, const char *id, int *fd, uint64_t *size, struct ts_err *err)
+{
+    if (!id_ok(id)) return ts_err_set(err, TS_ENOTFOUND, "No image data could be found");
+    char *p = ts_asprintf("%s/%s", s->dir, id);
+    int f = open(p, O_RDONLY | O_CLOEXEC);
+    free(p);
+    if (f < 0) {
+        if (errno == ENOENT) return ts_err_set(err, TS_ENOTFOUND, "No image data could be found");
+        return ts_err_set(err, TS_EIO, "cannot open image data: %s", strerror(errno));
+    }
+    struct stat st;
+    if (fstat(f, &st) != 0) {
+        close(f);
+        return ts_err_set(err, TS_EIO, "stat failed: %s", strerror(errno));
+    }
+    *fd = f;
+    *size = (uint64_t)st.st_size;
+    return 0;
+}
+
+bool ts_image_store_exists(struct ts_image_store *s, const char *id)
+{
+    if (!id_ok(id)) return false;
+    char *p = ts_asprintf("%s/%s", s->dir, id);
+    bool ok = access(p, F_OK) == 0;
+    free(p);
+    return ok;
+}
+
+int ts_image_store_delete(struct ts_image_store *s, const char *id, struct ts_err *err)
+{
+    if (!id_ok(id)) return 0;
+    char *p = ts_asprintf("%s/%s", s->dir, id);
+    int rc = 0;
+    if (unlink(p) != 0 && errno != ENOENT) rc = ts_err_set(err, TS_EIO, "cannot delete %s: %s", p, strerror(errno));
+    free(p);
+    return rc;
+}
