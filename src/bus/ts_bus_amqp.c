@@ -32,7 +32,7 @@
 #define AQ_FRAME_MAX 131072
 
 enum { AQ_SERVER, AQ_SUB, AQ_LISTEN };
-enum { OP_PUBLISH, OP_ACK, OP_REJECT, OP_CONSUME, OP_CANCEL };
+enum { OP_PUBLISH, OP_ACK, OP_REJECT, OP_CONSUME, OP_CANCEL, OP_CANCEL_TAG };
 
 struct aq_consumer {
     struct aq_consumer *next;
@@ -418,6 +418,17 @@ static int run_op(struct aq_bus *b, struct aq_op *op, char *errbuf, size_t n)
         op_complete(b, op, 0); /* a broken connection cancels too */
         return rc;
     }
+    case OP_CANCEL_TAG: {
+        /* a broker-side consumer we no longer know (it failed to register, or raced an
+         * unserve): stop it so its messages go to the live servers */
+        int rc = 0;
+        if (op->gen == b->gen) {
+            amqp_basic_cancel(conn, AQ_CHANNEL, amqp_cstring_bytes(op->rkey));
+            if (rpc_ok(b, "basic.cancel", errbuf, n) < 0) rc = -2;
+        }
+        op_free(op);
+        return rc;
+    }
     }
     op_complete(b, op, 0);
     return 0;
@@ -578,7 +589,16 @@ static void on_delivery(struct aq_bus *b, amqp_envelope_t *env)
         }
     }
     pthread_mutex_unlock(&b->mu);
-    if (rc < 0) ts_bus_msg_drop(m); /* consumer gone: requeue (server) or drop */
+    if (rc < 0) {
+        ts_bus_msg_drop(m); /* consumer gone: requeue (server) or drop */
+        if (is_server && tag.len < 48) {
+            struct aq_op *op = ts_calloc(1, sizeof(*op));
+            op->kind = OP_CANCEL_TAG;
+            op->rkey = ts_strndup(tag.bytes, tag.len);
+            op->gen = b->gen;
+            op_push(b, op);
+        }
+    }
 }
 
 /* A frame other than a delivery: returns -1 if the connection must be re-established. */
@@ -647,14 +667,22 @@ static int read_available(struct aq_bus *b)
     return 0;
 }
 
-/* Sleeps up to ms, or until woken. */
-static void wait_wake(struct aq_bus *b, int ms)
+static bool stopping(struct aq_bus *b);
+
+/* Sleeps ms (the reconnect backoff); only ts_bus_close cuts it short. */
+static void backoff_sleep(struct aq_bus *b, int ms)
 {
-    struct pollfd p = {.fd = b->wake_fd, .events = POLLIN};
-    if (poll(&p, 1, ms) > 0) {
-        uint64_t v;
-        ssize_t n = read(b->wake_fd, &v, sizeof(v));
-        (void)n;
+    double end = ts_mono() + ms / 1000.0;
+    for (;;) {
+        int left = (int)((end - ts_mono()) * 1000.0);
+        if (left <= 0 || stopping(b)) return;
+        struct pollfd p = {.fd = b->wake_fd, .events = POLLIN};
+        if (poll(&p, 1, left) > 0) {
+            uint64_t v;
+            ssize_t n = read(b->wake_fd, &v, sizeof(v));
+            (void)n;
+            settle_offline(b); /* serve/unserve callers need not wait for the broker */
+        }
     }
 }
 
@@ -678,8 +706,8 @@ static void *io_main(void *arg)
             if (stop) break;
             if (aq_connect(b, errbuf, sizeof(errbuf)) < 0) {
                 ts_warn(TS_BUS_LOG, "amqp: %s; retrying in %d ms", errbuf, backoff_ms);
-                wait_wake(b, backoff_ms);
-                backoff_ms = backoff_ms * 2 > 10000 ? 10000 : backoff_ms * 2;
+                backoff_sleep(b, backoff_ms);
+                backoff_ms = backoff_ms * 2 > 5000 ? 5000 : backoff_ms * 2;
                 continue;
             }
             ts_info(TS_BUS_LOG, "amqp: connected to %s:%d", b->info.host, b->info.port);
@@ -696,7 +724,7 @@ static void *io_main(void *arg)
         int n = poll(p, 2, timeout);
         if (n < 0 && errno != EINTR) {
             ts_warn(TS_BUS_LOG, "amqp: poll: %s", strerror(errno));
-            wait_wake(b, 100);
+            backoff_sleep(b, 100);
             continue;
         }
         if (n > 0 && (p[1].revents & POLLIN)) {

@@ -309,6 +309,39 @@ static void test_close_with_pending(void **state)
     ts_bus_close(bus); /* ASan: nothing queued may leak */
 }
 
+static int slow_count_handler(void *ctx, const char *method, json_t *args, json_t **reply, struct ts_err *err)
+{
+    usleep(20000);
+    return count_handler(ctx, method, args, reply, err);
+}
+
+static void test_unserve_requeues(void **state)
+{
+    (void)state;
+    struct ts_bus *bus = open_bus();
+    char t[64];
+    topic_name(t, sizeof(t), "unserve");
+    struct counter a = {0}, b = {0};
+    assert_int_equal(ts_bus_serve(bus, t, slow_count_handler, &a, 1, NULL), 0);
+    for (int i = 0; i < 30; i++) assert_int_equal(ts_bus_cast(bus, t, "ping", json_pack("{s:i}", "n", 1), NULL), 0);
+    usleep(60000);
+    ts_bus_unserve(bus, t);
+    int handled = atomic_load(&a.n);
+    assert_true(handled < 30);
+    assert_int_equal(ts_bus_serve(bus, t, count_handler, &b, 2, NULL), 0);
+    if (g_url) {
+        /* the broker kept (or got back) what the first server had not handled */
+        assert_true(wait_for(&b.n, 30 - handled, 10000));
+    } else {
+        struct ts_err e;
+        assert_int_equal(ts_bus_cast(bus, t, "ping", NULL, &e), 0);
+        assert_true(wait_for(&b.n, 1, 10000));
+    }
+    ts_bus_unserve(bus, t);
+    ts_bus_unserve(bus, t); /* twice is harmless */
+    ts_bus_close(bus);
+}
+
 struct caller {
     struct ts_bus *bus;
     const char *topic;
@@ -374,13 +407,14 @@ int main(void)
     char hex[33];
     ts_uuid_hex(hex);
     snprintf(g_prefix, sizeof(g_prefix), "t%.8s.", hex);
-    ts_log_set_level(TS_LOG_ERROR);
+    ts_log_set_level(getenv("TS_TEST_VERBOSE") ? TS_LOG_DEBUG : TS_LOG_ERROR);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_cast_delivered),     cmocka_unit_test(test_cast_bad_input),
         cmocka_unit_test(test_call_round_trip),    cmocka_unit_test(test_call_timeout),
         cmocka_unit_test(test_handler_error),      cmocka_unit_test(test_two_servers_share),
         cmocka_unit_test(test_fanout),             cmocka_unit_test(test_notifications),
         cmocka_unit_test(test_close_with_pending), cmocka_unit_test(test_concurrent_calls),
+        cmocka_unit_test(test_unserve_requeues),
     };
     int failed = cmocka_run_group_tests_name("bus_inproc", tests, group_setup_inproc, NULL);
     const char *url = getenv("TS_TEST_AMQP_URL");
