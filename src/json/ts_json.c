@@ -91,7 +91,7 @@ static int invalid(struct ts_err *err, const char *name, const json_t *v, const 
     char bare[128], quoted[128];
     render(v, false, bare, sizeof(bare));
     render(v, true, quoted, sizeof(quoted));
-    char tail[192];
+    char tail[320];
     snprintf(tail, sizeof(tail), fmt_tail, quoted, extra ? extra : "");
     return ts_err_set(err, TS_EINVAL, "Invalid input for field/attribute %s. Value: %s. %s", name, bare,
                       tail);
@@ -138,7 +138,7 @@ static int check_string(const struct ts_json_field *f, const json_t *v, struct t
 
 static int check_field(const struct ts_json_field *f, const json_t *v, bool strict, struct ts_err *err)
 {
-    char extra[64];
+    char extra[24];
     switch (f->kind) {
     case TS_J_ANY: return 0;
     case TS_J_STRING_OR_NULL:
