@@ -9,6 +9,7 @@ PKGS=(
   libssl-dev libcrypt-dev uuid-dev libyaml-dev librabbitmq-dev libvirt-dev libcmocka-dev
   # run: guests, networks, services
   qemu-system-x86 qemu-utils linux-image-cloud-amd64 busybox-static cpio e2fsprogs
+  extlinux syslinux-common fdisk
   libvirt-daemon libvirt-daemon-driver-qemu libvirt-daemon-system libvirt-clients
   dnsmasq-base iptables iproute2 iputils-ping conntrack socat
   rabbitmq-server amqp-tools postgresql sqlite3 dropbear-bin
