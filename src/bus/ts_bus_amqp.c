@@ -21,7 +21,10 @@
 #include <errno.h>
 #include <poll.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <unistd.h>
 #include "bus/ts_bus_int.h"
 
@@ -316,6 +319,15 @@ static int aq_connect(struct aq_bus *b, char *errbuf, size_t n)
     if (st != AMQP_STATUS_OK) {
         snprintf(errbuf, n, "cannot connect to %s:%d: %s", b->info.host, b->info.port, amqp_error_string2(st));
         goto fail;
+    }
+    /* no AMQP heartbeats (the I/O thread may sit in poll); TCP keepalive finds a dead
+     * broker in about a minute instead */
+    int fd = amqp_get_sockfd(conn), on = 1, idle = 30, intvl = 10, cnt = 3;
+    if (fd >= 0) {
+        setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on));
+        setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
+        setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
+        setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
     }
     struct timeval rpc_tv = {10, 0};
     amqp_set_rpc_timeout(conn, &rpc_tv);
@@ -791,6 +803,7 @@ static int add_consumer(struct aq_bus *b, int kind, const char *topic, ts_bus_ha
                         struct ts_err *err)
 {
     if (nthreads <= 0) nthreads = 1;
+    if (nthreads > TS_BUS_MAX_THREADS) nthreads = TS_BUS_MAX_THREADS;
     struct ts_bus_workers *w = ts_bus_workers_new(topic ? topic : "notifications", fn, ctx, nthreads, err);
     if (!w) return -TS_EIO;
     struct aq_consumer *c = ts_calloc(1, sizeof(*c));
