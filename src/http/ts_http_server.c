@@ -800,7 +800,7 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
     char *s = ts_vasprintf(fmt, ap);
     size_t n = strlen(s);
     while (n && (s[n - 1] == '\n' || s[n - 1] == '\r')) s[--n] = '\0';
-    ts_warn(MOD, "%s: %s", srv->name, s);
+    ts_info(MOD, "%s: %s", srv->name, s);
     free(s);
 }
 
@@ -864,18 +864,24 @@ int ts_http_server_start(const struct ts_http_server_opts *opts, struct ts_http_
     }
     unsigned int threads = opts->threads > 0 ? (unsigned int)opts->threads : 4;
 
-    srv->daemon = MHD_start_daemon(
-        flags, (uint16_t)opts->port, NULL, NULL, on_request, srv,
-        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, srv,
-        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-        MHD_OPTION_THREAD_POOL_SIZE, threads,
-        MHD_OPTION_URI_LOG_CALLBACK, on_uri, srv,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(128 * 1024),
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)300,
-        MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned int)1024,
-        MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned int)1,
-        MHD_OPTION_END);
+    /* MHD zeroes a connection's memory pool between keep-alive requests: 64 KiB keeps
+     * that cheap while leaving room for large headers and upload reads. */
+    struct MHD_OptionItem ops[16];
+    int no = 0;
+#define OPT(o, v, p) ops[no++] = (struct MHD_OptionItem){(o), (intptr_t)(v), (p)}
+    OPT(MHD_OPTION_EXTERNAL_LOGGER, mhd_log, srv);
+    OPT(MHD_OPTION_SOCK_ADDR, 0, &ss);
+    if (threads > 1) OPT(MHD_OPTION_THREAD_POOL_SIZE, threads, NULL);
+    OPT(MHD_OPTION_URI_LOG_CALLBACK, on_uri, srv);
+    OPT(MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv);
+    OPT(MHD_OPTION_CONNECTION_MEMORY_LIMIT, 64 * 1024, NULL);
+    OPT(MHD_OPTION_CONNECTION_TIMEOUT, 300, NULL);
+    OPT(MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024, NULL);
+    OPT(MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, NULL);
+    OPT(MHD_OPTION_END, 0, NULL);
+#undef OPT
+    srv->daemon = MHD_start_daemon(flags, (uint16_t)opts->port, NULL, NULL, on_request, srv, MHD_OPTION_ARRAY, ops,
+                                   MHD_OPTION_END);
     if (!srv->daemon) {
         int port = opts->port;
         server_free(srv);

@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <arpa/inet.h>
+#include <sys/socket.h>
 
 #include "http/ts_http_internal.h"
 
@@ -567,6 +569,46 @@ static void test_keepalive(void **state)
     ts_http_server_stop(srv);
 }
 
+/* Sends raw bytes, returns what came back (up to cap) after the server closes or a pause. */
+static void raw(int port, const char *data, char *out, size_t cap)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(write(fd, data, strlen(data)), (ssize_t)strlen(data));
+    struct timeval tv = {0, 300000};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    size_t got = 0;
+    for (;;) {
+        ssize_t n = read(fd, out + got, cap - 1 - got);
+        if (n <= 0) break;
+        got += (size_t)n;
+    }
+    out[got] = '\0';
+    close(fd);
+}
+
+static void test_malformed(void **state)
+{
+    (void)state;
+    char base[64], buf[4096];
+    struct ts_http_server *srv = start(TS_FAULT_NOVA, base);
+    int port = ts_http_server_port(srv);
+    raw(port, "GET /hello HTTP/1.1\r\nHost: x\r\nbroken header\r\n\r\n", buf, sizeof(buf));
+    assert_true(strncmp(buf, "HTTP/1.1 400", 12) == 0);
+    raw(port, "GET /fault/a%00b HTTP/1.1\r\nHost: x\r\n\r\n", buf, sizeof(buf));
+    assert_true(strncmp(buf, "HTTP/1.1 400", 12) == 0);
+    raw(port, "GET /hello HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nab", buf, sizeof(buf));
+    raw(port, "GET /hel", buf, sizeof(buf));
+    raw(port, "PUT /upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n", buf, sizeof(buf));
+    /* pipelined keep-alive requests */
+    raw(port, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\nGET /hello HTTP/1.1\r\nHost: x\r\n\r\n", buf, sizeof(buf));
+    const char *second = strstr(buf + 1, "HTTP/1.1 200");
+    assert_non_null(second);
+    ts_http_server_stop(srv);
+}
+
 /* ---- token validator against a fake identity service ---- */
 static int validations;
 static int h_tokens(struct ts_http_req *req, struct ts_http_resp *resp, struct ts_err *err)
@@ -644,6 +686,7 @@ int main(void)
         cmocka_unit_test(test_fault_styles),
         cmocka_unit_test(test_auth),
         cmocka_unit_test(test_keepalive),
+        cmocka_unit_test(test_malformed),
         cmocka_unit_test(test_authn),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
