@@ -14,6 +14,7 @@
 #include <arpa/inet.h>
 #include <sys/socket.h>
 
+#include "bus/ts_bus.h"
 #include "http/ts_http_internal.h"
 
 static uint64_t fnv(uint64_t h, const char *d, size_t n)
@@ -666,6 +667,23 @@ static void test_authn(void **state)
     assert_int_equal(ts_http_authn_validate(a, "nope", &au, &err), -TS_EUNAUTH);
     assert_int_equal(validations, 3);   /* negative result cached briefly */
     ts_http_authn_forget(a, "tok1", NULL);
+    ts_http_authn_free(a);
+
+    /* revocations over the bus drop cache entries */
+    struct ts_bus *bus;
+    assert_int_equal(ts_bus_open(NULL, &bus, &err), 0);
+    a = ts_http_authn_new(url, 60, bus);
+    assert_int_equal(ts_http_authn_validate(a, "tok1", &au, &err), 0);
+    int before = validations;
+    assert_int_equal(ts_http_authn_validate(a, "tok1", &au, &err), 0);
+    assert_int_equal(validations, before);
+    assert_int_equal(ts_bus_fanout(bus, "identity_revocations", "revoke", json_pack("{s:s}", "user_id", "uid1"), &err), 0);
+    for (int i = 0; i < 200 && validations == before; i++) {
+        usleep(5000);
+        assert_int_equal(ts_http_authn_validate(a, "tok1", &au, &err), 0);
+    }
+    assert_int_equal(validations, before + 1);
+    ts_bus_close(bus);
     ts_http_authn_free(a);
     ts_http_server_stop(srv);
 
