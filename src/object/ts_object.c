@@ -1,0 +1,144 @@
+/*
+ * ts_object.c: the object storage service's lifecycle: config defaults ([object] port,
+ * connection, store_dir, expirer_interval, workers), database migrations, the startup
+ * reconcile (temp files, unreferenced blobs, rows without data), the HTTP server and the
+ * expirer thread that reaps objects past their X-Delete-At.
+ */
+#include "object/ts_object.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "object/ts_object_int.h"
+
+#define MOD "object"
+
+static void conf_default(struct ts_conf *conf, const char *key, const char *value)
+{
+    if (!ts_conf_get(conf, "object", key, NULL)) ts_conf_set(conf, "object", key, value);
+}
+
+static void set_defaults(struct ts_service_env *env)
+{
+    char buf[4200];
+    conf_default(env->conf, "port", "8080");
+    snprintf(buf, sizeof(buf), "sqlite:///%s/object.db", env->data_dir);
+    conf_default(env->conf, "connection", buf);
+    snprintf(buf, sizeof(buf), "%s/objects", env->data_dir);
+    conf_default(env->conf, "store_dir", buf);
+    conf_default(env->conf, "expirer_interval", "10");
+}
+
+static int object_init(struct ts_service_env *env, struct ts_err *err)
+{
+    set_defaults(env);
+    struct ts_db *db = NULL;
+    int rc = ts_db_open(ts_conf_get(env->conf, "object", "connection", NULL), &db, err);
+    if (rc < 0) return rc;
+    rc = ts_db_migrate(db, ts_object_migrations, ts_object_n_migrations, err);
+    ts_db_close(db);
+    if (rc < 0) return rc;
+    const char *dir = ts_conf_get(env->conf, "object", "store_dir", NULL);
+    if (ts_mkdirs(dir, 0700) < 0) return ts_err_set(err, TS_EIO, "cannot create %s", dir);
+    return 0;
+}
+
+static void *reaper_main(void *arg)
+{
+    struct ts_object_svc *svc = arg;
+    pthread_mutex_lock(&svc->lock);
+    while (!svc->stopping) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += svc->expirer_interval;
+        pthread_cond_timedwait(&svc->cond, &svc->lock, &ts);
+        if (svc->stopping) break;
+        pthread_mutex_unlock(&svc->lock);
+        int n;
+        while ((n = ts_object_db_reap(svc, 500)) > 0)
+            ts_debug(MOD, "expirer: reaped %d objects", n);
+        pthread_mutex_lock(&svc->lock);
+    }
+    pthread_mutex_unlock(&svc->lock);
+    return NULL;
+}
+
+static void object_stop(void *state)
+{
+    struct ts_object_svc *svc = state;
+    if (!svc) return;
+    ts_http_server_stop(svc->http);
+    if (svc->reaper_started) {
+        pthread_mutex_lock(&svc->lock);
+        svc->stopping = true;
+        pthread_cond_broadcast(&svc->cond);
+        pthread_mutex_unlock(&svc->lock);
+        pthread_join(svc->reaper, NULL);
+    }
+    if (svc->store) svc->store->ops->free(svc->store);
+    ts_db_close(svc->db);
+    pthread_mutex_destroy(&svc->lock);
+    pthread_cond_destroy(&svc->cond);
+    free(svc->host);
+    free(svc->data_dir);
+    free(svc->tmp_dir);
+    free(svc);
+}
+
+static int object_start(struct ts_service_env *env, void **state, struct ts_err *err)
+{
+    set_defaults(env);
+    struct ts_object_svc *svc = ts_calloc(1, sizeof(*svc));
+    pthread_mutex_init(&svc->lock, NULL);
+    pthread_cond_init(&svc->cond, NULL);
+    svc->bus = env->bus;
+    svc->host = ts_strdup(env->host ? env->host : "localhost");
+    svc->data_dir = ts_strdup(env->data_dir);
+    svc->expirer_interval = (int)ts_conf_get_int(env->conf, "object", "expirer_interval", 10);
+    if (svc->expirer_interval < 1) svc->expirer_interval = 1;
+    const char *dir = ts_conf_get(env->conf, "object", "store_dir", NULL);
+    svc->tmp_dir = ts_asprintf("%s/tmp", dir);
+    int rc = ts_db_open(ts_conf_get(env->conf, "object", "connection", NULL), &svc->db, err);
+    if (rc < 0) goto fail;
+    rc = ts_db_migrate(svc->db, ts_object_migrations, ts_object_n_migrations, err);
+    if (rc < 0) goto fail;
+    rc = ts_object_store_file_new(dir, &svc->store, err);
+    if (rc < 0) goto fail;
+    ts_object_db_reconcile(svc);
+    char *wwwa = ts_asprintf("Keystone uri=\"%s\"", env->identity_url ? env->identity_url : "");
+    struct ts_http_server_opts opts = {
+        .name = "object",
+        .bind = env->bind,
+        .port = (int)ts_conf_get_int(env->conf, "object", "port", 8080),
+        .threads = (int)ts_conf_get_int(env->conf, "object", "workers", 16),
+        .max_body_bytes = 1 << 20,
+        .fault_style = TS_FAULT_SWIFT,
+        .routes = ts_object_routes,
+        .svc = svc,
+        .validate = env->authn ? ts_http_authn_validate : NULL,
+        .validate_ctx = env->authn,
+        .www_authenticate = wwwa,
+    };
+    rc = ts_http_server_start(&opts, &svc->http, err);
+    free(wwwa);
+    if (rc < 0) goto fail;
+    if (pthread_create(&svc->reaper, NULL, reaper_main, svc) == 0) svc->reaper_started = true;
+    ts_info(MOD, "object storage listening on port %d", ts_http_server_port(svc->http));
+    *state = svc;
+    return 0;
+fail:
+    object_stop(svc);
+    return rc;
+}
+
+const struct ts_service ts_object_service = {
+    .name = "object",
+    .type = "object-store",
+    .catalog_name = "swift",
+    .default_port = 8080,
+    .catalog_path = "/v1/AUTH_%(project_id)s",
+    .init = object_init,
+    .start = object_start,
+    .stop = object_stop,
+};

@@ -1,0 +1,921 @@
+/*
+ * ts_object_api.c: the Swift v1 HTTP API: path parsing, keystoneauth-like authorization
+ * (operator roles, reseller admin, container ACLs, temp URLs), /info and /healthcheck,
+ * accounts and containers (metadata, listings in plain/json/xml, ACLs, quotas,
+ * versioning locations, CORS). Objects live in ts_object_api_obj.c.
+ */
+#include "object/ts_object_api.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "bus/ts_bus.h"
+
+void ts_object_ts_text(double ts, char out[32])
+{
+    snprintf(out, 32, "%016.5f", ts);
+}
+
+int ts_object_fail(struct ts_err *err, int code, int status)
+{
+    return ts_err_set_full(err, code, status, NULL, "%s", "");
+}
+
+/* ---- path and request context ------------------------------------------------------------ */
+
+static char *decode_seg(struct ts_pool *pool, const char *s, size_t len)
+{
+    return ts_url_decode(pool, s, len);
+}
+
+static int parse_path(struct ts_object_req *s, struct ts_err *err)
+{
+    const char *p = s->req->raw_path;
+    if (!ts_startswith(p, "/v1/")) return ts_object_fail(err, TS_ENOTFOUND, 404);
+    p += 4;
+    const char *e = strchr(p, '/');
+    size_t alen = e ? (size_t)(e - p) : strlen(p);
+    s->account = decode_seg(s->req->pool, p, alen);
+    if (!s->account || !*s->account) return ts_err_set_full(err, TS_EPRECOND, 412, NULL, "Invalid UTF8 or contains NULL");
+    if (strlen(s->account) > TS_OBJECT_MAX_ACCOUNT_NAME)
+        return ts_err_set_full(err, TS_EINVAL, 400, NULL, "Account name length of %zu longer than %d",
+                               strlen(s->account), TS_OBJECT_MAX_ACCOUNT_NAME);
+    if (!e || !e[1]) return 0;
+    p = e + 1;
+    e = strchr(p, '/');
+    size_t clen = e ? (size_t)(e - p) : strlen(p);
+    char *c = decode_seg(s->req->pool, p, clen);
+    if (!c) return ts_err_set_full(err, TS_EPRECOND, 412, NULL, "Invalid UTF8 or contains NULL");
+    int rc = ts_object_name_check(c, strlen(c), TS_OBJECT_MAX_CONTAINER_NAME, "Container", err);
+    if (rc < 0) return rc;
+    s->container = c;
+    if (!e || !e[1]) return 0;
+    p = e + 1;
+    char *o = decode_seg(s->req->pool, p, strlen(p));
+    if (!o) return ts_err_set_full(err, TS_EPRECOND, 412, NULL, "Invalid UTF8 or contains NULL");
+    rc = ts_object_name_check(o, strlen(o), TS_OBJECT_MAX_OBJECT_NAME, "Object", err);
+    if (rc < 0) return rc;
+    s->object = o;
+    return 0;
+}
+
+/* ---- authorization ---------------------------------------------------------------------- */
+
+static bool acl_match(const char *acl, const struct ts_auth *a, bool *referrer, bool *listings)
+{
+    *referrer = *listings = false;
+    bool user = false;
+    if (!acl) return false;
+    char *copy = ts_strdup(acl), *save = NULL;
+    for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        while (*t == ' ') t++;
+        size_t l = strlen(t);
+        while (l && t[l - 1] == ' ') t[--l] = '\0';
+        if (strcmp(t, ".rlistings") == 0) *listings = true;
+        else if (strcmp(t, ".r:*") == 0 || strcmp(t, ".referrer:*") == 0) *referrer = true;
+        else if (a && a->authenticated) {
+            char *colon = strchr(t, ':');
+            if (!colon) {
+                if (strcmp(t, a->project_id) == 0 || strcmp(t, a->user_id) == 0) user = true;
+                continue;
+            }
+            *colon = '\0';
+            const char *pr = t, *us = colon + 1;
+            bool pok = strcmp(pr, "*") == 0 || strcmp(pr, a->project_id) == 0 || strcmp(pr, a->project_name) == 0;
+            bool uok = strcmp(us, "*") == 0 || strcmp(us, a->user_id) == 0 || strcmp(us, a->user_name) == 0;
+            if (pok && uok) user = true;
+        }
+    }
+    free(copy);
+    return user;
+}
+
+static bool has_operator_role(const struct ts_auth *a)
+{
+    static const char *const ops[] = {"admin", "member", "_member_", "swiftoperator", "SwiftOperator"};
+    for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++)
+        if (ts_auth_has_role(a, ops[i])) return true;
+    return false;
+}
+
+int ts_object_authorize(struct ts_object_req *s, enum ts_object_op op, struct ts_err *err)
+{
+    const struct ts_auth *a = s->req->auth;
+    bool authed = a && a->authenticated;
+    bool write = op == TS_OBJECT_OP_ACCOUNT_WRITE || op == TS_OBJECT_OP_CONTAINER_WRITE || op == TS_OBJECT_OP_OBJECT_WRITE;
+    if (s->tempurl_ok && (op == TS_OBJECT_OP_OBJECT_READ || op == TS_OBJECT_OP_OBJECT_WRITE)) return 0;
+    if (authed && a->is_admin) {
+        s->owner = true;
+        return 0;
+    }
+    if (authed && ts_startswith(s->account, "AUTH_") && strcmp(s->account + 5, a->project_id) == 0) {
+        if (has_operator_role(a)) {
+            s->owner = true;
+            return 0;
+        }
+        if (ts_auth_has_role(a, "reader") && !write) return 0;
+    }
+    if (s->container && op != TS_OBJECT_OP_CONTAINER_WRITE) {
+        struct ts_object_container c;
+        struct ts_err e2;
+        if (ts_object_db_container(s->svc, s->req->pool, s->account, s->container, &c, &e2) == 0) {
+            bool ref = false, lst = false;
+            if (op == TS_OBJECT_OP_OBJECT_WRITE) {
+                if (acl_match(json_string_value(json_object_get(c.meta, "X-Container-Write")), a, &ref, &lst))
+                    return 0;
+            } else {
+                bool user = acl_match(json_string_value(json_object_get(c.meta, "X-Container-Read")), a, &ref, &lst);
+                if (user) return 0;
+                if (op == TS_OBJECT_OP_OBJECT_READ && ref) return 0;
+                if (op == TS_OBJECT_OP_CONTAINER_READ && ref && lst) return 0;
+            }
+        }
+    }
+    if (!authed) return ts_err_set_full(err, TS_EUNAUTH, 401, NULL, "%s", "");
+    return ts_object_fail(err, TS_EFORBIDDEN, 403);
+}
+
+/* ---- common response bits --------------------------------------------------------------- */
+
+void ts_object_meta_headers(struct ts_http_resp *resp, json_t *meta, bool owner)
+{
+    const char *k;
+    json_t *v;
+    json_object_foreach(meta, k, v) {
+        if (strstr(k, "-Sysmeta-")) continue;
+        if (!owner && (strcasecmp(k, "X-Container-Read") == 0 || strcasecmp(k, "X-Container-Write") == 0))
+            continue;
+        if (json_is_string(v)) ts_http_resp_header(resp, k, json_string_value(v));
+    }
+}
+
+void ts_object_cors(struct ts_object_req *s, json_t *cmeta)
+{
+    const char *origin = ts_http_header(s->req, "Origin");
+    if (!origin || !cmeta) return;
+    const char *allow = json_string_value(json_object_get(cmeta, "X-Container-Meta-Access-Control-Allow-Origin"));
+    if (!allow) return;
+    bool ok = false;
+    char *copy = ts_strdup(allow), *save = NULL;
+    for (char *t = strtok_r(copy, " ", &save); t; t = strtok_r(NULL, " ", &save))
+        if (strcmp(t, "*") == 0 || strcmp(t, origin) == 0) ok = true;
+    free(copy);
+    if (!ok) return;
+    ts_http_resp_header(s->resp, "Access-Control-Allow-Origin", strcmp(allow, "*") == 0 ? "*" : origin);
+    const char *expose = json_string_value(json_object_get(cmeta, "X-Container-Meta-Access-Control-Expose-Headers"));
+    ts_http_resp_headerf(s->resp, "Access-Control-Expose-Headers",
+                         "cache-control, content-language, content-type, expires, last-modified, pragma, etag, "
+                         "x-timestamp, x-trans-id, x-openstack-request-id%s%s",
+                         expose ? ", " : "", expose ? expose : "");
+}
+
+static int options_preflight(struct ts_object_req *s, struct ts_err *err)
+{
+    const char *origin = ts_http_header(s->req, "Origin");
+    const char *method = ts_http_header(s->req, "Access-Control-Request-Method");
+    if (!s->container || !origin || !method) {
+        ts_http_resp_header(s->resp, "Allow", "HEAD, GET, PUT, POST, COPY, OPTIONS, DELETE");
+        ts_http_resp_no_body(s->resp, 200, 0);
+        return 0;
+    }
+    struct ts_object_container c;
+    if (ts_object_db_container(s->svc, s->req->pool, s->account, s->container, &c, err) < 0)
+        return ts_err_set_full(err, TS_EUNAUTH, 401, NULL, "%s", "");
+    const char *allow = json_string_value(json_object_get(c.meta, "X-Container-Meta-Access-Control-Allow-Origin"));
+    bool ok = false;
+    if (allow) {
+        char *copy = ts_strdup(allow), *save = NULL;
+        for (char *t = strtok_r(copy, " ", &save); t; t = strtok_r(NULL, " ", &save))
+            if (strcmp(t, "*") == 0 || strcmp(t, origin) == 0) ok = true;
+        free(copy);
+    }
+    if (!ok) return ts_err_set_full(err, TS_EUNAUTH, 401, NULL, "%s", "");
+    ts_http_resp_header(s->resp, "Access-Control-Allow-Origin", strcmp(allow, "*") == 0 ? "*" : origin);
+    ts_http_resp_header(s->resp, "Access-Control-Allow-Methods", "HEAD, GET, PUT, POST, COPY, OPTIONS, DELETE");
+    const char *rh = ts_http_header(s->req, "Access-Control-Request-Headers");
+    if (rh) ts_http_resp_header(s->resp, "Access-Control-Allow-Headers", rh);
+    const char *age = json_string_value(json_object_get(c.meta, "X-Container-Meta-Access-Control-Max-Age"));
+    if (age) ts_http_resp_header(s->resp, "Access-Control-Max-Age", age);
+    ts_http_resp_header(s->resp, "Allow", "HEAD, GET, PUT, POST, COPY, OPTIONS, DELETE");
+    ts_http_resp_no_body(s->resp, 200, 0);
+    return 0;
+}
+
+/* ---- metadata from request headers ------------------------------------------------------- */
+
+struct meta_collect {
+    struct ts_pool *pool;
+    const char *prefix;        /* "x-container-meta-" */
+    const char *rm_prefix;     /* "x-remove-container-meta-" */
+    const char *const *extra; /* other headers kept verbatim (NULL-terminated, lower-case) */
+    const char *const *rm_extra;
+    json_t *set;               /* name -> value ("" = remove) */
+    struct ts_object_meta_check check;
+    struct ts_err err;
+    int rc;
+};
+
+static void collect_cb(void *ctx, const char *name, const char *value)
+{
+    struct meta_collect *m = ctx;
+    if (m->rc < 0) return;
+    size_t pl = strlen(m->prefix), rl = strlen(m->rm_prefix);
+    char *n = NULL;
+    if (strncasecmp(name, m->prefix, pl) == 0) {
+        m->rc = ts_object_meta_check_add(&m->check, name + pl, value, &m->err);
+        if (m->rc < 0) return;
+        n = ts_pool_strdup(m->pool, name);
+    } else if (strncasecmp(name, m->rm_prefix, rl) == 0 && name[rl]) {
+        n = ts_pool_printf(m->pool, "%.*s%s", (int)pl, m->prefix, name + rl);
+        value = "";
+    } else {
+        for (int i = 0; m->extra && m->extra[i]; i++)
+            if (strcasecmp(name, m->extra[i]) == 0) n = ts_pool_strdup(m->pool, name);
+        for (int i = 0; m->rm_extra && m->rm_extra[i]; i += 2)
+            if (strcasecmp(name, m->rm_extra[i]) == 0) {
+                n = ts_pool_strdup(m->pool, m->rm_extra[i + 1]);
+                value = "";
+            }
+    }
+    if (!n) return;
+    ts_object_header_title(n);
+    json_object_set_new(m->set, n, json_string(value ? value : ""));
+}
+
+int ts_object_collect_meta(struct ts_object_req *s, const char *kind, const char *const *extra,
+                           const char *const *rm_extra, json_t **out, struct ts_err *err)
+{
+    struct meta_collect m = {0};
+    m.pool = s->req->pool;
+    m.prefix = ts_pool_printf(s->req->pool, "x-%s-meta-", kind);
+    m.rm_prefix = ts_pool_printf(s->req->pool, "x-remove-%s-meta-", kind);
+    m.extra = extra;
+    m.rm_extra = rm_extra;
+    m.set = json_object();
+    ts_pool_cleanup(s->req->pool, (void (*)(void *))json_decref, m.set);
+    ts_http_headers_each(s->req, collect_cb, &m);
+    if (m.rc < 0) {
+        if (err) *err = m.err;
+        return m.rc;
+    }
+    *out = m.set;
+    return 0;
+}
+
+/* Applies set onto meta: empty values remove. */
+static void meta_apply(json_t *meta, json_t *set)
+{
+    const char *k;
+    json_t *v;
+    json_object_foreach(set, k, v) {
+        if (*json_string_value(v)) json_object_set(meta, k, v);
+        else json_object_del(meta, k);
+    }
+}
+
+/* ---- /info and /healthcheck ---------------------------------------------------------------- */
+
+static int h_info(struct ts_http_req *req, struct ts_http_resp *resp, struct ts_err *err)
+{
+    (void)req;
+    (void)err;
+    json_t *j = json_pack(
+        "{s:{s:s,s:I,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:[{s:s,s:b}],s:b,s:b,s:b,s:[s,s]},"
+        "s:{s:i,s:i,s:i,s:i,s:i,s:b},s:{s:i},"
+        "s:{s:[s,s,s,s,s],s:[s,s,s],s:[s,s],s:[s]},"
+        "s:{s:i,s:i},s:{s:i,s:i},s:{s:[s,s]},s:{},s:{},s:{},s:{}}",
+        "swift", "version", "2.30.0", "max_file_size", (json_int_t)TS_OBJECT_MAX_FILE_SIZE, "max_meta_name_length",
+        TS_OBJECT_MAX_META_NAME, "max_meta_value_length", TS_OBJECT_MAX_META_VALUE, "max_meta_count",
+        TS_OBJECT_MAX_META_COUNT, "max_meta_overall_size", TS_OBJECT_MAX_META_OVERALL, "max_header_size",
+        TS_OBJECT_MAX_HEADER_SIZE, "max_object_name_length", TS_OBJECT_MAX_OBJECT_NAME, "container_listing_limit",
+        TS_OBJECT_LISTING_LIMIT, "account_listing_limit", TS_OBJECT_LISTING_LIMIT, "max_account_name_length",
+        TS_OBJECT_MAX_ACCOUNT_NAME, "max_container_name_length", TS_OBJECT_MAX_CONTAINER_NAME, "extra_header_count",
+        0, "policies", "name", "Policy-0", "default", 1, "strict_cors_mode", 1, "allow_account_management", 0,
+        "account_autocreate", 1, "valid_api_versions", "v1", "v1.0",
+        "slo", "max_manifest_segments", 1000, "max_manifest_size", 8388608, "min_segment_size", 1,
+        "yield_frequency", 10, "max_get_time", 86400, "allow_async_delete", 0,
+        "dlo", "max_get_time", 86400,
+        "tempurl", "methods", "GET", "HEAD", "PUT", "POST", "DELETE", "allowed_digests", "sha1", "sha256", "sha512",
+        "incoming_remove_headers", "x-timestamp", "x-open-expired", "outgoing_remove_headers",
+        "x-object-meta-*",
+        "bulk_delete", "max_deletes_per_request", 10000, "max_failed_deletes", 1000,
+        "bulk_upload", "max_containers_per_extraction", 10000, "max_failed_extractions", 1000,
+        "versioned_writes", "allowed_flags", "x-versions-location", "x-history-location",
+        "container_quotas", "account_quotas", "keystoneauth", "formpost");
+    if (!j) return ts_err_set(err, TS_EIO, "info");
+    ts_http_resp_json(resp, 200, j);
+    return 0;
+}
+
+static int h_healthcheck(struct ts_http_req *req, struct ts_http_resp *resp, struct ts_err *err)
+{
+    (void)req;
+    (void)err;
+    ts_http_resp_body(resp, 200, "text/plain", "OK", 2);
+    return 0;
+}
+
+/* ---- listings -------------------------------------------------------------------------- */
+
+struct entry {
+    const char *name;
+    bool subdir;
+    int64_t a, b;          /* objects: bytes; containers: count, bytes */
+    const char *hash, *ctype;
+    double ts;
+};
+
+static const char *query_get_cb(void *ctx, const char *name)
+{
+    return ts_http_query(ctx, name);
+}
+
+/* Upper bound for names starting with prefix (prefix with its last byte incremented). */
+static char *prefix_upper(struct ts_pool *pool, const char *prefix)
+{
+    size_t l = strlen(prefix);
+    if (!l) return NULL;
+    char *u = ts_pool_strdup(pool, prefix);
+    while (l && (unsigned char)u[l - 1] == 0xff) u[--l] = '\0';
+    if (!l) return NULL;
+    u[l - 1] = (char)((unsigned char)u[l - 1] + 1);
+    return u;
+}
+
+/* Runs the listing for the objects (cont != NULL) or containers of acct. */
+static int do_listing(struct ts_object_req *s, const char *cont, const struct ts_object_listing *lp,
+                      struct entry **out, int *n_out, struct ts_err *err)
+{
+    struct ts_pool *pool = s->req->pool;
+    struct entry *ents = ts_pool_alloc(pool, sizeof(*ents) * (size_t)(lp->limit > 0 ? lp->limit : 1));
+    int n = 0;
+    const char *lo = lp->reverse ? (lp->end_marker ? lp->end_marker : "") : lp->marker; /* exclusive */
+    const char *hi = lp->reverse ? (*lp->marker ? lp->marker : NULL) : lp->end_marker;  /* exclusive */
+    const char *pre = lp->prefix;
+    const char *pre_hi = prefix_upper(pool, pre);
+    /* prefix bounds folded in */
+    if (*pre && strcmp(pre, lo) > 0) {
+        /* names >= pre: lo is exclusive, so use a value just below: handled with >= below */
+    }
+    size_t plen = strlen(pre);
+    char dl = lp->delimiter ? lp->delimiter[0] : 0;
+    int guard = 0;
+    while (n < lp->limit && guard++ < 100000) {
+        struct ts_buf sql;
+        ts_buf_init(&sql, 4096);
+        struct ts_db_val args[10];
+        int na = 0;
+        args[na++] = TS_DB_S(s->account);
+        if (cont) {
+            ts_buf_appends(&sql, "SELECT name, size, etag, content_type, ts, 0 FROM objects WHERE account = ? AND"
+                                 " container = ? AND (delete_at IS NULL OR delete_at > ?)");
+            args[na++] = TS_DB_S(cont);
+            args[na++] = TS_DB_I((int64_t)ts_now());
+        } else {
+            ts_buf_appends(&sql, "SELECT name, object_count, bytes_used, '', put_ts, 0 FROM containers WHERE account = ?");
+        }
+        ts_buf_appends(&sql, " AND name > ?");
+        args[na++] = TS_DB_S(lo);
+        if (hi) {
+            ts_buf_appends(&sql, " AND name < ?");
+            args[na++] = TS_DB_S(hi);
+        }
+        if (*pre) {
+            ts_buf_appends(&sql, " AND name >= ?");
+            args[na++] = TS_DB_S(pre);
+            if (pre_hi) {
+                ts_buf_appends(&sql, " AND name < ?");
+                args[na++] = TS_DB_S(pre_hi);
+            }
+        }
+        ts_buf_printf(&sql, " ORDER BY name %s LIMIT ?", lp->reverse ? "DESC" : "ASC");
+        args[na++] = TS_DB_I(lp->limit - n);
+        struct ts_db_res *r = NULL;
+        int rc = ts_db_exec(s->svc->db, ts_buf_cstr(&sql), args, na, &r, err);
+        ts_buf_free(&sql);
+        if (rc < 0) return rc;
+        int got = r->nrows;
+        bool restarted = false;
+        for (int i = 0; i < got && n < lp->limit; i++) {
+            const char *name = ts_db_res_get(r, i, 0);
+            if (dl) {
+                const char *d = strchr(name + plen, dl);
+                if (d && d[1] != '\0' ? true : (d && lp->path_mode)) {
+                    size_t dlen = (size_t)(d - name) + 1;
+                    char *dir = ts_pool_strndup(pool, name, dlen);
+                    if (!lp->path_mode && strcmp(dir, lp->marker) != 0) {
+                        ents[n++] = (struct entry){.name = dir, .subdir = true};
+                    }
+                    /* skip every name under dir */
+                    if (lp->reverse) {
+                        hi = dir;
+                    } else {
+                        char *m = ts_pool_strndup(pool, name, dlen);
+                        m[dlen - 1] = (char)(dl + 1);
+                        lo = m;
+                    }
+                    restarted = true;
+                    break;
+                }
+            }
+            struct entry *e = &ents[n++];
+            e->name = ts_pool_strdup(pool, name);
+            e->a = ts_db_res_int(r, i, 1, 0);
+            e->b = ts_db_res_int(r, i, 2, 0);
+            if (cont) {
+                e->hash = ts_pool_strdup(pool, ts_db_res_get(r, i, 2));
+                e->ctype = ts_pool_strdup(pool, ts_db_res_get(r, i, 3));
+            }
+            e->ts = atof(ts_db_res_get(r, i, 4));
+            if (lp->reverse) hi = e->name;
+            else lo = e->name;
+        }
+        ts_db_res_free(r);
+        if (!restarted && got < lp->limit - (n - got)) break;
+        if (!restarted && got == 0) break;
+    }
+    *out = ents;
+    *n_out = n;
+    return 0;
+}
+
+static void xml_escape(struct ts_buf *b, const char *s)
+{
+    for (; *s; s++) {
+        switch (*s) {
+        case '<': ts_buf_appends(b, "&lt;"); break;
+        case '>': ts_buf_appends(b, "&gt;"); break;
+        case '&': ts_buf_appends(b, "&amp;"); break;
+        case '"': ts_buf_appends(b, "&quot;"); break;
+        default: ts_buf_append(b, s, 1);
+        }
+    }
+}
+
+static void iso_lm(double ts, char out[32])
+{
+    ts_time_iso(ts, 6, out);
+    size_t l = strlen(out);
+    if (l && out[l - 1] == 'Z') out[l - 1] = '\0';
+}
+
+static const char *etag_for_listing(const char *h)
+{
+    /* SLO etags are stored quoted; listings show the bare md5 */
+    static __thread char buf[64];
+    if (h && h[0] == '"') {
+        snprintf(buf, sizeof(buf), "%.*s", (int)strlen(h) - 2, h + 1);
+        return buf;
+    }
+    return h ? h : "";
+}
+
+static void render_listing(struct ts_object_req *s, const struct ts_object_listing *lp, bool objects,
+                           const char *owner_name, struct entry *ents, int n, int ok_status)
+{
+    struct ts_buf b;
+    ts_buf_init(&b, 0);
+    char lm[32];
+    if (lp->fmt == TS_OBJECT_FMT_PLAIN) {
+        for (int i = 0; i < n; i++) {
+            ts_buf_appends(&b, ents[i].name);
+            ts_buf_appends(&b, "\n");
+        }
+    } else if (lp->fmt == TS_OBJECT_FMT_JSON) {
+        json_t *arr = json_array();
+        for (int i = 0; i < n; i++) {
+            struct entry *e = &ents[i];
+            json_t *o;
+            iso_lm(e->ts, lm);
+            if (e->subdir) o = json_pack("{s:s}", "subdir", e->name);
+            else if (objects)
+                o = json_pack("{s:s,s:s,s:I,s:s,s:s}", "name", e->name, "hash", etag_for_listing(e->hash), "bytes",
+                              (json_int_t)e->a, "content_type", e->ctype ? e->ctype : "", "last_modified", lm);
+            else
+                o = json_pack("{s:s,s:I,s:I,s:s}", "name", e->name, "count", (json_int_t)e->a, "bytes",
+                              (json_int_t)e->b, "last_modified", lm);
+            if (o) json_array_append_new(arr, o);
+        }
+        char *t = json_dumps(arr, JSON_COMPACT);
+        ts_buf_appends(&b, t);
+        free(t);
+        json_decref(arr);
+    } else {
+        ts_buf_appends(&b, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+        ts_buf_appends(&b, objects ? "<container name=\"" : "<account name=\"");
+        xml_escape(&b, owner_name);
+        ts_buf_appends(&b, "\">");
+        for (int i = 0; i < n; i++) {
+            struct entry *e = &ents[i];
+            iso_lm(e->ts, lm);
+            if (e->subdir) {
+                ts_buf_appends(&b, "<subdir name=\"");
+                xml_escape(&b, e->name);
+                ts_buf_appends(&b, "\"><name>");
+                xml_escape(&b, e->name);
+                ts_buf_appends(&b, "</name></subdir>");
+            } else if (objects) {
+                ts_buf_appends(&b, "<object><name>");
+                xml_escape(&b, e->name);
+                ts_buf_printf(&b, "</name><hash>%s</hash><bytes>%lld</bytes><content_type>", etag_for_listing(e->hash),
+                              (long long)e->a);
+                xml_escape(&b, e->ctype ? e->ctype : "");
+                ts_buf_printf(&b, "</content_type><last_modified>%s</last_modified></object>", lm);
+            } else {
+                ts_buf_appends(&b, "<container><name>");
+                xml_escape(&b, e->name);
+                ts_buf_printf(&b, "</name><count>%lld</count><bytes>%lld</bytes><last_modified>%s</last_modified></container>",
+                              (long long)e->a, (long long)e->b, lm);
+            }
+        }
+        ts_buf_appends(&b, objects ? "</container>" : "</account>");
+    }
+    if (lp->fmt == TS_OBJECT_FMT_PLAIN && n == 0) {
+        ts_http_resp_body(s->resp, 204, lp->content_type, "", 0);
+    } else {
+        ts_http_resp_body(s->resp, ok_status, lp->content_type, b.data ? b.data : "", b.len);
+    }
+    ts_buf_free(&b);
+}
+
+/* ---- accounts -------------------------------------------------------------------------- */
+
+static void account_headers(struct ts_object_req *s, json_t **meta_out)
+{
+    struct ts_db_res *r = NULL;
+    int64_t cc = 0, oc = 0, bu = 0;
+    if (ts_db_exec(s->svc->db,
+                   "SELECT COUNT(*), COALESCE(SUM(object_count), 0), COALESCE(SUM(bytes_used), 0) FROM containers"
+                   " WHERE account = ?",
+                   TS_DB_ARGS(TS_DB_S(s->account)), &r, NULL) == 0 && r->nrows) {
+        cc = ts_db_res_int(r, 0, 0, 0);
+        oc = ts_db_res_int(r, 0, 1, 0);
+        bu = ts_db_res_int(r, 0, 2, 0);
+    }
+    ts_db_res_free(r);
+    r = NULL;
+    double created = s->now;
+    json_t *meta = NULL;
+    if (ts_db_exec(s->svc->db, "SELECT created, meta FROM accounts WHERE name = ?", TS_DB_ARGS(TS_DB_S(s->account)), &r,
+                   NULL) == 0 && r->nrows) {
+        created = atof(ts_db_res_get(r, 0, 0));
+        meta = json_loads(ts_db_res_get(r, 0, 1), 0, NULL);
+    }
+    ts_db_res_free(r);
+    if (!meta) meta = json_object();
+    ts_pool_cleanup(s->req->pool, (void (*)(void *))json_decref, meta);
+    char t[32];
+    ts_object_ts_text(created, t);
+    ts_http_resp_headerf(s->resp, "X-Account-Container-Count", "%lld", (long long)cc);
+    ts_http_resp_headerf(s->resp, "X-Account-Object-Count", "%lld", (long long)oc);
+    ts_http_resp_headerf(s->resp, "X-Account-Bytes-Used", "%lld", (long long)bu);
+    ts_http_resp_headerf(s->resp, "X-Account-Storage-Policy-Policy-0-Container-Count", "%lld", (long long)cc);
+    ts_http_resp_headerf(s->resp, "X-Account-Storage-Policy-Policy-0-Object-Count", "%lld", (long long)oc);
+    ts_http_resp_headerf(s->resp, "X-Account-Storage-Policy-Policy-0-Bytes-Used", "%lld", (long long)bu);
+    ts_http_resp_header(s->resp, "X-Timestamp", t);
+    ts_http_resp_header(s->resp, "X-Put-Timestamp", t);
+    ts_object_meta_headers(s->resp, meta, s->owner);
+    if (meta_out) *meta_out = meta;
+}
+
+int ts_object_account_meta(struct ts_object_svc *svc, struct ts_pool *pool, const char *acct, json_t **out)
+{
+    struct ts_db_res *r = NULL;
+    json_t *meta = NULL;
+    if (ts_db_exec(svc->db, "SELECT meta FROM accounts WHERE name = ?", TS_DB_ARGS(TS_DB_S(acct)), &r, NULL) == 0 &&
+        r->nrows)
+        meta = json_loads(ts_db_res_get(r, 0, 0), 0, NULL);
+    ts_db_res_free(r);
+    if (!meta) meta = json_object();
+    ts_pool_cleanup(pool, (void (*)(void *))json_decref, meta);
+    *out = meta;
+    return 0;
+}
+
+static int account_get(struct ts_object_req *s, struct ts_err *err)
+{
+    int rc = ts_object_authorize(s, TS_OBJECT_OP_ACCOUNT_READ, err);
+    if (rc < 0) return rc;
+    bool head = strcmp(s->req->method, "HEAD") == 0;
+    struct ts_object_listing lp;
+    rc = ts_object_listing_parse(query_get_cb, s->req, ts_http_header(s->req, "Accept"), &lp, err);
+    if (rc < 0) return rc;
+    account_headers(s, NULL);
+    if (head) {
+        ts_http_resp_header(s->resp, "Content-Type", lp.content_type);
+        ts_http_resp_no_body(s->resp, 204, 0);
+        return 0;
+    }
+    struct entry *ents;
+    int n;
+    rc = do_listing(s, NULL, &lp, &ents, &n, err);
+    if (rc < 0) return rc;
+    render_listing(s, &lp, false, s->account, ents, n, 200);
+    return 0;
+}
+
+static int ensure_account(struct ts_object_svc *svc, const char *acct, double now, struct ts_err *err)
+{
+    return ts_db_exec(svc->db, "INSERT INTO accounts (name, created, meta) VALUES (?, ?, '{}') ON CONFLICT (name) DO NOTHING",
+                      TS_DB_ARGS(TS_DB_S(acct), TS_DB_D(now)), NULL, err);
+}
+
+static int check_int_header(json_t *set, const char *name, struct ts_err *err)
+{
+    const char *v = json_string_value(json_object_get(set, name));
+    int64_t x;
+    if (v && *v && (ts_parse_int64(v, &x) < 0 || x < 0))
+        return ts_err_set_full(err, TS_EINVAL, 400, NULL, "Invalid %s", name);
+    return 0;
+}
+
+static int account_post(struct ts_object_req *s, struct ts_err *err)
+{
+    int rc = ts_object_authorize(s, TS_OBJECT_OP_ACCOUNT_WRITE, err);
+    if (rc < 0) return rc;
+    static const char *const extra[] = {"x-account-access-control", NULL};
+    json_t *set;
+    rc = ts_object_collect_meta(s, "account", extra, NULL, &set, err);
+    if (rc < 0) return rc;
+    if (json_object_get(set, "X-Account-Meta-Quota-Bytes")) {
+        if (!(s->req->auth && s->req->auth->is_admin)) return ts_object_fail(err, TS_EFORBIDDEN, 403);
+        rc = check_int_header(set, "X-Account-Meta-Quota-Bytes", err);
+        if (rc < 0) return rc;
+    }
+    rc = ensure_account(s->svc, s->account, s->now, err);
+    if (rc < 0) return rc;
+    struct ts_db_conn *tx = NULL;
+    struct ts_db_res *r = NULL;
+    json_t *meta = NULL;
+    rc = ts_db_begin(s->svc->db, &tx, err);
+    if (rc < 0) return rc;
+    rc = ts_db_tx_exec(tx, "SELECT meta FROM accounts WHERE name = ?", TS_DB_ARGS(TS_DB_S(s->account)), &r, err);
+    if (rc < 0) goto out;
+    meta = json_loads(r->nrows ? ts_db_res_get(r, 0, 0) : "{}", 0, NULL);
+    if (!meta) meta = json_object();
+    meta_apply(meta, set);
+    char *text = json_dumps(meta, JSON_COMPACT);
+    rc = ts_db_tx_exec(tx, "UPDATE accounts SET meta = ? WHERE name = ?", TS_DB_ARGS(TS_DB_S(text), TS_DB_S(s->account)),
+                       NULL, err);
+    free(text);
+    if (rc < 0) goto out;
+    rc = ts_db_commit(tx, err);
+    tx = NULL;
+    if (rc < 0) goto out;
+    ts_http_resp_body(s->resp, 204, "text/html; charset=UTF-8", "", 0);
+out:
+    if (tx) ts_db_rollback(tx);
+    ts_db_res_free(r);
+    json_decref(meta);
+    return rc;
+}
+
+/* ---- containers ------------------------------------------------------------------------ */
+
+static void container_headers(struct ts_object_req *s, const struct ts_object_container *c)
+{
+    char t[32], lmd[40];
+    ts_object_ts_text(c->created, t);
+    ts_http_resp_headerf(s->resp, "X-Container-Object-Count", "%lld", (long long)c->object_count);
+    ts_http_resp_headerf(s->resp, "X-Container-Bytes-Used", "%lld", (long long)c->bytes_used);
+    ts_http_resp_header(s->resp, "X-Timestamp", t);
+    ts_object_ts_text(c->put_ts, t);
+    ts_http_resp_header(s->resp, "X-Put-Timestamp", t);
+    ts_object_http_date((int64_t)ceil(c->put_ts), lmd);
+    ts_http_resp_header(s->resp, "Last-Modified", lmd);
+    ts_http_resp_header(s->resp, "X-Storage-Policy", "Policy-0");
+    ts_object_meta_headers(s->resp, c->meta, s->owner);
+    ts_object_cors(s, c->meta);
+}
+
+static int container_get(struct ts_object_req *s, struct ts_err *err)
+{
+    int rc = ts_object_authorize(s, TS_OBJECT_OP_CONTAINER_READ, err);
+    if (rc < 0) return rc;
+    struct ts_object_container c;
+    rc = ts_object_db_container(s->svc, s->req->pool, s->account, s->container, &c, err);
+    if (rc < 0) return rc;
+    struct ts_object_listing lp;
+    rc = ts_object_listing_parse(query_get_cb, s->req, ts_http_header(s->req, "Accept"), &lp, err);
+    if (rc < 0) return rc;
+    container_headers(s, &c);
+    if (strcmp(s->req->method, "HEAD") == 0) {
+        ts_http_resp_header(s->resp, "Content-Type", lp.content_type);
+        ts_http_resp_no_body(s->resp, 204, 0);
+        return 0;
+    }
+    struct entry *ents;
+    int n;
+    rc = do_listing(s, s->container, &lp, &ents, &n, err);
+    if (rc < 0) return rc;
+    render_listing(s, &lp, true, s->container, ents, n, 200);
+    return 0;
+}
+
+static const char *const container_extra[] = {"x-container-read", "x-container-write", "x-versions-location",
+                                              "x-history-location", "x-container-sync-to", "x-container-sync-key",
+                                              NULL};
+static const char *const container_rm_extra[] = {
+    "x-remove-container-read", "X-Container-Read", "x-remove-container-write", "X-Container-Write",
+    "x-remove-versions-location", "X-Versions-Location", "x-remove-history-location", "X-History-Location",
+    NULL, NULL};
+
+static int container_meta_check(struct ts_object_req *s, json_t *set, struct ts_err *err)
+{
+    int rc = check_int_header(set, "X-Container-Meta-Quota-Bytes", err);
+    if (rc == 0) rc = check_int_header(set, "X-Container-Meta-Quota-Count", err);
+    if (rc < 0) return rc;
+    const char *vl = json_string_value(json_object_get(set, "X-Versions-Location"));
+    const char *hl = json_string_value(json_object_get(set, "X-History-Location"));
+    if (vl && *vl && hl && *hl)
+        return ts_err_set_full(err, TS_EINVAL, 400, NULL,
+                               "Only one of X-Versions-Location or X-History-Location may be specified");
+    for (int i = 0; i < 2; i++) {
+        const char *v = i ? hl : vl;
+        if (v && *v) {
+            char *d = ts_url_decode(s->req->pool, v, strlen(v));
+            if (!d || strchr(d, '/'))
+                return ts_err_set_full(err, TS_EPRECOND, 412, NULL, "Container name cannot contain '/'");
+            json_object_set_new(set, i ? "X-History-Location" : "X-Versions-Location", json_string(d));
+            /* setting one clears the other */
+            json_object_set_new(set, i ? "X-Versions-Location" : "X-History-Location", json_string(""));
+        }
+    }
+    return 0;
+}
+
+static int container_put(struct ts_object_req *s, struct ts_err *err)
+{
+    int rc = ts_object_authorize(s, TS_OBJECT_OP_CONTAINER_WRITE, err);
+    if (rc < 0) return rc;
+    json_t *set;
+    rc = ts_object_collect_meta(s, "container", container_extra, container_rm_extra, &set, err);
+    if (rc < 0) return rc;
+    rc = container_meta_check(s, set, err);
+    if (rc < 0) return rc;
+    rc = ensure_account(s->svc, s->account, s->now, err);
+    if (rc < 0) return rc;
+    struct ts_db_conn *tx = NULL;
+    struct ts_db_res *r = NULL;
+    json_t *meta = NULL;
+    int status = 201;
+    rc = ts_db_begin(s->svc->db, &tx, err);
+    if (rc < 0) return rc;
+    rc = ts_db_tx_exec(tx, "SELECT meta FROM containers WHERE account = ? AND name = ?",
+                       TS_DB_ARGS(TS_DB_S(s->account), TS_DB_S(s->container)), &r, err);
+    if (rc < 0) goto out;
+    if (r->nrows) {
+        status = 202;
+        meta = json_loads(ts_db_res_get(r, 0, 0), 0, NULL);
+    } else {
+        struct ts_db_res *cnt = NULL;
+        rc = ts_db_tx_exec(tx, "SELECT COUNT(*) FROM containers WHERE account = ?", TS_DB_ARGS(TS_DB_S(s->account)),
+                           &cnt, err);
+        int64_t ncont = rc == 0 ? ts_db_res_int(cnt, 0, 0, 0) : 0;
+        ts_db_res_free(cnt);
+        if (rc < 0) goto out;
+        (void)ncont;
+    }
+    if (!meta) meta = json_object();
+    meta_apply(meta, set);
+    char *text = json_dumps(meta, JSON_COMPACT);
+    if (status == 201)
+        rc = ts_db_tx_exec(tx, "INSERT INTO containers (account, name, created, put_ts, meta) VALUES (?, ?, ?, ?, ?)",
+                           TS_DB_ARGS(TS_DB_S(s->account), TS_DB_S(s->container), TS_DB_D(s->now), TS_DB_D(s->now),
+                                      TS_DB_S(text)),
+                           NULL, err);
+    else
+        rc = ts_db_tx_exec(tx, "UPDATE containers SET meta = ?, put_ts = ? WHERE account = ? AND name = ?",
+                           TS_DB_ARGS(TS_DB_S(text), TS_DB_D(s->now), TS_DB_S(s->account), TS_DB_S(s->container)), NULL,
+                           err);
+    free(text);
+    if (rc < 0) goto out;
+    rc = ts_db_commit(tx, err);
+    tx = NULL;
+    if (rc < 0) goto out;
+    ts_http_resp_body(s->resp, status, "text/html; charset=UTF-8", "", 0);
+out:
+    if (tx) ts_db_rollback(tx);
+    ts_db_res_free(r);
+    json_decref(meta);
+    return rc;
+}
+
+static int container_post(struct ts_object_req *s, struct ts_err *err)
+{
+    int rc = ts_object_authorize(s, TS_OBJECT_OP_CONTAINER_WRITE, err);
+    if (rc < 0) return rc;
+    json_t *set;
+    rc = ts_object_collect_meta(s, "container", container_extra, container_rm_extra, &set, err);
+    if (rc < 0) return rc;
+    rc = container_meta_check(s, set, err);
+    if (rc < 0) return rc;
+    struct ts_db_conn *tx = NULL;
+    struct ts_db_res *r = NULL;
+    json_t *meta = NULL;
+    rc = ts_db_begin(s->svc->db, &tx, err);
+    if (rc < 0) return rc;
+    rc = ts_db_tx_exec(tx, "SELECT meta FROM containers WHERE account = ? AND name = ?",
+                       TS_DB_ARGS(TS_DB_S(s->account), TS_DB_S(s->container)), &r, err);
+    if (rc < 0) goto out;
+    if (!r->nrows) {
+        rc = ts_object_fail(err, TS_ENOTFOUND, 404);
+        goto out;
+    }
+    meta = json_loads(ts_db_res_get(r, 0, 0), 0, NULL);
+    if (!meta) meta = json_object();
+    meta_apply(meta, set);
+    char *text = json_dumps(meta, JSON_COMPACT);
+    rc = ts_db_tx_exec(tx, "UPDATE containers SET meta = ? WHERE account = ? AND name = ?",
+                       TS_DB_ARGS(TS_DB_S(text), TS_DB_S(s->account), TS_DB_S(s->container)), NULL, err);
+    free(text);
+    if (rc < 0) goto out;
+    rc = ts_db_commit(tx, err);
+    tx = NULL;
+    if (rc < 0) goto out;
+    ts_http_resp_body(s->resp, 204, "text/html; charset=UTF-8", "", 0);
+out:
+    if (tx) ts_db_rollback(tx);
+    ts_db_res_free(r);
+    json_decref(meta);
+    return rc;
+}
+
+static int container_delete(struct ts_object_req *s, struct ts_err *err)
+{
+    int rc = ts_object_authorize(s, TS_OBJECT_OP_CONTAINER_WRITE, err);
+    if (rc < 0) return rc;
+    ts_object_db_reap(s->svc, 1000);
+    struct ts_db_res *r = NULL;
+    rc = ts_db_exec(s->svc->db,
+                    "DELETE FROM containers WHERE account = ? AND name = ? AND object_count = 0 RETURNING name",
+                    TS_DB_ARGS(TS_DB_S(s->account), TS_DB_S(s->container)), &r, err);
+    if (rc < 0) return rc;
+    int deleted = r->nrows;
+    ts_db_res_free(r);
+    if (deleted) {
+        ts_http_resp_body(s->resp, 204, "text/html; charset=UTF-8", "", 0);
+        return 0;
+    }
+    struct ts_object_container c;
+    rc = ts_object_db_container(s->svc, s->req->pool, s->account, s->container, &c, err);
+    if (rc < 0) return rc;
+    return ts_object_fail(err, TS_ECONFLICT, 409);
+}
+
+/* ---- dispatch ---------------------------------------------------------------------------- */
+
+static void trans_id(struct ts_object_req *s)
+{
+    char hex[33];
+    ts_uuid_hex(hex);
+    char *id = ts_pool_printf(s->req->pool, "tx%.21s-%010llx", hex, (unsigned long long)s->now);
+    ts_http_resp_header(s->resp, "X-Trans-Id", id);
+}
+
+static int h_swift(struct ts_http_req *req, struct ts_http_resp *resp, struct ts_err *err)
+{
+    struct ts_object_req *s = ts_pool_alloc(req->pool, sizeof(*s));
+    s->req = req;
+    s->resp = resp;
+    s->svc = req->svc;
+    s->now = ts_now();
+    trans_id(s);
+    int rc = parse_path(s, err);
+    if (rc < 0) return rc;
+    const char *m = req->method;
+    if (strcmp(m, "OPTIONS") == 0) return options_preflight(s, err);
+    if (s->object) return ts_object_object(s, err);
+    if (ts_http_query(req, "bulk-delete") && strcmp(m, "POST") == 0 && !s->container)
+        return ts_object_bulk_delete(s, err);
+    if (ts_http_query(req, "extract-archive") && strcmp(m, "PUT") == 0) return ts_object_extract(s, err);
+    if (s->container) {
+        if (strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0) return container_get(s, err);
+        if (strcmp(m, "PUT") == 0) return container_put(s, err);
+        if (strcmp(m, "POST") == 0) {
+            const char *ct = ts_http_header(req, "Content-Type");
+            if (ct && strncasecmp(ct, "multipart/form-data", 19) == 0) return ts_object_formpost(s, err);
+            if (ts_http_query(req, "bulk-delete")) return ts_object_bulk_delete(s, err);
+            return container_post(s, err);
+        }
+        if (strcmp(m, "DELETE") == 0) return container_delete(s, err);
+        ts_http_resp_header(resp, "Allow", "HEAD, GET, PUT, POST, OPTIONS, DELETE");
+        return ts_object_fail(err, TS_EMETHOD, 405);
+    }
+    if (strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0) return account_get(s, err);
+    if (strcmp(m, "POST") == 0) return account_post(s, err);
+    ts_http_resp_header(resp, "Allow", "HEAD, GET, POST, OPTIONS");
+    return ts_object_fail(err, TS_EMETHOD, 405);
+}
+
+const struct ts_http_route ts_object_routes[] = {
+    {"GET", "/info", h_info, TS_ROUTE_PUBLIC},
+    {"GET", "/healthcheck", h_healthcheck, TS_ROUTE_PUBLIC},
+    {"*", "/v1/{account}", h_swift, TS_ROUTE_STREAM | TS_ROUTE_OPTIONAL_AUTH},
+    {"*", "/v1/{account}/{container}", h_swift, TS_ROUTE_STREAM | TS_ROUTE_OPTIONAL_AUTH},
+    {"*", "/v1/{account}/{container}/{object*}", h_swift, TS_ROUTE_STREAM | TS_ROUTE_OPTIONAL_AUTH},
+    {NULL, NULL, NULL, 0},
+};

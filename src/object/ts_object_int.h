@@ -1,0 +1,80 @@
+/*
+ * ts_object_int.h: what the object service's files share: the service state, the
+ * listing-row shapes, the database helpers (ts_object_db.c) and the HTTP entry points
+ * (ts_object_api.c). Not for other modules.
+ */
+#ifndef TS_OBJECT_INT_H
+#define TS_OBJECT_INT_H
+
+#include <jansson.h>
+#include <pthread.h>
+#include "db/ts_db.h"
+#include "http/ts_http.h"
+#include "object/ts_object_store.h"
+#include "object/ts_object_util.h"
+
+struct ts_bus;
+
+struct ts_object_svc {
+    struct ts_db *db;
+    struct ts_object_store *store;
+    struct ts_bus *bus;
+    char *host;
+    char *data_dir;
+    char *tmp_dir;               /* scratch for extract-archive (inside the store's tmp) */
+    struct ts_http_server *http;
+    pthread_t reaper;
+    bool reaper_started;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    bool stopping;
+    int expirer_interval;
+};
+
+enum { TS_OBJECT_KIND_PLAIN = 0, TS_OBJECT_KIND_SLO = 1 };
+
+/* One listing row of the objects table. Strings and meta belong to the pool. */
+struct ts_object_row {
+    double ts;
+    int64_t size;
+    const char *etag;
+    const char *content_type;
+    json_t *meta;                /* header name -> value (pool-owned reference) */
+    int64_t delete_at;           /* 0 = never */
+    char blob[TS_OBJECT_BLOB_ID_MAX];
+    int kind;
+};
+
+struct ts_object_container {
+    double created, put_ts;
+    json_t *meta;
+    int64_t object_count, bytes_used;
+};
+
+/* ts_object_db.c */
+extern const struct ts_db_migration ts_object_migrations[];
+extern const size_t ts_object_n_migrations;
+int ts_object_db_container(struct ts_object_svc *svc, struct ts_pool *pool, const char *acct, const char *cont,
+                           struct ts_object_container *out, struct ts_err *err);
+/* -TS_ENOTFOUND when missing or expired (an expired row is removed on the way). */
+int ts_object_db_object(struct ts_object_svc *svc, struct ts_pool *pool, const char *acct, const char *cont,
+                        const char *name, struct ts_object_row *out, struct ts_err *err);
+/* Makes row the current version of acct/cont/name (newest timestamp wins; stack or history
+ * versioning as the container says). Owns row->blob: it is removed if not applied.
+ * *applied (may be NULL) tells whether it became current. */
+int ts_object_db_commit(struct ts_object_svc *svc, const char *acct, const char *cont, const char *name,
+                        const struct ts_object_row *row, bool use_versions, bool *applied, struct ts_err *err);
+/* Deletes the current version (restoring the previous one in stack mode when use_versions). */
+int ts_object_db_delete(struct ts_object_svc *svc, const char *acct, const char *cont, const char *name,
+                        bool use_versions, struct ts_err *err);
+/* Reaps up to max expired objects; returns how many. */
+int ts_object_db_reap(struct ts_object_svc *svc, int max);
+/* Startup consistency pass (temp files, unreferenced blobs, rows without blobs). */
+int ts_object_db_reconcile(struct ts_object_svc *svc);
+
+/* ts_object_api.c */
+extern const struct ts_http_route ts_object_routes[];
+/* Timestamp text as Swift writes it ("%016.5f"). */
+void ts_object_ts_text(double ts, char out[32]);
+
+#endif
