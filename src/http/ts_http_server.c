@@ -351,7 +351,11 @@ static struct MHD_Response *build_response(struct conn *c)
     }
     if (!mr) return NULL;
     MHD_add_response_header(mr, "x-openstack-request-id", c->req.request_id);
-    if (r->ctype) MHD_add_response_header(mr, MHD_HTTP_HEADER_CONTENT_TYPE, r->ctype);
+    /* a Content-Type set as a plain header (Swift objects) wins over the body setter's */
+    bool user_ctype = false;
+    for (struct hdr *h = r->headers; h; h = h->next)
+        if (strcasecmp(h->name, "Content-Type") == 0) user_ctype = true;
+    if (r->ctype && !user_ctype) MHD_add_response_header(mr, MHD_HTTP_HEADER_CONTENT_TYPE, r->ctype);
     for (struct hdr *h = r->headers; h; h = h->next) {
         if (strcasecmp(h->name, "Content-Length") == 0 || strcasecmp(h->name, "Transfer-Encoding") == 0)
             continue;

@@ -136,6 +136,7 @@ static int h_nobody(struct ts_http_req *req, struct ts_http_resp *resp, struct t
 {
     (void)req, (void)err;
     ts_http_resp_header(resp, "Etag", "abc");
+    ts_http_resp_header(resp, "Content-Type", "image/png");
     ts_http_resp_no_body(resp, 200, 1234);
     return 0;
 }
@@ -234,6 +235,9 @@ static void test_json_and_headers(void **state)
     assert_non_null(cl);
     assert_string_equal(cl, "1234");
     free(cl);
+    ct = ts_http_client_resp_header(&r, "content-type");
+    assert_string_equal(ct, "image/png");
+    free(ct);
     ts_http_client_resp_free(&r);
 
     const char *h[] = {"Content-Type: application/json", NULL};
