@@ -390,8 +390,8 @@ stop:
     for (int i = nsvc - 1; i >= 0; i--)
         if (started[i]) svcs[i]->stop(states[i]);
 out:
+    ts_bus_close(bus); /* first: the validator's revocation subscription lives on the bus */
     ts_http_authn_free(authn);
-    ts_bus_close(bus);
     ts_conf_free(conf);
     free(identity_url);
     free(data_dir);
