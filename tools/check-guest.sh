@@ -21,7 +21,11 @@ V() { virsh -q -c qemu:///system "$@"; }
 cleanup() {
   for p in $QPID $DPID $HPID; do kill "$p" 2>/dev/null || true; done
   for p in $QPID $DPID $HPID; do wait "$p" 2>/dev/null || true; done
-  ip netns del "$NS" 2>/dev/null || true
+  # anything else still running in the namespace (nothing should be) goes too
+  if ip netns pids "$NS" >/dev/null 2>&1; then
+    for p in $(ip netns pids "$NS"); do kill -KILL "$p" 2>/dev/null || true; done
+    ip netns del "$NS" 2>/dev/null || true
+  fi
   if [ "$MODE" = libvirt ]; then
     V destroy "$DOM" >/dev/null 2>&1 || true
     V undefine "$DOM" >/dev/null 2>&1 || true
@@ -41,6 +45,7 @@ wait_for() {  # wait_for REGEX SECONDS
   echo "$(ts) $(tr -d '\r' < "$W/console.log" | grep -E "$1" | tail -1)"
 }
 hmp() { echo "$1" | socat - "UNIX-CONNECT:$W/hmp.sock" >/dev/null; }
+# foreground only: background jobs use `ip netns exec` directly so that $! is the program's pid
 N() { ip netns exec "$NS" "$@"; }
 
 if [ "$MODE" = libvirt ]; then
@@ -112,9 +117,9 @@ echo check-vm.novalocal > "$M/latest/meta-data/hostname"
 ssh-keygen -q -t ed25519 -N '' -C check@tinystack -f "$W/id"
 cp "$W/id.pub" "$M/latest/meta-data/public-keys/0/openssh-key"
 printf '#!/bin/sh\necho hello from user data\n' > "$M/openstack/latest/user_data"
-N busybox httpd -f -p 169.254.169.254:80 -h "$M" & HPID=$!
+ip netns exec "$NS" busybox httpd -f -p 169.254.169.254:80 -h "$M" & HPID=$!
 
-N dnsmasq --keep-in-foreground --no-hosts --no-resolv --port=0 --interface=br0 --bind-interfaces \
+ip netns exec "$NS" dnsmasq --keep-in-foreground --no-hosts --no-resolv --port=0 --interface=br0 --bind-interfaces \
   --dhcp-range=set:s1,10.99.0.0,static,255.255.255.0,86400s \
   --dhcp-host=52:54:00:99:00:10,10.99.0.10 --dhcp-host=52:54:00:99:00:11,10.99.0.11 \
   --dhcp-option=tag:s1,option:router,10.99.0.1 \
@@ -125,7 +130,7 @@ DPID=$!
 qemu-img create -q -f qcow2 -b "$IMG" -F qcow2 "$W/root.qcow2"
 qemu-img create -q -f qcow2 "$W/vol.qcow2" 32M
 echo "$(ts) starting qemu"
-N qemu-system-x86_64 -accel tcg -m 256 -display none -no-reboot -nodefaults \
+ip netns exec "$NS" qemu-system-x86_64 -accel tcg -m 256 -display none -no-reboot -nodefaults \
   -serial "file:$W/console.log" -monitor "unix:$W/hmp.sock,server=on,wait=off" \
   -drive "file=$W/root.qcow2,if=virtio,format=qcow2" \
   -netdev tap,id=n0,ifname=tap0,script=no,downscript=no -device virtio-net-pci,netdev=n0,mac=52:54:00:99:00:10 \
