@@ -11,7 +11,7 @@ deps:
 	bash scripts/deps.sh
 
 build:
-	cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTS_MODULES= >/dev/null
 	ninja -C $(BUILD)
 
 run: deps build
