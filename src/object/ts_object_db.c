@@ -71,8 +71,9 @@ static void fill_row(struct ts_pool *pool, const struct ts_db_res *r, int i, int
     memset(o, 0, sizeof(*o));
     o->ts = atof(ts_db_res_get(r, i, c0));
     o->size = ts_db_res_int(r, i, c0 + 1, 0);
-    o->etag = ts_pool_strdup(pool, ts_db_res_get(r, i, c0 + 2));
-    o->content_type = ts_pool_strdup(pool, ts_db_res_get(r, i, c0 + 3));
+    /* without a pool the strings point into r, which must outlive o */
+    o->etag = pool ? ts_pool_strdup(pool, ts_db_res_get(r, i, c0 + 2)) : ts_db_res_get(r, i, c0 + 2);
+    o->content_type = pool ? ts_pool_strdup(pool, ts_db_res_get(r, i, c0 + 3)) : ts_db_res_get(r, i, c0 + 3);
     o->meta = pool ? pool_json(pool, ts_db_res_get(r, i, c0 + 4)) : NULL;
     o->delete_at = ts_db_res_int(r, i, c0 + 5, 0);
     snprintf(o->blob, sizeof(o->blob), "%s", ts_db_res_get(r, i, c0 + 6) ? ts_db_res_get(r, i, c0 + 6) : "");
