@@ -54,6 +54,16 @@ static json_t *render(struct ident *id, const struct ts_db_res *res, int r)
     return o;
 }
 
+static bool appcred_unrestricted(struct ident *id, const char *cid)
+{
+    struct ts_db_res *res = NULL;
+    if (ts_db_exec(id->db, "SELECT unrestricted FROM app_creds WHERE id = ?", TS_DB_ARGS(TS_DB_S(cid)), &res, NULL) < 0)
+        return false;
+    bool yes = res->nrows && ts_db_res_get(res, 0, 0) && strcmp(ts_db_res_get(res, 0, 0), "0") != 0;
+    ts_db_res_free(res);
+    return yes;
+}
+
 int id_appcred_create(struct ts_http_req *req, struct ts_http_resp *resp, struct ts_err *err)
 {
     struct ident *id = req->svc;
@@ -65,6 +75,11 @@ int id_appcred_create(struct ts_http_req *req, struct ts_http_resp *resp, struct
     if (!req->auth->project_id[0])
         return ts_err_set(err, TS_EINVAL, "An application credential must be created with a project-scoped token.");
     if (req->auth->n_roles == 0) return id_forbid(err, "identity:create_application_credential");
+    /* a restricted application credential may not make (or delete) others: Keystone's rule */
+    char parent_ac[65];
+    id_token_app_cred(id, req->auth->token, parent_ac);
+    if (parent_ac[0] && !appcred_unrestricted(id, parent_ac))
+        return id_forbid(err, "identity:create_application_credential");
     json_t *body, *in;
     if ((rc = ts_http_json_body(req, &body, err)) < 0) return rc;
     if (ts_json_body_object(body, "application_credential", &in, err) < 0) return -err->code;
@@ -202,7 +217,8 @@ int id_appcred_delete(struct ts_http_req *req, struct ts_http_resp *resp, struct
     if ((rc = load(id, uid, cid, &res, err)) < 0) return rc;
     ts_db_res_free(res);
     if ((rc = id_q(id, "DELETE FROM app_creds WHERE id = ?", TS_DB_ARGS(TS_DB_S(cid)), NULL, err)) < 0) return rc;
-    id_revoke(id, NULL, uid, NULL);
+    /* no revocation event: tokens issued with it stop validating because token_body finds
+     * no credential; revoking the user would also kill the token making this call */
     ts_http_resp_no_body(resp, 204, 0);
     return 0;
 }

@@ -377,6 +377,14 @@ static int token_check(struct ident *id, const char *token, struct ts_token_payl
     return 0;
 }
 
+void id_token_app_cred(struct ident *id, const char *token, char out[65])
+{
+    struct ts_token_payload p;
+    uint64_t issued = 0;
+    out[0] = 0;
+    if (token_check(id, token, &p, &issued, false, NULL) == 0) snprintf(out, 65, "%s", p.app_cred_id);
+}
+
 int id_validate(void *ctx, const char *token, struct ts_auth *out, struct ts_err *err)
 {
     struct ident *id = ctx;

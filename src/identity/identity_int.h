@@ -132,6 +132,11 @@ int id_appcred_create(struct ts_http_req *req, struct ts_http_resp *resp, struct
 int id_appcred_list(struct ts_http_req *req, struct ts_http_resp *resp, struct ts_err *err);
 int id_appcred_get(struct ts_http_req *req, struct ts_http_resp *resp, struct ts_err *err);
 int id_appcred_delete(struct ts_http_req *req, struct ts_http_resp *resp, struct ts_err *err);
+int id_ec2_create(struct ts_http_req *req, struct ts_http_resp *resp, struct ts_err *err);
+int id_ec2_list(struct ts_http_req *req, struct ts_http_resp *resp, struct ts_err *err);
+int id_ec2_one(struct ts_http_req *req, struct ts_http_resp *resp, struct ts_err *err);
+/* The application credential id a (valid) token was issued for, "" if none. */
+void id_token_app_cred(struct ident *id, const char *token, char out[65]);
 /* Checks an application credential secret; fills user/project/roles JSON (new refs). */
 int id_appcred_authenticate(struct ident *id, const json_t *ac, char *user_id, size_t uid_len, char *project_id,
                             size_t pid_len, char *app_cred_id, json_t **roles, struct ts_err *err);

@@ -147,6 +147,10 @@ static const struct ts_http_route routes[] = {
     {"GET", "/v3/users/{id}/application_credentials", id_appcred_list, 0},
     {"GET", "/v3/users/{id}/application_credentials/{cred}", id_appcred_get, 0},
     {"DELETE", "/v3/users/{id}/application_credentials/{cred}", id_appcred_delete, 0},
+    {"POST", "/v3/users/{id}/credentials/OS-EC2", id_ec2_create, 0},
+    {"GET", "/v3/users/{id}/credentials/OS-EC2", id_ec2_list, 0},
+    {"GET", "/v3/users/{id}/credentials/OS-EC2/{access}", id_ec2_one, 0},
+    {"DELETE", "/v3/users/{id}/credentials/OS-EC2/{access}", id_ec2_one, 0},
     {NULL, NULL, NULL, 0},
 };
 
