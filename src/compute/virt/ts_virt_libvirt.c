@@ -834,11 +834,22 @@ static bool kvm_works(void)
     if (ioctl(fd, KVM_GET_API_VERSION, 0) == KVM_API_VERSION) {
         int vm = ioctl(fd, KVM_CREATE_VM, 0);
         if (vm >= 0) {
-            /* a vcpu is where "failed to set MSR" setups break; creating one is the cheapest
-             * deeper check */
+            /* Nested setups can create VMs and vcpus yet refuse the MSRs QEMU programs:
+             * QEMU then dies with "failed to set MSR 0x10a" (IA32_ARCH_CAPABILITIES). Do what
+             * it does: read the host-supported value, write it into a vcpu. */
             int vcpu = ioctl(vm, KVM_CREATE_VCPU, 0);
             ok = vcpu >= 0;
-            if (vcpu >= 0) close(vcpu);
+            if (vcpu >= 0) {
+                struct {
+                    struct kvm_msrs hdr;
+                    struct kvm_msr_entry e[1];
+                } m;
+                memset(&m, 0, sizeof m);
+                m.hdr.nmsrs = 1;
+                m.e[0].index = 0x10a;
+                if (ioctl(fd, KVM_GET_MSRS, &m) == 1 && ioctl(vcpu, KVM_SET_MSRS, &m) != 1) ok = false;
+                close(vcpu);
+            }
             close(vm);
         }
     }
