@@ -1120,7 +1120,8 @@ static int lv_power_off(struct ts_virt_driver *drv, const struct ts_virt_instanc
     int rc = with_dom(drv, inst, &c, &d, err);
     if (rc < 0) return rc;
     if (!dom_active(d)) goto out;
-    if (timeout_s > 0 && dom_state(d) == VIR_DOMAIN_RUNNING) {
+    int st = dom_state(d);
+    if (timeout_s > 0 && (st == VIR_DOMAIN_RUNNING || st == VIR_DOMAIN_SHUTDOWN)) {
         if (virDomainShutdown(d) < 0) {
             virResetLastError();
         } else if (wait_shutoff(d, timeout_s, true)) {

@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -490,6 +491,71 @@ static void test_driver_test_uri(void **state)
     assert_int_equal(run(cmd), 0);
 }
 
+/* Several agent threads share one driver: spawn, pause, power off and destroy their own guests
+ * at the same time. */
+struct thread_arg {
+    struct ts_virt_driver *drv;
+    char dir[256];
+    int idx;
+    int failures;
+};
+
+static void *worker(void *p)
+{
+    struct thread_arg *a = p;
+    const struct ts_virt_ops *ops = &ts_virt_libvirt_ops;
+    for (int round = 0; round < 5; round++) {
+        struct ts_virt_instance inst;
+        char idir[400];
+        snprintf(idir, sizeof idir, "%s/t%d", a->dir, a->idx);
+        base_instance(&inst, idir);
+        snprintf(inst.uuid, sizeof inst.uuid, "6f1b8a40-2f4e-4c43-9b4a-1d2e3f4051%02d", a->idx);
+        snprintf(inst.domain_name, sizeof inst.domain_name, "instance-t%02d", a->idx);
+        inst.image_path[0] = '\0';
+        add_disk(&inst, "", "/nonexistent/root", "raw", "");
+        enum ts_power_state st;
+        if (ops->spawn(a->drv, &inst, NULL) < 0) a->failures++;
+        if (ops->pause(a->drv, &inst, NULL) < 0) a->failures++;
+        if (ops->power_state(a->drv, &inst, &st, NULL) < 0 || st != TS_POWER_PAUSED) a->failures++;
+        if (ops->power_off(a->drv, &inst, 0, NULL) < 0) a->failures++;
+        if (ops->power_state(a->drv, &inst, &st, NULL) < 0 || st != TS_POWER_SHUTDOWN) a->failures++;
+        if (ops->destroy(a->drv, &inst, NULL) < 0) a->failures++;
+    }
+    return NULL;
+}
+
+static void test_driver_threads(void **state)
+{
+    (void)state;
+    char tmpl[] = "/tmp/tsvirtXXXXXX";
+    assert_non_null(mkdtemp(tmpl));
+    struct ts_conf *conf = ts_conf_new();
+    ts_conf_set(conf, "libvirt", "connection_uri", "test:///default");
+    ts_conf_set(conf, "compute", "instances_path", tmpl);
+    struct ts_virt_driver *drv = NULL;
+    assert_int_equal(ts_virt_libvirt_ops.open(conf, "h", &drv, NULL), 0);
+    enum { N = 4 };
+    pthread_t th[N];
+    struct thread_arg args[N];
+    for (int i = 0; i < N; i++) {
+        args[i] = (struct thread_arg){.drv = drv, .idx = i, .failures = 0};
+        snprintf(args[i].dir, sizeof args[i].dir, "%s", tmpl);
+        assert_int_equal(pthread_create(&th[i], NULL, worker, &args[i]), 0);
+    }
+    for (int i = 0; i < N; i++) {
+        pthread_join(th[i], NULL);
+        assert_int_equal(args[i].failures, 0);
+    }
+    char **uuids = NULL;
+    int n = -1;
+    assert_int_equal(ts_virt_libvirt_ops.list(drv, &uuids, &n, NULL), 0);
+    assert_int_equal(n, 0);
+    free(uuids);
+    ts_virt_libvirt_ops.close(drv);
+    ts_conf_free(conf);
+    assert_int_equal(rmdir(tmpl), 0);
+}
+
 static void test_open_errors(void **state)
 {
     (void)state;
@@ -523,6 +589,7 @@ int main(void)
         cmocka_unit_test(test_live_xml_parsers),
         cmocka_unit_test(test_traversable),
         cmocka_unit_test(test_driver_test_uri),
+        cmocka_unit_test(test_driver_threads),
         cmocka_unit_test(test_open_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
