@@ -296,7 +296,8 @@ int id_role_assignments(struct ts_http_req *req, struct ts_http_resp *resp, stru
     if ((rc = id_q(id, "SELECT type, actor_id, target_id, role_id, inherited FROM assignments", TS_DB_NOARGS, &all, err)) < 0 ||
         (rc = id_q(id, "SELECT id, name, domain_id, parent_id FROM projects", TS_DB_NOARGS, &projects, err)) < 0 ||
         (rc = id_q(id, "SELECT group_id, user_id FROM user_groups", TS_DB_NOARGS, &members, err)) < 0 ||
-        (rc = id_q(id, "SELECT prior_role_id, implied_role_id FROM implied_roles", TS_DB_NOARGS, &implied, err)) < 0)
+        (rc = id_q(id, "SELECT prior_role_id, implied_role_id FROM implied_roles", TS_DB_NOARGS, &implied, err)) < 0 ||
+        (rc = id_q(id, "SELECT id, name, domain_id FROM roles", TS_DB_NOARGS, &roles, err)) < 0)
         goto out;
     for (int r = 0; r < all->nrows; r++) {
         struct ra a = {0};
@@ -384,7 +385,6 @@ int id_role_assignments(struct ts_http_req *req, struct ts_http_resp *resp, stru
 
     json_t *arr = json_array();
     if (names) {
-        id_q(id, "SELECT id, name, domain_id FROM roles", TS_DB_NOARGS, &roles, NULL);
         id_q(id, "SELECT id, name, domain_id FROM users", TS_DB_NOARGS, &users, NULL);
         id_q(id, "SELECT id, name, domain_id FROM groups_", TS_DB_NOARGS, &groups, NULL);
         id_q(id, "SELECT id, name FROM domains", TS_DB_NOARGS, &domains, NULL);
@@ -395,6 +395,9 @@ int id_role_assignments(struct ts_http_req *req, struct ts_http_resp *resp, stru
         if (f_user && (group || strcmp(a->actor, f_user))) continue;
         if (f_group && (!group || strcmp(a->actor, f_group))) continue;
         if (f_role && strcmp(a->role, f_role)) continue;
+        /* domain-specific roles grant nothing by themselves: only the roles they imply
+         * are effective (as in a token) */
+        if (effective && !ts_streq(res_lookup(roles, a->role, 2), ID_NULL_DOMAIN)) continue;
         if (f_project) {
             if (!ts_endswith(a->type, "Project")) continue;
             bool match = !strcmp(a->target, f_project);
@@ -446,6 +449,16 @@ static json_t *role_brief(struct ident *id, const char *rid)
     return o;
 }
 
+static bool role_is_domain(struct ident *id, const char *rid)
+{
+    struct ts_db_res *res = NULL;
+    if (ts_db_exec(id->db, "SELECT domain_id FROM roles WHERE id = ?", TS_DB_ARGS(TS_DB_S(rid)), &res, NULL) < 0)
+        return false;
+    bool dom = res->nrows && !ts_streq(ts_db_res_get(res, 0, 0), ID_NULL_DOMAIN);
+    ts_db_res_free(res);
+    return dom;
+}
+
 int id_implied_role(struct ts_http_req *req, struct ts_http_resp *resp, struct ts_err *err)
 {
     struct ident *id = req->svc;
@@ -461,6 +474,10 @@ int id_implied_role(struct ts_http_req *req, struct ts_http_resp *resp, struct t
     if (!strcmp(req->method, "PUT")) {
         if (!strcmp(prior, implied)) {
             rc = ts_err_set(err, TS_EFORBIDDEN, "A role cannot imply itself.");
+            goto out;
+        }
+        if (!role_is_domain(id, prior) && role_is_domain(id, implied)) {
+            rc = ts_err_set(err, TS_EFORBIDDEN, "%s is a domain-specific role: a global role cannot imply it.", implied);
             goto out;
         }
         rc = ts_db_exec(id->db, "INSERT INTO implied_roles (prior_role_id, implied_role_id) VALUES (?, ?) ON CONFLICT DO NOTHING",
@@ -587,12 +604,16 @@ int id_group_users(struct ts_http_req *req, struct ts_http_resp *resp, struct ts
     if (rc < 0) return rc;
     if (!exists(id, "groups_", gid)) return ts_err_set(err, TS_ENOTFOUND, "Could not find group: %s.", gid);
     struct ts_db_res *res = NULL;
-    rc = id_q(id,
-              "SELECT u.id, u.name, u.domain_id, u.enabled, u.description FROM users u JOIN user_groups m "
-              "ON m.user_id = u.id WHERE m.group_id = ? ORDER BY u.name",
+    rc = id_q(id, "SELECT u.* FROM users u JOIN user_groups m ON m.user_id = u.id WHERE m.group_id = ? ORDER BY u.name",
               TS_DB_ARGS(TS_DB_S(gid)), &res, err);
     if (rc < 0) return rc;
-    json_t *arr = rows_as(id, res, "users");
+    const struct rdef *ud = crud_find("users");
+    json_t *arr = json_array();
+    for (int r = 0; r < res->nrows; r++) {
+        json_t *row = crud_row_json(ud, res, r);
+        json_array_append_new(arr, crud_render(id, ud, row));
+        json_decref(row);
+    }
     ts_db_res_free(res);
     ts_http_resp_json(resp, 200, json_pack("{s:o,s:o}", "users", arr, "links", id_collection_links(id, req)));
     return 0;

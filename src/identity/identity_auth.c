@@ -76,12 +76,15 @@ static bool is_revoked(struct ident *id, const struct ts_token_payload *p, uint6
 {
     struct ts_db_res *res = NULL;
     const char *project = p->scope == TS_SCOPE_PROJECT || p->scope == TS_SCOPE_DOMAIN ? p->scope_id : "";
+    /* An event matches when every field it sets matches the token (Keystone's revoke
+     * model): {audit_id}, {user_id}, {project_id} or {user_id, project_id} (a grant removed). */
     int rc = ts_db_exec(id->db,
-                        "SELECT 1 FROM revocations WHERE audit_id IN (?, ?) OR "
-                        "(user_id = ? AND issued_before >= ?) OR (project_id = ? AND issued_before >= ?) LIMIT 1",
-                        TS_DB_ARGS(TS_DB_S(p->audit_ids[0]), TS_DB_S(p->audit_ids[1][0] ? p->audit_ids[1] : p->audit_ids[0]),
-                                   TS_DB_S(p->user_id), TS_DB_D((double)issued), TS_DB_S(project),
-                                   TS_DB_D((double)issued)),
+                        "SELECT 1 FROM revocations WHERE issued_before >= ? AND "
+                        "(audit_id IS NULL OR audit_id IN (?, ?)) AND (user_id IS NULL OR user_id = ?) AND "
+                        "(project_id IS NULL OR project_id = ?) LIMIT 1",
+                        TS_DB_ARGS(TS_DB_D((double)issued), TS_DB_S(p->audit_ids[0]),
+                                   TS_DB_S(p->audit_ids[1][0] ? p->audit_ids[1] : p->audit_ids[0]),
+                                   TS_DB_S(p->user_id), TS_DB_S(project)),
                         &res, NULL);
     if (rc < 0) return true; /* fail closed */
     bool revoked = res->nrows > 0;
@@ -312,8 +315,6 @@ static int token_body(struct ident *id, const struct ts_token_payload *p, uint64
         }
         json_object_set(tok, "roles", roles);
         if (with_catalog) json_object_set_new(tok, "catalog", id_catalog(id, project_id));
-    } else if (with_catalog) {
-        json_object_set_new(tok, "catalog", json_array());
     }
     if (auth) {
         memset(auth, 0, sizeof(*auth));
@@ -637,8 +638,9 @@ int id_auth_tokens_get(struct ts_http_req *req, struct ts_http_resp *resp, struc
     struct ts_err e2 = {0};
     if (token_check(id, subject, &p, &issued, allow_expired, &e2) < 0)
         return ts_err_set(err, TS_ENOTFOUND, "Failed to validate token");
-    /* a caller may validate its own token; validating others' needs admin or service */
-    if (strcmp(subject, req->auth->token) && !id_is_admin(req) && !ts_auth_has_role(req->auth, "service"))
+    /* a caller may validate its own tokens (Keystone's token_subject rule); others' need
+     * admin or service */
+    if (strcmp(p.user_id, req->auth->user_id) && !id_is_admin(req) && !ts_auth_has_role(req->auth, "service"))
         return id_forbid(err, "identity:validate_token");
     json_t *out = NULL;
     if (token_body(id, &p, issued, ts_http_query(req, "nocatalog") == NULL, &out, NULL, &e2) < 0)

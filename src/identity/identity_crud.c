@@ -40,7 +40,7 @@ static const struct col *col_find(const struct rdef *d, const char *name)
 }
 
 /* A DB row (text cells) to JSON by the column kinds, with extra merged. */
-static json_t *row_to_json(const struct rdef *d, const struct ts_db_res *res, int r)
+json_t *crud_row_json(const struct rdef *d, const struct ts_db_res *res, int r)
 {
     json_t *o = json_object();
     for (int ci = 0; ci < res->ncols; ci++) {
@@ -80,7 +80,7 @@ int crud_load(struct ident *id, const struct rdef *d, const char *key, json_t **
         ts_db_res_free(res);
         return ts_err_set(err, TS_ENOTFOUND, "Could not find %s: %s.", d->singular, key);
     }
-    *out = row_to_json(d, res, 0);
+    *out = crud_row_json(d, res, 0);
     ts_db_res_free(res);
     return 0;
 }
@@ -108,8 +108,7 @@ int crud_list(struct ts_http_req *req, struct ts_http_resp *resp, struct ts_err 
     const struct rdef *d = rdef_of(req);
     if (!d) return ts_err_set(err, TS_ENOTFOUND, "The resource could not be found.");
     int rc = authorize(id, req, d, "list", NULL, err);
-    if (rc < 0 && !d->visible) return rc;
-    bool filtered_view = rc < 0; /* non-admins see what visible() allows */
+    if (rc < 0 && !d->owner_list) return rc;
     ts_err_clear(err);
 
     struct ts_buf sql;
@@ -135,6 +134,13 @@ int crud_list(struct ts_http_req *req, struct ts_http_resp *resp, struct ts_err 
         }
         ts_buf_printf(&sql, " AND %s = ?", f);
     }
+    if (d->scope_col && !ts_http_query(req, d->scope_col) && nargs < 16) {
+        ts_buf_printf(&sql, " AND %s = ?", d->scope_col);
+        args[nargs++] = TS_DB_S(d->scope_default);
+    } else if (d->scope_col && nargs < 16) {
+        ts_buf_printf(&sql, " AND %s = ?", d->scope_col);
+        args[nargs++] = TS_DB_S(ts_http_query(req, d->scope_col));
+    }
     ts_buf_appends(&sql, " ORDER BY id");
     struct ts_db_res *res = NULL;
     rc = id_q(id, ts_buf_cstr(&sql), args, nargs, &res, err);
@@ -142,8 +148,8 @@ int crud_list(struct ts_http_req *req, struct ts_http_resp *resp, struct ts_err 
     if (rc < 0) return rc;
     json_t *arr = json_array();
     for (int r = 0; r < res->nrows; r++) {
-        json_t *row = row_to_json(d, res, r);
-        if (!filtered_view || d->visible(id, req, row)) json_array_append_new(arr, crud_render(id, d, row));
+        json_t *row = crud_row_json(d, res, r);
+        if (!d->visible || d->visible(id, req, row)) json_array_append_new(arr, crud_render(id, d, row));
         json_decref(row);
     }
     ts_db_res_free(res);
@@ -313,6 +319,16 @@ int crud_create(struct ts_http_req *req, struct ts_http_resp *resp, struct ts_er
     rc = authorize(id, req, d, "create", obj, err);
     if (rc < 0) goto out;
     /* ids are generated unless the resource lets the caller choose (regions) */
+    const char *path_id = ts_http_param(req, "id");
+    if (path_id) {
+        json_t *b = json_object_get(obj, "id");
+        if (b && !(json_is_string(b) && !strcmp(json_string_value(b), path_id))) {
+            rc = ts_err_set(err, TS_EINVAL, "Conflicting region IDs specified: \"%s\" != \"%s\"", path_id,
+                            json_is_string(b) ? json_string_value(b) : "?");
+            goto out;
+        }
+        json_object_set_new(obj, "id", json_string(path_id));
+    }
     json_t *given = json_object_get(obj, "id");
     const struct col *idc = col_find(d, "id");
     if (given && (idc->readonly || !json_is_string(given))) {

@@ -69,8 +69,15 @@ struct rdef {
                      struct ts_err *err);
     /* For lists: extra WHERE added for non-admins, or a post filter. */
     bool (*visible)(struct ident *id, struct ts_http_req *req, const json_t *obj);
+    /* Non-admins may list (their own rows, as visible() decides) instead of a 403. */
+    bool owner_list;
+    /* Listing without ?<scope_col>= shows only rows whose scope_col is scope_default
+     * (GET /v3/roles lists global roles unless ?domain_id= asks for a domain's). */
+    const char *scope_col, *scope_default;
 };
 
+/* Row r of a SELECT * of d's table as JSON (extra merged, internal columns dropped). */
+json_t *crud_row_json(const struct rdef *d, const struct ts_db_res *res, int r);
 /* Loads one row as JSON (caller decref), -TS_ENOTFOUND if absent. */
 int crud_load(struct ident *id, const struct rdef *d, const char *key, json_t **out, struct ts_err *err);
 /* Handlers parametrised by the route: req->svc is the ident; the rdef is found by the

@@ -112,9 +112,17 @@ static int domain_after_delete(struct ident *id, struct ts_http_req *req, const 
     return 0;
 }
 
+static int domain_before_create(struct ident *id, struct ts_http_req *req, const struct rdef *d, json_t *obj,
+                                json_t *old, struct ts_err *err)
+{
+    (void)id, (void)req, (void)d, (void)old, (void)err;
+    if (!json_object_get(obj, "description")) json_object_set_new(obj, "description", json_string(""));
+    return 0;
+}
+
 static const struct rdef domains_def = {
     .singular = "domain", .plural = "domains", .table = "domains", .cols = domain_cols, .extra = true,
-    .filters = domain_filters, .authorize = domain_authorize, .before_delete = domain_before_delete,
+    .filters = domain_filters, .before_create = domain_before_create, .authorize = domain_authorize, .before_delete = domain_before_delete,
     .before_update = domain_before_update, .after_delete = domain_after_delete};
 
 /* ---- projects ------------------------------------------------------------------------- */
@@ -151,6 +159,7 @@ static int project_before_create(struct ident *id, struct ts_http_req *req, cons
     int rc = check_tags(json_object_get(obj, "tags"), err);
     if (rc < 0) return rc;
     if (!json_object_get(obj, "tags")) json_object_set_new(obj, "tags", json_array());
+    if (!json_object_get(obj, "description")) json_object_set_new(obj, "description", json_string(""));
     const char *parent = jstr(obj, "parent_id");
     if (parent && !jstr(obj, "domain_id")) {
         json_t *p = NULL;
@@ -239,8 +248,7 @@ static bool project_visible(struct ident *id, struct ts_http_req *req, const jso
     if ((q = ts_http_query(req, "tags-any")) && !tags_match(tags, q, false)) return false;
     if ((q = ts_http_query(req, "not-tags")) && tags_match(tags, q, true)) return false;
     if ((q = ts_http_query(req, "not-tags-any")) && tags_match(tags, q, false)) return false;
-    if (id_is_admin(req)) return true;
-    return false;
+    return true; /* who may list at all is project_authorize's call */
 }
 
 static int project_authorize(struct ident *id, struct ts_http_req *req, const char *action, const json_t *obj,
@@ -427,16 +435,6 @@ static void role_render(struct ident *id, const struct rdef *d, json_t *obj)
     if (json_is_null(json_object_get(obj, "description"))) json_object_del(obj, "description");
 }
 
-/* GET /v3/roles lists global roles unless ?domain_id= asks for a domain's. */
-static bool role_visible(struct ident *id, struct ts_http_req *req, const json_t *obj)
-{
-    (void)id;
-    const char *want = ts_http_query(req, "domain_id");
-    const char *dom = jstr(obj, "domain_id");
-    if (!ts_streq(dom, want ? want : ID_NULL_DOMAIN)) return false;
-    return id_is_admin(req);
-}
-
 static int role_authorize(struct ident *id, struct ts_http_req *req, const char *action, const json_t *obj,
                           struct ts_err *err)
 {
@@ -450,7 +448,7 @@ static int role_authorize(struct ident *id, struct ts_http_req *req, const char 
 static const struct rdef roles_def = {
     .singular = "role", .plural = "roles", .table = "roles", .cols = role_cols, .extra = true,
     .filters = role_filters, .before_create = role_before_create, .after_delete = role_after_delete,
-    .render = role_render, .visible = role_visible, .authorize = role_authorize};
+    .render = role_render, .authorize = role_authorize, .scope_col = "domain_id", .scope_default = ID_NULL_DOMAIN};
 
 /* ---- services, endpoints, regions ------------------------------------------------------------ */
 static const struct col service_cols[] = {
@@ -495,11 +493,19 @@ static int endpoint_check(struct ident *id, struct ts_http_req *req, const struc
     if (url && !ts_startswith(url, "http://") && !ts_startswith(url, "https://"))
         return ts_err_set(err, TS_EINVAL, "Invalid input for field 'url': '%s' is not a valid URL.", url);
     const char *legacy = jstr(obj, "region");
-    if (legacy && !jstr(obj, "region_id")) json_object_set_new(obj, "region_id", json_string(legacy));
+    /* the legacy "region" names the region unless region_id is given too (on update: a
+     * region_id unchanged from the old row was not given) */
+    if (legacy && (!jstr(obj, "region_id") || (old && ts_streq(jstr(obj, "region_id"), jstr(old, "region_id")))))
+        json_object_set_new(obj, "region_id", json_string(legacy));
     json_object_del(obj, "region");
     const char *region = jstr(obj, "region_id");
-    if (region && !row_exists(id, "regions", region))
-        return ts_err_set(err, TS_EINVAL, "Region %s not found.", region);
+    if (region && !row_exists(id, "regions", region)) {
+        /* Keystone creates a region an endpoint names when it does not exist yet */
+        if (strlen(region) > 255) return ts_err_set(err, TS_EINVAL, "Invalid input for field 'region_id'.");
+        int rc = ts_db_exec(id->db, "INSERT INTO regions (id, description, extra) VALUES (?, '', '{}') ON CONFLICT DO NOTHING",
+                            TS_DB_ARGS(TS_DB_S(region)), NULL, err);
+        if (rc < 0) return rc;
+    }
     if (!row_exists(id, "services", jstr(obj, "service_id")))
         return ts_err_set(err, TS_EINVAL, "Could not find service: %s.", jstr(obj, "service_id"));
     return 0;
@@ -636,7 +642,7 @@ static bool credential_visible(struct ident *id, struct ts_http_req *req, const 
 static const struct rdef credentials_def = {
     .singular = "credential", .plural = "credentials", .table = "credentials", .cols = credential_cols,
     .extra = true, .filters = credential_filters, .before_create = credential_before_create,
-    .authorize = credential_authorize, .visible = credential_visible};
+    .authorize = credential_authorize, .visible = credential_visible, .owner_list = true};
 
 /* ---- policies (stored blobs, as Keystone's /v3/policies) ----------------------------------- */
 static const struct col policy_cols[] = {

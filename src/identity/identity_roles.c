@@ -13,7 +13,8 @@
 #define IMPLIED_CLOSURE                                                                        \
     ", closure(id) AS (SELECT role_id FROM base UNION "                                        \
     "SELECT i.implied_role_id FROM implied_roles i JOIN closure c ON i.prior_role_id = c.id) " \
-    "SELECT DISTINCT r.id, r.name FROM roles r JOIN closure c ON r.id = c.id ORDER BY r.name"
+    "SELECT DISTINCT r.id, r.name FROM roles r JOIN closure c ON r.id = c.id "                 \
+    "WHERE r.domain_id = '<<null>>' ORDER BY r.name"
 
 static const char *SQL_PROJECT =
     "WITH RECURSIVE actors(id) AS (SELECT CAST(? AS TEXT) UNION SELECT group_id FROM user_groups WHERE user_id = ?), "
