@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# Runs every curated Tempest list (tests/tempest/*.list) against a private tinystack:
+# `tinystack init` in a temporary data dir with free loopback ports for every service,
+# `tinystack serve` (all built services are enabled by init), then run-tempest.sh once per
+# list, a count line per list, and everything stopped and removed at exit.
+#
+# Usage: tests/tempest/run-lists.sh [BUILD_DIR] [LIST...]
+#   BUILD_DIR defaults to $TS_BUILD, else "build" (relative to the repository root).
+#   LIST defaults to every tests/tempest/*.list.
+# A list may come with tests/tempest/<name>.env: shell lines (TEMPEST_*=...) sourced before
+# its run, e.g. TEMPEST_IMAGE_REF. Variables TS_URL_<SVC> (identity, image, ...) and
+# TS_DATA are set for them.
+# Exit status: 0 if every listed test passed, 1 if any failed or a list did not run.
+set -uo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+BUILD=${1:-${TS_BUILD:-build}}
+[ $# -gt 0 ] && shift
+case $BUILD in /*) ;; *) BUILD=$ROOT/$BUILD ;; esac
+TS=$BUILD/tinystack
+[ -x "$TS" ] || { echo "run-lists: no tinystack binary at $TS (build first)" >&2; exit 2; }
+LISTS=("$@")
+[ ${#LISTS[@]} -gt 0 ] || LISTS=("$HERE"/*.list)
+[ -e "${LISTS[0]}" ] || { echo "run-lists: no tests/tempest/*.list" >&2; exit 2; }
+
+export PATH=/usr/bin:/bin:/usr/sbin:/sbin:$PATH
+WORK=$(mktemp -d /var/tmp/ts-tempest-lists.XXXXXX)
+DATA=$WORK/data
+PID=
+cleanup() {
+  if [ -n "$PID" ] && kill -0 "$PID" 2>/dev/null; then
+    kill -TERM "$PID" 2>/dev/null
+    for _ in $(seq 100); do kill -0 "$PID" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$PID" 2>/dev/null
+    wait "$PID" 2>/dev/null
+  fi
+  if [ -z "${TS_KEEP_DATA:-}" ]; then rm -rf "$WORK"; else echo "run-lists: kept $WORK"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+PASSWORD=tempest-$(head -c 9 /dev/urandom | base64 | tr -dc 'A-Za-z0-9')
+SETS=(--set identity.password_hash_rounds=4)
+declare -A PORT
+for svc in identity image compute network volume object; do
+  PORT[$svc]=$(free_port)
+  SETS+=(--set "$svc.port=${PORT[$svc]}")
+done
+if ! "$TS" init --data "$DATA" --admin-password "$PASSWORD" "${SETS[@]}" > "$WORK/init.log" 2>&1; then
+  cat "$WORK/init.log" >&2; echo "run-lists: tinystack init failed" >&2; exit 1
+fi
+"$TS" serve --data "$DATA" > "$WORK/serve.log" 2>&1 &
+PID=$!
+up=
+for _ in $(seq 300); do
+  kill -0 "$PID" 2>/dev/null || break
+  if curl -sf -o /dev/null "http://127.0.0.1:${PORT[identity]}/v3"; then up=1; break; fi
+  sleep 0.1
+done
+[ -n "$up" ] || { tail -20 "$WORK/serve.log" >&2; echo "run-lists: tinystack did not come up" >&2; exit 1; }
+
+ENABLED=$(sed -n 's/^enabled_services *= *//p' "$DATA/tinystack.conf" | head -1)
+on() { case ",${ENABLED// /}," in *",$1,"*) echo true ;; *) echo false ;; esac; }
+export TEMPEST_IDENTITY_URL=http://127.0.0.1:${PORT[identity]}
+export TEMPEST_ADMIN_PASSWORD=$PASSWORD
+export TEMPEST_GLANCE_AVAILABLE=$(on image) TEMPEST_SWIFT_AVAILABLE=$(on object)
+export TEMPEST_NOVA_AVAILABLE=$(on compute) TEMPEST_NEUTRON_AVAILABLE=$(on network)
+export TEMPEST_CINDER_AVAILABLE=$(on volume)
+export TS_DATA=$DATA
+for svc in "${!PORT[@]}"; do export "TS_URL_${svc^^}=http://127.0.0.1:${PORT[$svc]}"; done
+echo "run-lists: tinystack up (services: $ENABLED), data $DATA"
+
+fail=0
+SUMMARY=()
+for list in "${LISTS[@]}"; do
+  name=$(basename "$list" .list)
+  n=$(sed -e 's/#.*//' -e '/^[[:space:]]*$/d' "$list" | wc -l)
+  log=$WORK/$name.log
+  (
+    [ -f "${list%.list}.env" ] && . "${list%.list}.env"
+    bash "$HERE/run-tempest.sh" "$WORK/ws-$name" "$list"
+  ) > "$log" 2>&1
+  rc=$?
+  line=$(grep '^tempest: ' "$log" | tail -1)
+  p=$(echo "$line" | sed -n 's/^tempest: \([0-9]*\) passed.*/\1/p')
+  f=$(echo "$line" | sed -n 's/.* \([0-9]*\) failed.*/\1/p')
+  s=$(echo "$line" | sed -n 's/.* \([0-9]*\) skipped.*/\1/p')
+  SUMMARY+=("$(printf '%-12s %4s passed %4s failed %4s skipped of %4d listed' "$name" "${p:-0}" "${f:-?}" "${s:-0}" "$n")")
+  if [ $rc -ne 0 ] || [ "${f:-1}" != 0 ]; then
+    fail=1
+    echo "---- $name: failures (full log: $log)"
+    grep -E '^\{[0-9]+\} .*FAILED' "$WORK/ws-$name/tempest-run.log" 2>/dev/null | sed 's/^{[0-9]*} /  /' | head -50
+    [ -s "$WORK/ws-$name/tempest-run.log" ] || tail -20 "$log"
+    TS_KEEP_DATA=${TS_KEEP_DATA:-1}
+  fi
+done
+echo "==== tempest lists"
+printf '%s\n' "${SUMMARY[@]}"
+exit $fail
