@@ -82,6 +82,9 @@ json_t *ts_image_row_view(const struct ts_db_res *res, int r)
     json_object_set_new(o, "file", json_string(s));
     free(s);
     json_object_set_new(o, "schema", json_string("/v2/schemas/image"));
+    const char *status = ts_db_res_get(res, r, 2);
+    if (ts_streq(status, "active") || ts_streq(status, "deactivated"))
+        json_object_set_new(o, "stores", json_string("file"));
     return o;
 }
 
@@ -203,8 +206,10 @@ void ts_image_notify(struct ts_image_svc *svc, const char *event, const json_t *
 
 static json_t *versions_body(struct ts_http_req *req)
 {
-    static const char *const ids[] = {"2.16", "2.15", "2.14", "2.13", "2.12", "2.11", "2.10", "2.9", "2.8",
-                                      "2.7",  "2.6",  "2.5",  "2.4",  "2.3",  "2.2",  "2.1",  "2.0", NULL};
+    /* Glance Zed with an image cache and without multiple backends (enabled_backends): no
+     * 2.8 and 2.10-2.13, which are the multi-store and tasks API versions. */
+    static const char *const ids[] = {"2.16", "2.15", "2.14", "2.9", "2.7", "2.6", "2.5", "2.4",
+                                      "2.3",  "2.2",  "2.1",  "2.0", NULL};
     const char *host = ts_http_header(req, "Host");
     const char *proto = ts_http_header(req, "X-Forwarded-Proto");
     char *href = ts_asprintf("%s://%s/v2/", proto ? proto : "http", host ? host : "127.0.0.1:9292");
@@ -266,8 +271,8 @@ static int h_info_import(struct ts_http_req *req, struct ts_http_resp *resp, str
 {
     (void)req, (void)err;
     ts_http_resp_json(resp, 200,
-                      json_pack("{s:{s:s, s:s, s:[s, s]}}", "import-methods", "description",
-                                "Import methods available.", "type", "array", "value", "glance-direct", "copy-image"));
+                      json_pack("{s:{s:s, s:s, s:[s]}}", "import-methods", "description",
+                                "Import methods available.", "type", "array", "value", "glance-direct"));
     return 0;
 }
 
@@ -305,6 +310,13 @@ static int h_info_usage(struct ts_http_req *req, struct ts_http_resp *resp, stru
     return 0;
 }
 
+/* DELETE /v2/images and GET /v2/images/ (an empty id) are 404 in Glance. */
+static int h_no_image(struct ts_http_req *req, struct ts_http_resp *resp, struct ts_err *err)
+{
+    (void)req, (void)resp;
+    return ts_err_set(err, TS_ENOTFOUND, "The resource could not be found.");
+}
+
 static const struct ts_http_route routes[] = {
     {"GET", "/", h_versions, TS_ROUTE_PUBLIC},
     {"GET", "/versions", h_versions_explicit, TS_ROUTE_PUBLIC},
@@ -318,6 +330,8 @@ static const struct ts_http_route routes[] = {
     {"GET", "/v2/info/usage", h_info_usage, 0},
     {"POST", "/v2/images", ts_image_h_create, 0},
     {"GET", "/v2/images", ts_image_h_list, 0},
+    {"DELETE", "/v2/images", h_no_image, 0},
+    {"PATCH", "/v2/images", h_no_image, 0},
     {"GET", "/v2/images/{image_id}", ts_image_h_show, 0},
     {"PATCH", "/v2/images/{image_id}", ts_image_h_update, 0},
     {"DELETE", "/v2/images/{image_id}", ts_image_h_delete, 0},

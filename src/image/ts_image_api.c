@@ -166,7 +166,7 @@ int ts_image_h_create(struct ts_http_req *req, struct ts_http_resp *resp, struct
     if (rc) goto out;
     char *loc = ts_pool_printf(req->pool, "/v2/images/%s", id);
     ts_http_resp_header(resp, "Location", loc);
-    ts_http_resp_header(resp, "OpenStack-image-import-methods", "glance-direct,copy-image");
+    ts_http_resp_header(resp, "OpenStack-image-import-methods", "glance-direct");
     rc = respond_image(svc, resp, 201, id, "image.create", err);
 out:
     ts_db_rollback(tx);
@@ -493,6 +493,14 @@ static void list_param(void *ctx, const char *name, const char *value)
     } else if (ts_streq(name, "name") || ts_streq(name, "status") || ts_streq(name, "disk_format") ||
                ts_streq(name, "container_format") || ts_streq(name, "id")) {
         add_in_filter(lp, name, value);
+    } else if (ts_streq(name, "size")) {
+        int64_t v;
+        if (ts_parse_int64(value, &v) != 0) {
+            lp->rc = ts_err_set(err, TS_EINVAL, "Invalid value for size: %s", value);
+            return;
+        }
+        lp->rc = q_sql(q, " AND size = ?", err);
+        q_arg(q, TS_DB_I(v));
     } else if (ts_streq(name, "owner") || ts_streq(name, "checksum") || ts_streq(name, "os_hash_value")) {
         lp->rc = q_sql(q, " AND ", err) ?: q_sql(q, name, err) ?: q_sql(q, " = ?", err);
         q_arg(q, TS_DB_S(value));
@@ -554,6 +562,10 @@ int ts_image_h_list(struct ts_http_req *req, struct ts_http_resp *resp, struct t
     ts_buf_init(&q.sql, 1 << 20);
     ts_buf_init(&qs, 1 << 16);
     int rc = 0;
+    if (ts_endswith(req->raw_path, "/images/")) {   /* GET /v2/images/ : an empty image id */
+        rc = ts_err_set(err, TS_ENOTFOUND, "The resource could not be found.");
+        goto out;
+    }
 
     /* limit, marker, member_status, visibility, sort */
     int64_t limit = LIMIT_DEFAULT;

@@ -411,7 +411,7 @@ int ts_image_h_import(struct ts_http_req *req, struct ts_http_resp *resp, struct
     if (!json_is_object(method)) return ts_err_set(err, TS_EINVAL, "Import request requires a 'method' field.");
     const char *name = json_string_value(json_object_get(method, "name"));
     if (!name) return ts_err_set(err, TS_EINVAL, "Import request requires a 'name' field.");
-    if (!ts_streq(name, "glance-direct") && !ts_streq(name, "copy-image"))
+    if (!ts_streq(name, "glance-direct"))
         return ts_err_set(err, TS_EINVAL, "Unknown import method name '%s'.", name);
     json_t *b;
     if ((b = json_object_get(body, "all_stores_must_succeed")) && !json_is_boolean(b))
@@ -422,19 +422,6 @@ int ts_image_h_import(struct ts_http_req *req, struct ts_http_resp *resp, struct
     rc = ts_image_get_visible(svc, req, id, &view, err);
     if (rc) return rc;
     const char *status = ts_image_vs(view, "status");
-    if (ts_streq(name, "copy-image")) {
-        /* one store: the data is already everywhere it can be */
-        if (!req->auth->is_admin) {
-            rc = ts_err_set(err, TS_EFORBIDDEN, "You are not authorized to complete copy_image action.");
-            goto out;
-        }
-        if (!ts_streq(status, "active")) {
-            rc = ts_err_set(err, TS_ECONFLICT, "Image needs to be in 'active' state to use 'copy-image' method.");
-            goto out;
-        }
-        ts_http_resp_no_body(resp, 202, 0);
-        goto out;
-    }
     if (!ts_image_can_modify(req, view)) {
         rc = ts_err_set(err, TS_EFORBIDDEN, "You are not permitted to import this image.");
         goto out;
