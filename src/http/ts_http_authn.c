@@ -4,8 +4,10 @@
  * X-Auth-Token and X-Subject-Token, parse the Keystone token body into struct ts_auth,
  * and cache the result (bounded hash table behind one mutex; positive entries for
  * cache_seconds but never past the token's expiry, negative ones for a few seconds).
- * Revocations arrive on the bus (topic "identity_revocations": {"token"}, {"user_id"} or
- * {"all": true}) and drop cache entries.
+ * Revocations arrive on the bus (topic "identity_revocations") and drop cache entries. The
+ * identity service sends what Keystone's revocation events hold: {"token"}, {"audit_id"}
+ * (the token and every token rescoped from it), {"user_id"}, {"project_id"} (a project or
+ * domain disabled or deleted), {"user_id","project_id"} (a grant removed), or {"all": true}.
  */
 #include "http/ts_http_internal.h"
 #include "bus/ts_bus.h"
@@ -28,6 +30,7 @@ struct entry {
     bool negative;
     double until;            /* wall clock */
     struct ts_auth auth;
+    char audit_ids[2][32];   /* the token's audit id and its chain's (rescoped tokens) */
 };
 
 struct ts_http_authn {
@@ -82,15 +85,37 @@ static bool has_user(const struct entry *e, const void *arg, double now)
     return !e->negative && strcmp(e->auth.user_id, (const char *)arg) == 0;
 }
 
+/* A revocation event as the identity service publishes it: every field given must match. */
+struct event {
+    const char *audit_id, *user_id, *project_id;
+};
+
+static bool matches_event(const struct entry *e, const void *arg, double now)
+{
+    (void)now;
+    const struct event *ev = arg;
+    if (e->negative) return false;
+    if (ev->audit_id && strcmp(e->audit_ids[0], ev->audit_id) && strcmp(e->audit_ids[1], ev->audit_id)) return false;
+    if (ev->user_id && strcmp(e->auth.user_id, ev->user_id)) return false;
+    if (ev->project_id && strcmp(e->auth.project_id, ev->project_id) && strcmp(e->auth.domain_id, ev->project_id))
+        return false;
+    return true;
+}
+
 static int on_revocation(void *ctx, const char *method, json_t *args, json_t **reply, struct ts_err *err)
 {
     (void)method, (void)reply, (void)err;
     struct ts_http_authn *a = ctx;
     if (!json_is_object(args)) return 0;
     const char *token = ts_json_str(args, "token", NULL);
-    const char *user = ts_json_str(args, "user_id", NULL);
+    struct event ev = {ts_json_str(args, "audit_id", NULL), ts_json_str(args, "user_id", NULL),
+                       ts_json_str(args, "project_id", NULL)};
     if (token) ts_http_authn_forget(a, token, NULL);
-    if (user) ts_http_authn_forget(a, NULL, user);
+    if (ev.audit_id || ev.user_id || ev.project_id) {
+        pthread_mutex_lock(&a->lock);
+        drop_where(a, matches_event, &ev, 0);
+        pthread_mutex_unlock(&a->lock);
+    }
     if (json_is_true(json_object_get(args, "all"))) ts_http_authn_forget(a, NULL, NULL);
     return 0;
 }
@@ -165,7 +190,8 @@ static int cache_get(struct ts_http_authn *a, const char *token, struct ts_auth 
     return res;
 }
 
-static void cache_put(struct ts_http_authn *a, const char *token, const struct ts_auth *auth, double until)
+static void cache_put(struct ts_http_authn *a, const char *token, const struct ts_auth *auth, double until,
+                      const char audit_ids[2][32])
 {
     uint64_t h = hash_str(token);
     double now = ts_now();
@@ -190,6 +216,7 @@ static void cache_put(struct ts_http_authn *a, const char *token, const struct t
     e->negative = auth == NULL;
     e->until = until;
     if (auth) e->auth = *auth;
+    if (audit_ids) memcpy(e->audit_ids, audit_ids, sizeof(e->audit_ids));
     e->next = a->buckets[h % NBUCKETS];
     a->buckets[h % NBUCKETS] = e;
     a->count++;
@@ -210,7 +237,7 @@ static const char *nested_str(const json_t *obj, const char *k1, const char *k2)
 }
 
 /* Parses a Keystone v3 token body ({"token": {...}}) into out. */
-static int parse_token(const char *body, size_t len, struct ts_auth *out, struct ts_err *err)
+static int parse_token(const char *body, size_t len, struct ts_auth *out, char audit_ids[2][32], struct ts_err *err)
 {
     json_t *root = NULL;
     int rc = ts_json_parse(body, len, &root, err);
@@ -250,6 +277,10 @@ static int parse_token(const char *body, size_t len, struct ts_auth *out, struct
             out->n_roles++;
         }
     }
+    json_t *audits = json_object_get(tok, "audit_ids");
+    memset(audit_ids, 0, 2 * 32);
+    for (size_t k = 0; k < 2 && k < json_array_size(audits); k++)
+        copy_str(audit_ids[k], 32, json_string_value(json_array_get(audits, k)));
     const char *exp = ts_json_str(tok, "expires_at", NULL);
     double t = 0;
     if (exp && ts_time_parse(exp, &t) == 0) out->expires_at = t;
@@ -285,18 +316,19 @@ int ts_http_authn_validate(void *ctx, const char *token, struct ts_auth *out, st
     }
     if (resp.status == 200) {
         struct ts_auth auth;
-        rc = parse_token(resp.body ? resp.body : "", resp.body_len, &auth, err);
+        char audit_ids[2][32];
+        rc = parse_token(resp.body ? resp.body : "", resp.body_len, &auth, audit_ids, err);
         if (rc == 0) {
             snprintf(auth.token, sizeof(auth.token), "%s", token);
             double until = ts_now() + a->cache_seconds;
             if (auth.expires_at < until) until = auth.expires_at;
-            cache_put(a, token, &auth, until);
+            cache_put(a, token, &auth, until, (const char(*)[32])audit_ids);
             *out = auth;
         } else {
             rc = ts_err_set(err, TS_EUNAUTH, "The request you have made requires authentication.");
         }
     } else if (resp.status == 401 || resp.status == 403 || resp.status == 404) {
-        cache_put(a, token, NULL, ts_now() + NEGATIVE_SECONDS);
+        cache_put(a, token, NULL, ts_now() + NEGATIVE_SECONDS, NULL);
         rc = ts_err_set(err, TS_EUNAUTH, "The request you have made requires authentication.");
     } else {
         ts_warn(MOD, "identity service answered %d to a token validation", resp.status);
