@@ -434,3 +434,50 @@ def test_concurrent_writers(cloud):
     assert not [s for s in statuses if s >= 500], statuses
     assert all(s in (200, 201, 204) for s in statuses), statuses
     assert len(statuses) == 16 * 4 * 4
+
+
+# ---- revocation reaches the token middleware of the other services ---------------------------------
+def _image_or_skip(cloud):
+    if not os.path.isdir(os.path.join(os.path.dirname(__file__), "..", "..", "src", "image")) or \
+            not cloud.service_up("image"):
+        pytest.skip("image service not built in")
+
+
+def _images(cloud, token):
+    return cloud.request("GET", "image", "/v2/images", token=token).status_code
+
+
+def test_revocation_reaches_image_api(cloud):
+    _image_or_skip(cloud)
+    admin = cloud.token()
+    u = cloud.new_project_user()
+    # 1. DELETE /v3/auth/tokens (the middleware has the token cached after the first call)
+    t = u.token()
+    assert _images(cloud, t) == 200
+    assert _images(cloud, t) == 200
+    r = cloud.request("DELETE", "identity", "/v3/auth/tokens", token=admin, headers={"X-Subject-Token": t})
+    assert r.status_code == 204
+    assert _images(cloud, t) == 401
+    # 2. a token rescoped from a revoked one dies with it (audit chain)
+    cloud._tokens = {}
+    t1 = u.token()
+    r = requests.post(cloud.urls["identity"] + "/v3/auth/tokens", json={"auth": {"identity": {
+        "methods": ["token"], "token": {"id": t1}}, "scope": {"project": {"id": u.project_id}}}})
+    t2 = r.headers["X-Subject-Token"]
+    assert _images(cloud, t2) == 200
+    cloud.request("DELETE", "identity", "/v3/auth/tokens", token=admin, headers={"X-Subject-Token": t1})
+    assert _images(cloud, t2) == 401
+    # 3. the role removed from the user on the project
+    cloud._tokens = {}
+    t = u.token()
+    assert _images(cloud, t) == 200
+    cloud.openstack("role", "remove", "--user", u.user_id, "--project", u.project_id, "member")
+    assert _images(cloud, t) == 401
+    # 4. the project disabled
+    cloud.openstack("role", "add", "--user", u.user_id, "--project", u.project_id, "member")
+    time.sleep(1.1)  # Fernet time stamps are in seconds
+    cloud._tokens = {}
+    t = u.token()
+    assert _images(cloud, t) == 200
+    cloud.openstack("project", "set", "--disable", u.project_id)
+    assert _images(cloud, t) == 401
