@@ -1,0 +1,854 @@
+/*
+ * ts_netagent.c: the reconcile loop of the network agent. One pass reads the desired state
+ * (from the network API, or a file for tests), observes what exists (namespaces, links,
+ * addresses, our iptables chains, dnsmasq processes), removes what this agent made that is
+ * no longer wanted, and builds what is missing: bridges brq<net>, VIF taps tap<port>,
+ * qdhcp-<net> (veth, dnsmasq, metadata REDIRECT + listener), qrouter-<router> (qr-/qg-
+ * veths, floating IPs, NAT) and the security-group chains. Every object is recorded under
+ * <data_dir>/network-agent/own/ *before* it is made, so after a crash or kill -9 the next
+ * pass knows exactly what is ours (and never touches anyone else's bridges or namespaces).
+ * All commands go through ts_netagent_exec.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "json/ts_json.h"
+#include "network/agent/ts_netagent.h"
+#include "network/agent/ts_netagent_int.h"
+
+struct ts_netagent {
+    char *data_dir, *state_dir, *host, *ext_iface;
+    char fwd_chain[32];
+    int meta_port;
+    struct ts_netagent_opts o;
+    pthread_mutex_t mu;        /* one reconcile at a time */
+    pthread_mutex_t st_mu;     /* guards current */
+    json_t *current;           /* last desired state (for metadata lookups) */
+    json_t *applied;           /* ns or "filter" -> last restore text applied this run */
+    struct ts_netagent_metasrv *meta;
+    int failures;              /* failed steps in this pass */
+};
+
+/* ---- small helpers ---------------------------------------------------------------- */
+
+static int run(struct ts_netagent *a, int flags, const char *input, char **out, ...)
+{
+    const char *argv[64];
+    int n = 0;
+    va_list ap;
+    va_start(ap, out);
+    const char *s;
+    while (n < 63 && (s = va_arg(ap, const char *))) argv[n++] = s;
+    va_end(ap);
+    argv[n] = NULL;
+    int rc = ts_netagent_exec(argv, input, out, flags);
+    if (rc != 0 && !(flags & TS_NETAGENT_EXEC_QUIET)) a->failures++;
+    return rc;
+}
+#define RUN(a, ...) run(a, 0, NULL, NULL, __VA_ARGS__, (const char *)NULL)
+#define RUNQ(a, ...) run(a, TS_NETAGENT_EXEC_QUIET, NULL, NULL, __VA_ARGS__, (const char *)NULL)
+
+static bool valid_id(const char *id)
+{
+    if (!id || !*id || strlen(id) > 64) return false;
+    for (const char *c = id; *c; c++)
+        if (!((*c >= '0' && *c <= '9') || (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || *c == '-'))
+            return false;
+    return true;
+}
+
+static char *own_path(struct ts_netagent *a, const char *kind, const char *name)
+{
+    return ts_asprintf("%s/own/%s:%s", a->state_dir, kind, name);
+}
+
+static void own_add(struct ts_netagent *a, const char *kind, const char *name)
+{
+    char *p = own_path(a, kind, name);
+    if (access(p, F_OK) != 0 && ts_file_write_atomic(p, "", 0, 0644) < 0)
+        ts_warn("netagent", "cannot record %s: %s", p, strerror(errno));
+    free(p);
+}
+
+static void own_del(struct ts_netagent *a, const char *kind, const char *name)
+{
+    char *p = own_path(a, kind, name);
+    unlink(p);
+    free(p);
+}
+
+/* Names recorded for kind, as a JSON array. */
+static json_t *own_list(struct ts_netagent *a, const char *kind)
+{
+    json_t *out = json_array();
+    char *dir = ts_asprintf("%s/own", a->state_dir);
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    size_t kl = strlen(kind);
+    while (d && (e = readdir(d))) {
+        if (strncmp(e->d_name, kind, kl) == 0 && e->d_name[kl] == ':' && !strchr(e->d_name, '.'))
+            json_array_append_new(out, json_string(e->d_name + kl + 1));
+    }
+    if (d) closedir(d);
+    free(dir);
+    return out;
+}
+
+static bool in_array(const json_t *arr, const char *s)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach(arr, i, v) if (ts_streq(json_string_value(v), s)) return true;
+    return false;
+}
+
+static void add_unique(json_t *arr, const char *s)
+{
+    if (!in_array(arr, s)) json_array_append_new(arr, json_string(s));
+}
+
+/* ---- observation ----------------------------------------------------------------- */
+
+/* `ip -o link show` -> {name: {"master": s|null, "up": bool, "mac": s}} */
+static json_t *parse_links(const char *text)
+{
+    json_t *out = json_object();
+    const char *line = text;
+    while (line && *line) {
+        const char *eol = strchr(line, '\n');
+        size_t len = eol ? (size_t)(eol - line) : strlen(line);
+        char buf[2048];
+        if (len >= sizeof(buf)) len = sizeof(buf) - 1;
+        memcpy(buf, line, len);
+        buf[len] = 0;
+        line = eol ? eol + 1 : NULL;
+        char *p = strchr(buf, ':');
+        if (!p || p[1] != ' ') continue;
+        p += 2;
+        size_t nl = strcspn(p, ":@");
+        if (nl == 0 || nl >= 32) continue;
+        char name[32];
+        memcpy(name, p, nl);
+        name[nl] = 0;
+        json_t *o = json_object();
+        char *fl = strchr(p, '<'), *fe = fl ? strchr(fl, '>') : NULL;
+        bool up = false;
+        if (fl && fe) {
+            *fe = 0;
+            char *tok, *save = NULL;
+            for (tok = strtok_r(fl + 1, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) up |= ts_streq(tok, "UP");
+            *fe = ' ';
+        }
+        json_object_set_new(o, "up", json_boolean(up));
+        char *m = strstr(p, " master ");
+        if (m) {
+            char mn[32] = "";
+            sscanf(m + 8, "%31s", mn);
+            json_object_set_new(o, "master", json_string(mn));
+        }
+        char *ether = strstr(p, "link/ether ");
+        if (ether) {
+            char mac[32] = "";
+            sscanf(ether + 11, "%31s", mac);
+            json_object_set_new(o, "mac", json_string(mac));
+        }
+        json_object_set_new(out, name, o);
+    }
+    return out;
+}
+
+/* `ip -o -4 addr show` -> {dev: ["a.b.c.d/n", ...]} */
+static json_t *parse_addrs(const char *text)
+{
+    json_t *out = json_object();
+    const char *line = text;
+    while (line && *line) {
+        const char *eol = strchr(line, '\n');
+        size_t len = eol ? (size_t)(eol - line) : strlen(line);
+        char buf[1024], dev[32], fam[16], addr[64];
+        if (len >= sizeof(buf)) len = sizeof(buf) - 1;
+        memcpy(buf, line, len);
+        buf[len] = 0;
+        line = eol ? eol + 1 : NULL;
+        if (sscanf(buf, "%*d: %31s %15s %63s", dev, fam, addr) != 3 || !ts_streq(fam, "inet")) continue;
+        json_t *l = json_object_get(out, dev);
+        if (!l) {
+            l = json_array();
+            json_object_set_new(out, dev, l);
+        }
+        json_array_append_new(l, json_string(addr));
+    }
+    return out;
+}
+
+static json_t *list_netns(struct ts_netagent *a)
+{
+    char *out = NULL;
+    json_t *l = json_array();
+    if (run(a, 0, NULL, &out, "ip", "netns", "list", (const char *)NULL) == 0 && out) {
+        char *save = NULL;
+        for (char *ln = strtok_r(out, "\n", &save); ln; ln = strtok_r(NULL, "\n", &save)) {
+            char name[256];
+            if (sscanf(ln, "%255s", name) == 1) json_array_append_new(l, json_string(name));
+        }
+    }
+    free(out);
+    return l;
+}
+
+static json_t *links_in(struct ts_netagent *a, const char *ns)
+{
+    char *out = NULL;
+    int rc = ns ? run(a, 0, NULL, &out, "ip", "-n", ns, "-o", "link", "show", (const char *)NULL)
+                : run(a, 0, NULL, &out, "ip", "-o", "link", "show", (const char *)NULL);
+    json_t *l = rc == 0 && out ? parse_links(out) : json_object();
+    free(out);
+    return l;
+}
+
+static json_t *addrs_in(struct ts_netagent *a, const char *ns)
+{
+    char *out = NULL;
+    int rc = run(a, 0, NULL, &out, "ip", "-n", ns, "-o", "-4", "addr", "show", (const char *)NULL);
+    json_t *l = rc == 0 && out ? parse_addrs(out) : json_object();
+    free(out);
+    return l;
+}
+
+/* ---- processes -------------------------------------------------------------------- */
+
+static pid_t read_pid(const char *path)
+{
+    char *s = NULL;
+    size_t n;
+    pid_t pid = 0;
+    if (ts_file_read(path, 64, &s, &n) == 0) {
+        int64_t v;
+        char *nl = strchr(s, '\n');
+        if (nl) *nl = 0;
+        if (ts_parse_int64(s, &v) == 0 && v > 1 && v < (1 << 30)) pid = (pid_t)v;
+    }
+    free(s);
+    return pid;
+}
+
+/* Is pid a live process whose command line contains needle? */
+static bool proc_matches(pid_t pid, const char *needle)
+{
+    char path[64], *s = NULL;
+    size_t n;
+    bool ok = false;
+    if (pid <= 1) return false;
+    snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
+    if (ts_file_read(path, 65536, &s, &n) == 0) {
+        for (size_t i = 0; i + 1 < n; i++)
+            if (!s[i]) s[i] = ' ';
+        ok = strstr(s, needle) != NULL;
+    }
+    free(s);
+    return ok;
+}
+
+static void kill_wait(pid_t pid)
+{
+    if (pid <= 1) return;
+    if (kill(pid, SIGTERM) < 0) return;
+    for (int i = 0; i < 50; i++) {
+        if (kill(pid, 0) < 0) return;
+        usleep(20000);
+    }
+    kill(pid, SIGKILL);
+}
+
+/* Every process in namespace ns: TERM, then KILL. */
+static void kill_ns_pids(struct ts_netagent *a, const char *ns)
+{
+    char *out = NULL;
+    if (run(a, TS_NETAGENT_EXEC_QUIET, NULL, &out, "ip", "netns", "pids", ns, (const char *)NULL) == 0 && out) {
+        char *save = NULL;
+        for (char *ln = strtok_r(out, "\n", &save); ln; ln = strtok_r(NULL, "\n", &save)) {
+            int64_t v;
+            if (ts_parse_int64(ln, &v) == 0 && v > 1 && v != getpid()) kill_wait((pid_t)v);
+        }
+    }
+    free(out);
+}
+
+/* ---- building blocks ---------------------------------------------------------------- */
+
+static void ensure_ns(struct ts_netagent *a, const char *ns, const json_t *have_ns, bool router)
+{
+    if (!in_array(have_ns, ns)) {
+        own_add(a, "ns", ns);
+        if (RUN(a, "ip", "netns", "add", ns) != 0) return;
+        RUN(a, "ip", "-n", ns, "link", "set", "lo", "up");
+        if (router) RUN(a, "ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv4.ip_forward=1");
+    } else {
+        own_add(a, "ns", ns);   /* ours by name and wanted: (re)claim after a lost record */
+    }
+}
+
+static void ensure_bridge(struct ts_netagent *a, const char *br, json_t *links)
+{
+    json_t *l = json_object_get(links, br);
+    if (!l) {
+        own_add(a, "link", br);
+        if (RUN(a, "ip", "link", "add", br, "type", "bridge") != 0) return;
+        RUNQ(a, "ip", "link", "set", "dev", br, "addrgenmode", "none");
+        RUN(a, "ip", "link", "set", br, "up");
+        json_object_set_new(links, br, json_pack("{s:b}", "up", 1));
+    } else {
+        own_add(a, "link", br);
+        if (!json_is_true(json_object_get(l, "up"))) RUN(a, "ip", "link", "set", br, "up");
+    }
+}
+
+/* Root-side device (tap or veth end) enslaved to br and up. */
+static void ensure_enslaved(struct ts_netagent *a, const char *dev, const char *br, const json_t *links)
+{
+    json_t *l = json_object_get(links, dev);
+    if (!ts_streq(ts_json_str(l, "master", NULL), br)) RUN(a, "ip", "link", "set", dev, "master", br);
+    if (!json_is_true(json_object_get(l, "up"))) RUN(a, "ip", "link", "set", dev, "up");
+}
+
+/* The addresses "ip/prefixlen" a port should have inside a namespace (extra: more, e.g. FIPs). */
+static json_t *port_cidrs(const json_t *state, const json_t *port)
+{
+    json_t *out = json_array();
+    size_t i;
+    json_t *f;
+    json_array_foreach(json_object_get(port, "fixed_ips"), i, f) {
+        const char *ip = ts_json_str(f, "ip_address", NULL);
+        const json_t *sn = ts_netagent_find(state, "subnets", ts_json_str(f, "subnet_id", NULL));
+        int plen = ts_netagent_prefixlen(ts_json_str(sn, "cidr", NULL));
+        if (!ts_netagent_is_v4(ip) || plen < 0) continue;
+        char *s = ts_asprintf("%s/%d", ip, plen);
+        add_unique(out, s);
+        free(s);
+    }
+    return out;
+}
+
+/* veth root (in br) <-> inner (in ns) with port's MAC on inner and exactly `cidrs`. */
+static void ensure_veth(struct ts_netagent *a, const char *ns, const char *root, const char *inner, const char *br,
+                        const char *mac, const json_t *cidrs, json_t *links, const json_t *ns_links,
+                        const json_t *ns_addrs)
+{
+    if (!json_object_get(links, root)) {
+        own_add(a, "link", root);
+        if (json_object_get(ns_links, inner)) RUNQ(a, "ip", "-n", ns, "link", "del", inner);
+        if (RUN(a, "ip", "link", "add", root, "type", "veth", "peer", "name", inner, "netns", ns) != 0) return;
+        RUNQ(a, "ip", "link", "set", "dev", root, "addrgenmode", "none");
+        json_object_set_new(links, root, json_object());
+    } else {
+        own_add(a, "link", root);
+    }
+    ensure_enslaved(a, root, br, links);
+    json_t *il = json_object_get(ns_links, inner);
+    if (mac && !ts_strcaseeq(ts_json_str(il, "mac", NULL), mac)) RUN(a, "ip", "-n", ns, "link", "set", inner, "address", mac);
+    if (!json_is_true(json_object_get(il, "up"))) RUN(a, "ip", "-n", ns, "link", "set", inner, "up");
+    json_t *have = json_object_get(ns_addrs, inner);
+    size_t i;
+    json_t *v;
+    json_array_foreach(have, i, v) {
+        if (!in_array(cidrs, json_string_value(v))) RUN(a, "ip", "-n", ns, "addr", "del", json_string_value(v), "dev", inner);
+    }
+    json_array_foreach(cidrs, i, v) {
+        if (!in_array(have, json_string_value(v))) RUN(a, "ip", "-n", ns, "addr", "add", json_string_value(v), "dev", inner);
+    }
+}
+
+/* iptables-restore of one table text inside ns (NULL = root, with --noflush), only when changed. */
+static void restore(struct ts_netagent *a, const char *ns, const char *text, bool noflush, bool force)
+{
+    const char *key = ns ? ns : "root";
+    if (!force && ts_streq(ts_json_str(a->applied, key, NULL), text)) return;
+    int rc = ns ? run(a, 0, text, NULL, "ip", "netns", "exec", ns, "iptables-restore", (const char *)NULL)
+                : run(a, 0, text, NULL, "iptables-restore", noflush ? "-n" : "-w", (const char *)NULL);
+    if (rc == 0) json_object_set_new(a->applied, key, json_string(text));
+    else json_object_del(a->applied, key);
+}
+
+static const json_t *dhcp_port_of(const json_t *state, const char *net_id)
+{
+    size_t i;
+    json_t *p;
+    json_array_foreach(json_object_get(state, "ports"), i, p) {
+        if (ts_streq(ts_json_str(p, "network_id", NULL), net_id) &&
+            ts_streq(ts_json_str(p, "device_owner", NULL), "network:dhcp") && valid_id(ts_json_str(p, "id", NULL)))
+            return p;
+    }
+    return NULL;
+}
+
+static void ensure_dnsmasq(struct ts_netagent *a, const char *ns, const char *net_id, const json_t *argv)
+{
+    char *dir = ts_asprintf("%s/dhcp/%s", a->state_dir, net_id);
+    char *pidf = ts_asprintf("%s/pid", dir), *argf = ts_asprintf("%s/argv.json", dir);
+    char *want = json_dumps(argv, JSON_COMPACT);
+    char *have = NULL, *needle = ts_asprintf("--pid-file=%s", pidf);
+    size_t n;
+    ts_mkdirs(dir, 0755);
+    pid_t pid = read_pid(pidf);
+    bool alive = proc_matches(pid, needle);
+    ts_file_read(argf, 1 << 20, &have, &n);
+    if (alive && ts_streq(have, want)) goto out;
+    if (alive) kill_wait(pid);
+    unlink(pidf);
+    if (ts_file_write_atomic(argf, want, strlen(want), 0644) < 0) a->failures++;
+    json_t *full = json_pack("[s,s,s]", "ip", "netns", "exec");
+    json_array_append_new(full, json_string(ns));
+    json_array_extend(full, (json_t *)argv);
+    if (ts_netagent_exec_json(full, NULL, NULL, TS_NETAGENT_EXEC_DAEMON) != 0) a->failures++;
+    else ts_info("netagent", "dnsmasq for network %s (re)started", net_id);
+    json_decref(full);
+out:
+    free(dir);
+    free(pidf);
+    free(argf);
+    free(want);
+    free(have);
+    free(needle);
+}
+
+static void rm_tree(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        if (ts_streq(e->d_name, ".") || ts_streq(e->d_name, "..")) continue;
+        char *p = ts_asprintf("%s/%s", dir, e->d_name);
+        unlink(p);
+        free(p);
+    }
+    if (d) closedir(d);
+    rmdir(dir);
+}
+
+/* ---- the pass ----------------------------------------------------------------------- */
+
+static void remove_ns(struct ts_netagent *a, const char *ns, const json_t *have_ns)
+{
+    if (ts_startswith(ns, "qdhcp-")) {
+        const char *net = ns + 6;
+        if (a->meta) ts_netagent_metasrv_close(a->meta, net);
+        char *dir = ts_asprintf("%s/dhcp/%s", a->state_dir, net);
+        char *pidf = ts_asprintf("%s/pid", dir), *needle = ts_asprintf("--pid-file=%s", pidf);
+        pid_t pid = read_pid(pidf);
+        if (proc_matches(pid, needle)) kill_wait(pid);
+        rm_tree(dir);
+        free(dir);
+        free(pidf);
+        free(needle);
+    }
+    if (in_array(have_ns, ns)) {
+        kill_ns_pids(a, ns);
+        if (RUN(a, "ip", "netns", "del", ns) != 0) return;
+    }
+    json_object_del(a->applied, ns);
+    own_del(a, "ns", ns);
+    ts_info("netagent", "removed namespace %s", ns);
+}
+
+static void plugged(struct ts_netagent *a, const json_t *port)
+{
+    const char *id = ts_json_str(port, "id", "");
+    char *p = ts_asprintf("%s/plugged/%s", a->state_dir, id);
+    if (access(p, F_OK) != 0) {
+        if (a->o.vif_plugged) a->o.vif_plugged(a->o.ctx, port);
+        ts_file_write_atomic(p, "", 0, 0644);
+    }
+    free(p);
+}
+
+static void forget_plugged(struct ts_netagent *a, const json_t *wanted_ports)
+{
+    char *dir = ts_asprintf("%s/plugged", a->state_dir);
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        if (e->d_name[0] == '.' || in_array(wanted_ports, e->d_name)) continue;
+        char *p = ts_asprintf("%s/%s", dir, e->d_name);
+        unlink(p);
+        free(p);
+    }
+    if (d) closedir(d);
+    free(dir);
+}
+
+static bool jump_present(struct ts_netagent *a)
+{
+    char *out = NULL;
+    bool yes = false;
+    if (run(a, TS_NETAGENT_EXEC_QUIET, NULL, &out, "iptables", "-w", "-S", "FORWARD", (const char *)NULL) == 0 && out) {
+        char *want = ts_asprintf("-A FORWARD -j %s\n", a->fwd_chain);
+        yes = strstr(out, want) != NULL;
+        free(want);
+    }
+    free(out);
+    return yes;
+}
+
+static void sync_sg(struct ts_netagent *a, const json_t *state, bool anything)
+{
+    json_t *owned = own_list(a, "chain");
+    bool jump = jump_present(a);
+    if (!anything) {
+        if (json_array_size(owned) || jump) {
+            add_unique(owned, a->fwd_chain);
+            char *text = ts_netagent_sg_restore(state, a->host, a->fwd_chain, owned, false, jump, NULL);
+            if (run(a, 0, text, NULL, "iptables-restore", "-w", "-n", (const char *)NULL) == 0) {
+                size_t i;
+                json_t *c;
+                json_array_foreach(owned, i, c) own_del(a, "chain", json_string_value(c));
+            }
+            free(text);
+            json_object_del(a->applied, "root");
+        }
+        json_decref(owned);
+        return;
+    }
+    json_t *chains = NULL;
+    char *probe = ts_netagent_sg_restore(state, a->host, a->fwd_chain, owned, !jump, false, &chains);
+    size_t i;
+    json_t *c;
+    json_array_foreach(chains, i, c) own_add(a, "chain", json_string_value(c));
+    if (!jump || !ts_streq(ts_json_str(a->applied, "root", NULL), probe)) {
+        if (run(a, 0, probe, NULL, "iptables-restore", "-w", "-n", (const char *)NULL) == 0) {
+            json_object_set_new(a->applied, "root", json_string(probe));
+            json_array_foreach(owned, i, c) {
+                if (!in_array(chains, json_string_value(c))) own_del(a, "chain", json_string_value(c));
+            }
+        } else {
+            json_object_del(a->applied, "root");
+        }
+    }
+    free(probe);
+    json_decref(chains);
+    json_decref(owned);
+}
+
+int ts_netagent_reconcile(struct ts_netagent *a)
+{
+    json_t *state = a->o.fetch_state(a->o.ctx);
+    if (!json_is_object(state)) {
+        json_decref(state);
+        ts_warn("netagent", "no desired state (network API unreachable?): nothing changed");
+        return -TS_EUNAVAIL;
+    }
+    pthread_mutex_lock(&a->mu);
+    pthread_mutex_lock(&a->st_mu);
+    json_decref(a->current);
+    a->current = json_incref(state);
+    pthread_mutex_unlock(&a->st_mu);
+    a->failures = 0;
+
+    json_t *want_ns = json_array(), *want_links = json_array(), *vif_ports = json_array();
+    json_t *have_ns = list_netns(a), *links = links_in(a, NULL);
+    json_t *dhcp_argv = json_object();   /* net -> argv */
+    size_t i;
+    json_t *v;
+    char name[TS_NETAGENT_IFNAME], nsname[128];
+
+    /* what should exist */
+    json_array_foreach(json_object_get(state, "networks"), i, v) {
+        const char *nid = ts_json_str(v, "id", NULL);
+        if (!valid_id(nid)) continue;
+        ts_netagent_ifname(name, "brq", nid);
+        add_unique(want_links, name);
+        const json_t *dp = dhcp_port_of(state, nid);
+        if (!dp) continue;
+        char dnsif[TS_NETAGENT_IFNAME], *dir = ts_asprintf("%s/dhcp/%s", a->state_dir, nid);
+        ts_netagent_ifname(dnsif, "ns-", ts_json_str(dp, "id", ""));
+        json_t *argv = ts_netagent_dnsmasq_argv(state, nid, dp, dnsif, dir);
+        free(dir);
+        if (!argv) continue;
+        json_object_set_new(dhcp_argv, nid, argv);
+        snprintf(nsname, sizeof(nsname), "qdhcp-%s", nid);
+        add_unique(want_ns, nsname);
+        ts_netagent_ifname(name, "tap", ts_json_str(dp, "id", ""));
+        add_unique(want_links, name);
+    }
+    json_array_foreach(json_object_get(state, "routers"), i, v) {
+        const char *rid = ts_json_str(v, "id", NULL);
+        if (!valid_id(rid)) continue;
+        snprintf(nsname, sizeof(nsname), "qrouter-%s", rid);
+        add_unique(want_ns, nsname);
+    }
+    json_array_foreach(json_object_get(state, "ports"), i, v) {
+        const char *pid = ts_json_str(v, "id", NULL), *owner = ts_json_str(v, "device_owner", "");
+        if (!valid_id(pid) || !ts_netagent_find(state, "networks", ts_json_str(v, "network_id", NULL))) continue;
+        ts_netagent_ifname(name, "tap", pid);
+        if (ts_netagent_port_is_vif(v, a->host)) {
+            add_unique(want_links, name);
+            json_array_append_new(vif_ports, json_string(pid));
+        } else if ((ts_streq(owner, "network:router_interface") || ts_streq(owner, "network:router_gateway")) &&
+                   ts_netagent_find(state, "routers", ts_json_str(v, "device_id", NULL))) {
+            add_unique(want_links, name);
+        }
+    }
+
+    /* remove what is ours and no longer wanted */
+    json_t *owned = own_list(a, "ns");
+    json_array_foreach(owned, i, v) {
+        if (!in_array(want_ns, json_string_value(v))) remove_ns(a, json_string_value(v), have_ns);
+    }
+    json_decref(owned);
+    json_decref(links);
+    links = links_in(a, NULL);
+    owned = own_list(a, "link");
+    json_array_foreach(owned, i, v) {
+        const char *l = json_string_value(v);
+        if (in_array(want_links, l)) continue;
+        /* a veth end goes with its namespace, a little later: gone is as good as deleted */
+        if (json_object_get(links, l) && RUNQ(a, "ip", "link", "del", l) != 0 &&
+            RUNQ(a, "ip", "link", "show", "dev", l) == 0) {
+            a->failures++;
+            continue;
+        }
+        own_del(a, "link", l);
+        json_object_del(links, l);
+        ts_info("netagent", "removed link %s", l);
+    }
+    json_decref(owned);
+    json_decref(have_ns);
+    have_ns = list_netns(a);
+    json_decref(links);
+    links = links_in(a, NULL);
+    forget_plugged(a, vif_ports);
+
+    /* build: bridges */
+    json_array_foreach(json_object_get(state, "networks"), i, v) {
+        const char *nid = ts_json_str(v, "id", NULL);
+        if (!valid_id(nid)) continue;
+        ts_netagent_ifname(name, "brq", nid);
+        ensure_bridge(a, name, links);
+    }
+    if (a->ext_iface) {
+        json_array_foreach(json_object_get(state, "networks"), i, v) {
+            if (!ts_json_bool(v, "router:external", false) || !valid_id(ts_json_str(v, "id", NULL))) continue;
+            ts_netagent_ifname(name, "brq", ts_json_str(v, "id", NULL));
+            if (json_object_get(links, a->ext_iface)) ensure_enslaved(a, a->ext_iface, name, links);
+            else ts_warn("netagent", "external_bridge_interface %s does not exist", a->ext_iface);
+            break;
+        }
+    }
+    /* DHCP namespaces */
+    const char *nid;
+    json_t *argv;
+    json_object_foreach(dhcp_argv, nid, argv) {
+        const json_t *dp = dhcp_port_of(state, nid);
+        char root[TS_NETAGENT_IFNAME], inner[TS_NETAGENT_IFNAME], br[TS_NETAGENT_IFNAME];
+        snprintf(nsname, sizeof(nsname), "qdhcp-%s", nid);
+        ensure_ns(a, nsname, have_ns, false);
+        json_t *nl = links_in(a, nsname), *na = addrs_in(a, nsname);
+        ts_netagent_ifname(root, "tap", ts_json_str(dp, "id", ""));
+        ts_netagent_ifname(inner, "ns-", ts_json_str(dp, "id", ""));
+        ts_netagent_ifname(br, "brq", nid);
+        json_t *cidrs = port_cidrs(state, dp);
+        ensure_veth(a, nsname, root, inner, br, ts_json_str(dp, "mac_address", NULL), cidrs, links, nl, na);
+        json_decref(cidrs);
+        json_decref(nl);
+        json_decref(na);
+        if (a->o.serve_metadata) {
+            char *nat = ts_netagent_dhcp_nat(a->meta_port);
+            restore(a, nsname, nat, false, false);
+            free(nat);
+            if (a->meta && ts_netagent_metasrv_listen(a->meta, nid, nsname, a->meta_port) < 0) a->failures++;
+        }
+        ensure_dnsmasq(a, nsname, nid, argv);
+    }
+    /* routers */
+    json_array_foreach(json_object_get(state, "routers"), i, v) {
+        const char *rid = ts_json_str(v, "id", NULL);
+        if (!valid_id(rid)) continue;
+        snprintf(nsname, sizeof(nsname), "qrouter-%s", rid);
+        ensure_ns(a, nsname, have_ns, true);
+        json_t *nl = links_in(a, nsname), *na = addrs_in(a, nsname);
+        size_t k;
+        json_t *p;
+        const char *gw = NULL, *qg_dev = NULL;
+        char qg[TS_NETAGENT_IFNAME] = "";
+        json_array_foreach(json_object_get(state, "ports"), k, p) {
+            const char *owner = ts_json_str(p, "device_owner", ""), *pid = ts_json_str(p, "id", NULL);
+            bool gwport = ts_streq(owner, "network:router_gateway");
+            if (!ts_streq(ts_json_str(p, "device_id", NULL), rid) || !valid_id(pid)) continue;
+            if (!gwport && !ts_streq(owner, "network:router_interface")) continue;
+            if (!ts_netagent_find(state, "networks", ts_json_str(p, "network_id", NULL))) continue;
+            char root[TS_NETAGENT_IFNAME], inner[TS_NETAGENT_IFNAME], br[TS_NETAGENT_IFNAME];
+            ts_netagent_ifname(root, "tap", pid);
+            ts_netagent_ifname(inner, gwport ? "qg-" : "qr-", pid);
+            ts_netagent_ifname(br, "brq", ts_json_str(p, "network_id", ""));
+            json_t *cidrs = port_cidrs(state, p);
+            if (gwport) {
+                size_t f;
+                json_t *fip;
+                json_array_foreach(json_object_get(state, "floatingips"), f, fip) {
+                    const char *fa = ts_json_str(fip, "floating_ip_address", NULL);
+                    if (ts_streq(ts_json_str(fip, "router_id", NULL), rid) && ts_json_str(fip, "port_id", NULL) &&
+                        ts_netagent_is_v4(fa)) {
+                        char *s = ts_asprintf("%s/32", fa);
+                        add_unique(cidrs, s);
+                        free(s);
+                    }
+                }
+                json_t *f0 = json_array_get(json_object_get(p, "fixed_ips"), 0);
+                const json_t *sn = ts_netagent_find(state, "subnets", ts_json_str(f0, "subnet_id", NULL));
+                gw = ts_json_str(sn, "gateway_ip", NULL);
+                snprintf(qg, sizeof(qg), "%s", inner);
+                qg_dev = qg;
+            }
+            ensure_veth(a, nsname, root, inner, br, ts_json_str(p, "mac_address", NULL), cidrs, links, nl, na);
+            json_decref(cidrs);
+        }
+        if (qg_dev && ts_netagent_is_v4(gw))
+            RUN(a, "ip", "-n", nsname, "route", "replace", "default", "via", gw, "dev", qg_dev);
+        char *nat = ts_netagent_router_nat(state, rid);
+        restore(a, nsname, nat, false, false);
+        free(nat);
+        json_decref(nl);
+        json_decref(na);
+    }
+    /* VIF taps */
+    json_array_foreach(json_object_get(state, "ports"), i, v) {
+        const char *pid = ts_json_str(v, "id", NULL);
+        if (!in_array(vif_ports, pid)) continue;
+        char br[TS_NETAGENT_IFNAME];
+        ts_netagent_ifname(name, "tap", pid);
+        ts_netagent_ifname(br, "brq", ts_json_str(v, "network_id", ""));
+        if (!json_object_get(links, name)) {
+            own_add(a, "link", name);
+            if (RUN(a, "ip", "tuntap", "add", "dev", name, "mode", "tap") != 0) continue;
+            RUNQ(a, "ip", "link", "set", "dev", name, "addrgenmode", "none");
+            json_object_set_new(links, name, json_object());
+        } else {
+            own_add(a, "link", name);
+        }
+        ensure_enslaved(a, name, br, links);
+        plugged(a, v);
+    }
+    /* security groups */
+    sync_sg(a, state, json_array_size(want_links) > 0);
+
+    int failures = a->failures;
+    pthread_mutex_unlock(&a->mu);
+    json_decref(dhcp_argv);
+    json_decref(want_ns);
+    json_decref(want_links);
+    json_decref(vif_ports);
+    json_decref(have_ns);
+    json_decref(links);
+    json_decref(state);
+    if (failures) ts_warn("netagent", "reconcile: %d step(s) failed", failures);
+    return failures ? -TS_EIO : 0;
+}
+
+/* ---- metadata lookups ---------------------------------------------------------------- */
+
+static int meta_answer(void *ctx, const char *net_id, const char *src_ip, const char *path, char **body,
+                       const char **ctype)
+{
+    struct ts_netagent *a = ctx;
+    json_t *state;
+    pthread_mutex_lock(&a->st_mu);
+    state = json_incref(a->current);
+    pthread_mutex_unlock(&a->st_mu);
+    const json_t *port = NULL;
+    size_t i, k;
+    json_t *p, *f;
+    json_array_foreach(json_object_get(state, "ports"), i, p) {
+        if (!ts_streq(ts_json_str(p, "network_id", NULL), net_id)) continue;
+        if (ts_startswith(ts_json_str(p, "device_owner", ""), "network:")) continue;
+        json_array_foreach(json_object_get(p, "fixed_ips"), k, f) {
+            if (ts_streq(ts_json_str(f, "ip_address", NULL), src_ip)) port = p;
+        }
+    }
+    int st = 404;
+    const char *dev = ts_json_str(port, "device_id", NULL);
+    if (port && dev && *dev && a->o.fetch_instance) {
+        json_t *inst = a->o.fetch_instance(a->o.ctx, dev);
+        const char *pp = ts_json_str(port, "project_id", ts_json_str(port, "tenant_id", NULL));
+        const char *ip = ts_json_str(inst, "project_id", NULL);
+        if (inst && ts_streq(ts_json_str(inst, "uuid", NULL), dev) && (!pp || !ip || ts_streq(pp, ip)))
+            st = ts_netagent_meta_render(state, inst, port, path, body, ctype);
+        json_decref(inst);
+    } else {
+        ts_info("netagent", "metadata: no instance port for %s on network %s", src_ip, net_id);
+    }
+    json_decref(state);
+    return st;
+}
+
+/* ---- lifecycle ------------------------------------------------------------------------ */
+
+void ts_netagent_fwd_chain(const char *state_dir, char out[32])
+{
+    uint32_t h = 2166136261u;   /* FNV-1a: a stable short tag per agent state dir */
+    for (const char *c = state_dir; *c; c++) h = (h ^ (unsigned char)*c) * 16777619u;
+    snprintf(out, 32, "tsg-F%08x", h);
+}
+
+struct ts_netagent *ts_netagent_new(const struct ts_netagent_opts *o, struct ts_err *err)
+{
+    if (!o || !o->data_dir || !o->host || !o->fetch_state) {
+        ts_err_set(err, TS_EINVAL, "netagent: data_dir, host and fetch_state are required");
+        return NULL;
+    }
+    struct ts_netagent *a = ts_calloc(1, sizeof(*a));
+    a->o = *o;
+    a->data_dir = ts_strdup(o->data_dir);
+    a->host = ts_strdup(o->host);
+    a->ext_iface = o->external_bridge_interface && *o->external_bridge_interface ? ts_strdup(o->external_bridge_interface)
+                                                                                : NULL;
+    a->o.data_dir = a->data_dir;
+    a->o.host = a->host;
+    a->o.external_bridge_interface = a->ext_iface;
+    a->meta_port = o->meta_port > 0 ? o->meta_port : 9697;
+    a->state_dir = ts_asprintf("%s/network-agent", a->data_dir);
+    ts_netagent_fwd_chain(a->state_dir, a->fwd_chain);
+    a->applied = json_object();
+    pthread_mutex_init(&a->mu, NULL);
+    pthread_mutex_init(&a->st_mu, NULL);
+    char *d1 = ts_asprintf("%s/own", a->state_dir), *d2 = ts_asprintf("%s/dhcp", a->state_dir),
+         *d3 = ts_asprintf("%s/plugged", a->state_dir);
+    int rc = ts_mkdirs(d1, 0755) | ts_mkdirs(d2, 0755) | ts_mkdirs(d3, 0755);
+    free(d1);
+    free(d2);
+    free(d3);
+    if (rc < 0) {
+        ts_err_set(err, TS_EIO, "netagent: cannot create %s: %s", a->state_dir, strerror(errno));
+        ts_netagent_free(a);
+        return NULL;
+    }
+    if (o->serve_metadata) {
+        a->meta = ts_netagent_metasrv_new(meta_answer, a);
+        if (!a->meta) {
+            ts_err_set(err, TS_EIO, "netagent: cannot start the metadata listener thread");
+            ts_netagent_free(a);
+            return NULL;
+        }
+    }
+    return a;
+}
+
+void ts_netagent_free(struct ts_netagent *a)
+{
+    if (!a) return;
+    ts_netagent_metasrv_free(a->meta);
+    json_decref(a->current);
+    json_decref(a->applied);
+    pthread_mutex_destroy(&a->mu);
+    pthread_mutex_destroy(&a->st_mu);
+    free(a->data_dir);
+    free(a->state_dir);
+    free(a->host);
+    free(a->ext_iface);
+    free(a);
+}

@@ -1,0 +1,513 @@
+/*
+ * ts_netagent_plan.c: the agent's pure planning functions: device and namespace names from
+ * resource ids, the dnsmasq command line of a network, and the iptables-restore texts for
+ * router NAT (floating IPs, gateway SNAT), the metadata REDIRECT and the security-group
+ * chains. Nothing here runs a command, so the unit tests check exact outputs. Every value
+ * that comes from the API is checked against a strict character set before it lands in
+ * a rule or an argument.
+ */
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "json/ts_json.h"
+#include "network/agent/ts_netagent_int.h"
+
+void ts_netagent_ifname(char out[TS_NETAGENT_IFNAME], const char *prefix, const char *id)
+{
+    snprintf(out, TS_NETAGENT_IFNAME, "%s%.11s", prefix, id ? id : "");
+}
+
+json_t *ts_netagent_find(const json_t *state, const char *list, const char *id)
+{
+    size_t i;
+    json_t *v;
+    if (!id) return NULL;
+    json_array_foreach(json_object_get(state, list), i, v) {
+        if (ts_streq(ts_json_str(v, "id", NULL), id)) return v;
+    }
+    return NULL;
+}
+
+bool ts_netagent_is_v4(const char *addr)
+{
+    struct in_addr a;
+    return addr && strlen(addr) < 16 && inet_pton(AF_INET, addr, &a) == 1;
+}
+
+/* "a.b.c.d/n" (IPv4 only): prefix length, or -1. net (16 bytes) gets the address part. */
+static int cidr_split(const char *cidr, char net[16])
+{
+    if (!cidr) return -1;
+    const char *slash = strchr(cidr, '/');
+    if (!slash || slash - cidr >= 16) return -1;
+    memcpy(net, cidr, (size_t)(slash - cidr));
+    net[slash - cidr] = 0;
+    if (!ts_netagent_is_v4(net)) return -1;
+    int64_t n;
+    if (ts_parse_int64(slash + 1, &n) < 0 || n < 0 || n > 32) return -1;
+    return (int)n;
+}
+
+int ts_netagent_prefixlen(const char *cidr)
+{
+    char net[16];
+    return cidr_split(cidr, net);
+}
+
+bool ts_netagent_mask(int prefixlen, char out[16])
+{
+    if (prefixlen < 0 || prefixlen > 32) return false;
+    uint32_t m = prefixlen ? htonl(0xffffffffu << (32 - prefixlen)) : 0;
+    struct in_addr a = {.s_addr = m};
+    return inet_ntop(AF_INET, &a, out, 16) != NULL;
+}
+
+static bool valid_cidr4(const char *s)
+{
+    return ts_netagent_prefixlen(s) >= 0;
+}
+
+static bool valid_mac(const char *s)
+{
+    if (!s || strlen(s) != 17) return false;
+    for (int i = 0; i < 17; i++) {
+        char c = s[i];
+        if (i % 3 == 2 ? c != ':' : !((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')))
+            return false;
+    }
+    return true;
+}
+
+bool ts_netagent_port_is_vif(const json_t *port, const char *host)
+{
+    const char *owner = ts_json_str(port, "device_owner", "");
+    const char *h = ts_json_str(port, "binding:host_id", "");
+    return ts_startswith(owner, "compute:") && host && ts_streq(h, host) && ts_json_str(port, "id", NULL) &&
+           valid_mac(ts_json_str(port, "mac_address", NULL));
+}
+
+static const json_t *subnet_of(const json_t *state, const char *id)
+{
+    return ts_netagent_find(state, "subnets", id);
+}
+
+/* The port's IPv4 address on subnet_id, or NULL. */
+static const char *port_ip_on(const json_t *port, const char *subnet_id)
+{
+    size_t i;
+    json_t *f;
+    json_array_foreach(json_object_get(port, "fixed_ips"), i, f) {
+        const char *ip = ts_json_str(f, "ip_address", NULL);
+        if (ts_streq(ts_json_str(f, "subnet_id", NULL), subnet_id) && ts_netagent_is_v4(ip)) return ip;
+    }
+    return NULL;
+}
+
+static void push(json_t *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void push(json_t *a, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *s = ts_vasprintf(fmt, ap);
+    va_end(ap);
+    json_array_append_new(a, json_string(s));
+    free(s);
+}
+
+static bool dhcp_subnet(const json_t *sn, const char *net_id)
+{
+    return ts_streq(ts_json_str(sn, "network_id", NULL), net_id) && ts_json_int(sn, "ip_version", 4) == 4 &&
+           ts_json_bool(sn, "enable_dhcp", true) && valid_cidr4(ts_json_str(sn, "cidr", NULL)) &&
+           ts_json_str(sn, "id", NULL);
+}
+
+json_t *ts_netagent_dnsmasq_argv(const json_t *state, const char *net_id, const json_t *dhcp_port,
+                                 const char *iface, const char *dir)
+{
+    json_t *a = json_array();
+    size_t i, j;
+    json_t *sn, *p;
+    int nranges = 0;
+
+    push(a, "dnsmasq");
+    push(a, "--conf-file=/dev/null");
+    push(a, "--no-hosts");
+    push(a, "--no-resolv");
+    push(a, "--port=0");
+    push(a, "--interface=%s", iface);
+    push(a, "--bind-interfaces");
+    push(a, "--except-interface=lo");
+    push(a, "--pid-file=%s/pid", dir);
+    push(a, "--dhcp-leasefile=%s/leases", dir);
+    push(a, "--log-facility=%s/log", dir);
+    push(a, "--log-dhcp");
+    json_array_foreach(json_object_get(state, "subnets"), i, sn) {
+        if (!dhcp_subnet(sn, net_id)) continue;
+        const char *sid = ts_json_str(sn, "id", "");
+        char net[16], mask[16];
+        int plen = cidr_split(ts_json_str(sn, "cidr", NULL), net);
+        if (!ts_netagent_mask(plen, mask)) continue;
+        const char *me = port_ip_on(dhcp_port, sid);
+        if (!me) continue;   /* the DHCP port has no address here: cannot serve it */
+        char tag[64];
+        snprintf(tag, sizeof(tag), "subnet-%.36s", sid);
+        push(a, "--dhcp-range=set:%s,%s,static,%s,86400s", tag, net, mask);
+        nranges++;
+        const char *gw = ts_json_str(sn, "gateway_ip", NULL);
+        bool has_gw = ts_netagent_is_v4(gw);
+        if (has_gw) push(a, "--dhcp-option-force=tag:%s,option:router,%s", tag, gw);
+        /* option 121: the metadata route to this namespace; as RFC 3442 makes clients
+         * ignore option 3 when 121 is present, the default route goes in it too */
+        struct ts_buf r;
+        ts_buf_init(&r, 8192);
+        ts_buf_printf(&r, "--dhcp-option-force=tag:%s,option:classless-static-route,169.254.169.254/32,%s", tag, me);
+        json_t *hr;
+        json_array_foreach(json_object_get(sn, "host_routes"), j, hr) {
+            const char *d = ts_json_str(hr, "destination", NULL), *nh = ts_json_str(hr, "nexthop", NULL);
+            if (valid_cidr4(d) && ts_netagent_is_v4(nh)) ts_buf_printf(&r, ",%s,%s", d, nh);
+        }
+        if (has_gw) ts_buf_printf(&r, ",0.0.0.0/0,%s", gw);
+        json_array_append_new(a, json_string(ts_buf_cstr(&r)));
+        ts_buf_free(&r);
+        json_t *dns = json_object_get(sn, "dns_nameservers");
+        if (json_array_size(dns)) {
+            struct ts_buf d;
+            ts_buf_init(&d, 4096);
+            ts_buf_printf(&d, "--dhcp-option-force=tag:%s,option:dns-server", tag);
+            int nd = 0;
+            json_array_foreach(dns, j, hr) {
+                const char *ip = json_string_value(hr);
+                if (ts_netagent_is_v4(ip)) {
+                    ts_buf_printf(&d, ",%s", ip);
+                    nd++;
+                }
+            }
+            if (nd) json_array_append_new(a, json_string(ts_buf_cstr(&d)));
+            ts_buf_free(&d);
+        }
+        json_array_foreach(json_object_get(state, "ports"), j, p) {
+            if (!ts_streq(ts_json_str(p, "network_id", NULL), net_id)) continue;
+            if (ts_streq(ts_json_str(p, "device_owner", ""), "network:dhcp")) continue;
+            const char *ip = port_ip_on(p, sid), *mac = ts_json_str(p, "mac_address", NULL);
+            if (!ip || !valid_mac(mac)) continue;
+            char host[64];
+            snprintf(host, sizeof(host), "host-%s", ip);
+            for (char *c = host; *c; c++)
+                if (*c == '.') *c = '-';
+            push(a, "--dhcp-host=%s,%s,%s", mac, ip, host);
+        }
+    }
+    json_t *net = ts_netagent_find(state, "networks", net_id);
+    int64_t mtu = ts_json_int(net, "mtu", 0);
+    if (nranges && mtu >= 576 && mtu <= 65535) push(a, "--dhcp-option-force=option:mtu,%lld", (long long)mtu);
+    if (!nranges) {
+        json_decref(a);
+        return NULL;
+    }
+    return a;
+}
+
+char *ts_netagent_dhcp_nat(int meta_port)
+{
+    return ts_asprintf("*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n"
+                       ":POSTROUTING ACCEPT [0:0]\n"
+                       "-A PREROUTING -d 169.254.169.254/32 -p tcp -m tcp --dport 80 -j REDIRECT --to-ports %d\n"
+                       "COMMIT\n",
+                       meta_port);
+}
+
+/* The router's port with this device_owner (first one), or NULL. */
+static const json_t *router_port(const json_t *state, const char *router_id, const char *owner, size_t *iter)
+{
+    json_t *p;
+    for (size_t i = iter ? *iter : 0; i < json_array_size(json_object_get(state, "ports")); i++) {
+        p = json_array_get(json_object_get(state, "ports"), i);
+        if (ts_streq(ts_json_str(p, "device_id", NULL), router_id) &&
+            ts_streq(ts_json_str(p, "device_owner", NULL), owner)) {
+            if (iter) *iter = i + 1;
+            return p;
+        }
+    }
+    return NULL;
+}
+
+char *ts_netagent_router_nat(const json_t *state, const char *router_id)
+{
+    struct ts_buf b;
+    ts_buf_init(&b, 1 << 20);
+    ts_buf_appends(&b, "*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n"
+                       ":POSTROUTING ACCEPT [0:0]\n");
+    const json_t *router = ts_netagent_find(state, "routers", router_id);
+    const json_t *gwp = router_port(state, router_id, "network:router_gateway", NULL);
+    const char *gw_ip = NULL;
+    char qg[TS_NETAGENT_IFNAME];
+    if (gwp) {
+        json_t *f = json_array_get(json_object_get(gwp, "fixed_ips"), 0);
+        size_t i;
+        json_array_foreach(json_object_get(gwp, "fixed_ips"), i, f) {
+            if (ts_netagent_is_v4(ts_json_str(f, "ip_address", NULL))) {
+                gw_ip = ts_json_str(f, "ip_address", NULL);
+                break;
+            }
+        }
+        ts_netagent_ifname(qg, "qg-", ts_json_str(gwp, "id", ""));
+    }
+    if (router && gw_ip) {
+        size_t i;
+        json_t *fip;
+        json_array_foreach(json_object_get(state, "floatingips"), i, fip) {
+            const char *fa = ts_json_str(fip, "floating_ip_address", NULL);
+            const char *fx = ts_json_str(fip, "fixed_ip_address", NULL);
+            if (!ts_streq(ts_json_str(fip, "router_id", NULL), router_id) || !ts_json_str(fip, "port_id", NULL))
+                continue;
+            if (!ts_netagent_is_v4(fa) || !ts_netagent_is_v4(fx)) continue;
+            ts_buf_printf(&b, "-A PREROUTING -d %s/32 -j DNAT --to-destination %s\n", fa, fx);
+            ts_buf_printf(&b, "-A OUTPUT -d %s/32 -j DNAT --to-destination %s\n", fa, fx);
+            ts_buf_printf(&b, "-A POSTROUTING -s %s/32 -o %s -j SNAT --to-source %s\n", fx, qg, fa);
+        }
+        json_t *egi = json_object_get(router, "external_gateway_info");
+        if (ts_json_bool(egi, "enable_snat", true)) {
+            size_t it = 0;
+            const json_t *ip;
+            while ((ip = router_port(state, router_id, "network:router_interface", &it))) {
+                size_t k;
+                json_t *f;
+                json_array_foreach(json_object_get(ip, "fixed_ips"), k, f) {
+                    const json_t *sn = subnet_of(state, ts_json_str(f, "subnet_id", NULL));
+                    const char *cidr = ts_json_str(sn, "cidr", NULL);
+                    if (valid_cidr4(cidr))
+                        ts_buf_printf(&b, "-A POSTROUTING -s %s -o %s -j SNAT --to-source %s\n", cidr, qg, gw_ip);
+                }
+            }
+        }
+    }
+    ts_buf_appends(&b, "COMMIT\n");
+    return ts_buf_steal(&b, NULL);
+}
+
+/* ---- security groups ---------------------------------------------------------------- */
+
+static bool port_in_group(const json_t *port, const char *sg)
+{
+    size_t i;
+    json_t *g;
+    json_array_foreach(json_object_get(port, "security_groups"), i, g) {
+        if (ts_streq(json_string_value(g), sg)) return true;
+    }
+    return false;
+}
+
+static void add_match_line(struct ts_buf *out, const char *chain, const char *proto_spec, const char *dir_flag,
+                           const char *addr)
+{
+    ts_buf_printf(out, "-A %s%s%s%s%s -j RETURN\n", chain, addr ? " " : "", addr ? dir_flag : "",
+                  addr ? " " : "", addr ? addr : "");
+    (void)proto_spec;
+}
+
+int ts_netagent_sg_rule_specs(const json_t *state, const json_t *rule, struct ts_buf *out, const char *chain)
+{
+    const char *eth = ts_json_str(rule, "ethertype", "IPv4");
+    if (!ts_streq(eth, "IPv4")) return 0;
+    bool ingress = !ts_streq(ts_json_str(rule, "direction", "ingress"), "egress");
+    const char *dir_flag = ingress ? "-s" : "-d";
+    const char *proto = ts_json_str(rule, "protocol", NULL);
+    json_t *pmin_j = json_object_get(rule, "port_range_min"), *pmax_j = json_object_get(rule, "port_range_max");
+    int64_t pmin = json_is_integer(pmin_j) ? json_integer_value(pmin_j) : -1;
+    int64_t pmax = json_is_integer(pmax_j) ? json_integer_value(pmax_j) : -1;
+    char spec[128] = "";
+
+    if (proto && (ts_streq(proto, "6"))) proto = "tcp";
+    if (proto && (ts_streq(proto, "17"))) proto = "udp";
+    if (proto && (ts_streq(proto, "1"))) proto = "icmp";
+    if (!proto || ts_streq(proto, "any") || ts_streq(proto, "")) {
+        spec[0] = 0;
+    } else if (ts_streq(proto, "tcp") || ts_streq(proto, "udp") || ts_streq(proto, "sctp")) {
+        if (pmin > 65535 || pmax > 65535) return 0;
+        if (pmin >= 1 && pmax >= pmin && pmax != pmin)
+            snprintf(spec, sizeof(spec), " -p %s -m %s --dport %lld:%lld", proto, proto, (long long)pmin,
+                     (long long)pmax);
+        else if (pmin >= 1)
+            snprintf(spec, sizeof(spec), " -p %s -m %s --dport %lld", proto, proto, (long long)pmin);
+        else
+            snprintf(spec, sizeof(spec), " -p %s", proto);
+    } else if (ts_streq(proto, "icmp")) {
+        if (pmin >= 0 && pmin <= 255 && pmax >= 0 && pmax <= 255)
+            snprintf(spec, sizeof(spec), " -p icmp -m icmp --icmp-type %lld/%lld", (long long)pmin, (long long)pmax);
+        else if (pmin >= 0 && pmin <= 255)
+            snprintf(spec, sizeof(spec), " -p icmp -m icmp --icmp-type %lld", (long long)pmin);
+        else
+            snprintf(spec, sizeof(spec), " -p icmp");
+    } else {
+        int64_t num;
+        if (ts_parse_int64(proto, &num) == 0 && num >= 0 && num <= 255)
+            snprintf(spec, sizeof(spec), " -p %lld", (long long)num);
+        else
+            return 0;   /* ipv6-icmp and names we do not know: nothing for IPv4 */
+    }
+
+    char ch[80];
+    snprintf(ch, sizeof(ch), "%s%s", chain, spec);
+    const char *prefix = ts_json_str(rule, "remote_ip_prefix", NULL);
+    const char *rg = ts_json_str(rule, "remote_group_id", NULL);
+    int n = 0;
+    if (rg) {
+        size_t i, k;
+        json_t *p, *f;
+        json_array_foreach(json_object_get(state, "ports"), i, p) {
+            if (!port_in_group(p, rg)) continue;
+            json_array_foreach(json_object_get(p, "fixed_ips"), k, f) {
+                const char *ip = ts_json_str(f, "ip_address", NULL);
+                if (!ts_netagent_is_v4(ip)) continue;
+                char a[32];
+                snprintf(a, sizeof(a), "%s/32", ip);
+                add_match_line(out, ch, spec, dir_flag, a);
+                n++;
+            }
+            json_array_foreach(json_object_get(p, "allowed_address_pairs"), k, f) {
+                const char *ip = ts_json_str(f, "ip_address", NULL);
+                if (ts_netagent_is_v4(ip) || valid_cidr4(ip)) {
+                    add_match_line(out, ch, spec, dir_flag, ip);
+                    n++;
+                }
+            }
+        }
+    } else if (prefix) {
+        if (ts_netagent_is_v4(prefix) || valid_cidr4(prefix)) {
+            if (ts_streq(prefix, "0.0.0.0/0")) prefix = NULL;
+            add_match_line(out, ch, spec, dir_flag, prefix);
+            n++;
+        }
+    } else {
+        add_match_line(out, ch, spec, dir_flag, NULL);
+        n++;
+    }
+    return n;
+}
+
+static void chain_names(const char *port_id, char in[32], char outc[32], char spoof[32])
+{
+    snprintf(in, 32, "tsg-i%.11s", port_id);
+    snprintf(outc, 32, "tsg-o%.11s", port_id);
+    snprintf(spoof, 32, "tsg-s%.11s", port_id);
+}
+
+static void port_rules(const json_t *state, const json_t *port, struct ts_buf *b)
+{
+    const char *id = ts_json_str(port, "id", "");
+    const char *mac = ts_json_str(port, "mac_address", "");
+    char in[32], outc[32], spoof[32];
+    size_t i, k;
+    json_t *g, *sg, *r, *f;
+    chain_names(id, in, outc, spoof);
+
+    /* to the VM */
+    ts_buf_printf(b, "-A %s -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN\n", in);
+    ts_buf_printf(b, "-A %s -m conntrack --ctstate INVALID -j DROP\n", in);
+    ts_buf_printf(b, "-A %s -p udp -m udp --sport 67 --dport 68 -j RETURN\n", in);
+    json_array_foreach(json_object_get(port, "security_groups"), i, g) {
+        sg = ts_netagent_find(state, "security_groups", json_string_value(g));
+        json_array_foreach(json_object_get(sg, "security_group_rules"), k, r) {
+            if (!ts_streq(ts_json_str(r, "direction", ""), "ingress")) continue;
+            ts_netagent_sg_rule_specs(state, r, b, in);
+        }
+    }
+    ts_buf_printf(b, "-A %s -j DROP\n", in);
+
+    /* anti-spoofing: the port's addresses (and allowed pairs) with its MAC */
+    json_array_foreach(json_object_get(port, "fixed_ips"), i, f) {
+        const char *ip = ts_json_str(f, "ip_address", NULL);
+        if (ts_netagent_is_v4(ip)) ts_buf_printf(b, "-A %s -s %s/32 -m mac --mac-source %s -j RETURN\n", spoof, ip, mac);
+    }
+    json_array_foreach(json_object_get(port, "allowed_address_pairs"), i, f) {
+        const char *ip = ts_json_str(f, "ip_address", NULL);
+        const char *pm = ts_json_str(f, "mac_address", mac);
+        if ((ts_netagent_is_v4(ip) || valid_cidr4(ip)) && valid_mac(pm))
+            ts_buf_printf(b, "-A %s -s %s -m mac --mac-source %s -j RETURN\n", spoof, ip, pm);
+    }
+    ts_buf_printf(b, "-A %s -j DROP\n", spoof);
+
+    /* from the VM */
+    ts_buf_printf(b, "-A %s -s 0.0.0.0/32 -d 255.255.255.255/32 -p udp -m udp --sport 68 --dport 67 -j RETURN\n",
+                  outc);
+    ts_buf_printf(b, "-A %s -j %s\n", outc, spoof);
+    ts_buf_printf(b, "-A %s -p udp -m udp --sport 68 --dport 67 -j RETURN\n", outc);
+    ts_buf_printf(b, "-A %s -p udp -m udp --sport 67 --dport 68 -j DROP\n", outc);
+    ts_buf_printf(b, "-A %s -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN\n", outc);
+    ts_buf_printf(b, "-A %s -m conntrack --ctstate INVALID -j DROP\n", outc);
+    json_array_foreach(json_object_get(port, "security_groups"), i, g) {
+        sg = ts_netagent_find(state, "security_groups", json_string_value(g));
+        json_array_foreach(json_object_get(sg, "security_group_rules"), k, r) {
+            if (!ts_streq(ts_json_str(r, "direction", ""), "egress")) continue;
+            ts_netagent_sg_rule_specs(state, r, b, outc);
+        }
+    }
+    ts_buf_printf(b, "-A %s -j DROP\n", outc);
+}
+
+static bool sg_port(const json_t *port, const char *host)
+{
+    return ts_netagent_port_is_vif(port, host) && ts_json_bool(port, "port_security_enabled", true);
+}
+
+char *ts_netagent_sg_restore(const json_t *state, const char *host, const char *fwd_chain,
+                             const json_t *stale_chains, bool add_jump, bool remove_jump, json_t **chains_out)
+{
+    struct ts_buf b, rules;
+    json_t *chains = json_array();
+    size_t i;
+    json_t *p, *c;
+    ts_buf_init(&b, 64u << 20);
+    ts_buf_init(&rules, 64u << 20);
+    ts_buf_appends(&b, "*filter\n");
+
+    if (!remove_jump) {
+        json_array_append_new(chains, json_string(fwd_chain));
+        json_array_foreach(json_object_get(state, "ports"), i, p) {
+            if (!sg_port(p, host)) continue;
+            const char *id = ts_json_str(p, "id", "");
+            char in[32], outc[32], spoof[32], tap[TS_NETAGENT_IFNAME];
+            chain_names(id, in, outc, spoof);
+            ts_netagent_ifname(tap, "tap", id);
+            json_array_append_new(chains, json_string(in));
+            json_array_append_new(chains, json_string(outc));
+            json_array_append_new(chains, json_string(spoof));
+            ts_buf_printf(&rules, "-A %s -m physdev --physdev-out %s --physdev-is-bridged -j %s\n", fwd_chain, tap, in);
+            ts_buf_printf(&rules, "-A %s -m physdev --physdev-in %s --physdev-is-bridged -j %s\n", fwd_chain, tap, outc);
+            port_rules(state, p, &rules);
+        }
+        /* what passed the port chains is ours to accept, whatever FORWARD's policy */
+        json_array_foreach(json_object_get(state, "networks"), i, p) {
+            char br[TS_NETAGENT_IFNAME];
+            const char *nid = ts_json_str(p, "id", NULL);
+            if (!nid) continue;
+            ts_netagent_ifname(br, "brq", nid);
+            ts_buf_printf(&rules, "-A %s -o %s -m physdev --physdev-is-bridged -j ACCEPT\n", fwd_chain, br);
+        }
+    }
+    json_array_foreach(chains, i, c) ts_buf_printf(&b, ":%s - [0:0]\n", json_string_value(c));
+    json_array_foreach(stale_chains, i, c) {
+        bool wanted = false;
+        size_t k;
+        json_t *w;
+        json_array_foreach(chains, k, w) wanted |= json_equal(w, c);
+        if (!wanted) ts_buf_printf(&b, ":%s - [0:0]\n", json_string_value(c));
+    }
+    if (remove_jump) ts_buf_printf(&b, "-D FORWARD -j %s\n", fwd_chain);
+    if (add_jump && !remove_jump) ts_buf_printf(&b, "-I FORWARD 1 -j %s\n", fwd_chain);
+    ts_buf_append(&b, rules.data ? rules.data : "", rules.len);
+    json_array_foreach(stale_chains, i, c) {
+        bool wanted = false;
+        size_t k;
+        json_t *w;
+        json_array_foreach(chains, k, w) wanted |= json_equal(w, c);
+        if (!wanted) ts_buf_printf(&b, "-X %s\n", json_string_value(c));
+    }
+    ts_buf_appends(&b, "COMMIT\n");
+    ts_buf_free(&rules);
+    if (chains_out) *chains_out = chains;
+    else json_decref(chains);
+    return ts_buf_steal(&b, NULL);
+}
