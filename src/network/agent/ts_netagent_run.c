@@ -391,6 +391,7 @@ struct filesrc {
     const char *path;
     pthread_mutex_t mu;
     json_t *servers;
+    long long generation;   /* "generation" of the last state read, echoed in the marker */
 };
 
 static json_t *fetch_state_file(void *ctx)
@@ -410,6 +411,7 @@ static json_t *fetch_state_file(void *ctx)
     pthread_mutex_lock(&f->mu);
     json_decref(f->servers);
     f->servers = json_incref(json_object_get(doc, "servers"));
+    f->generation = (long long)ts_json_int(doc, "generation", 0);
     pthread_mutex_unlock(&f->mu);
     return doc;
 }
@@ -430,6 +432,16 @@ static void on_signal(int sig)
 {
     (void)sig;
     apply_stop = 1;
+}
+
+/* "<ok|failed> <generation>": tells a test which state file version is in place. */
+static void mark(const char *path, int rc, struct filesrc *f)
+{
+    pthread_mutex_lock(&f->mu);
+    char *s = ts_asprintf("%s %lld\n", rc == 0 ? "ok" : "failed", f->generation);
+    pthread_mutex_unlock(&f->mu);
+    ts_file_write_atomic(path, s, strlen(s), 0644);
+    free(s);
 }
 
 static void usage(void)
@@ -484,7 +496,7 @@ int ts_netagent_apply_main(int argc, char **argv)
         sigaction(SIGTERM, &sa, NULL);
         sigaction(SIGINT, &sa, NULL);
         char *ready = ts_asprintf("%s/network-agent/applied", data);
-        ts_file_write_atomic(ready, rc == 0 ? "ok\n" : "failed\n", rc == 0 ? 3 : 7, 0644);
+        mark(ready, rc, &f);
         struct stat st0 = {0}, st;
         stat(state, &st0);
         double next = ts_mono() + interval;
@@ -496,7 +508,7 @@ int ts_netagent_apply_main(int argc, char **argv)
             if (!changed && ts_mono() < next) continue;
             st0 = st;
             rc = ts_netagent_reconcile(a);
-            ts_file_write_atomic(ready, rc == 0 ? "ok\n" : "failed\n", rc == 0 ? 3 : 7, 0644);
+            mark(ready, rc, &f);
             next = ts_mono() + interval;
         }
         free(ready);
