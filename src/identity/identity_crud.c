@@ -26,6 +26,7 @@ static const struct rdef *rdef_of(struct ts_http_req *req)
     if (ts_startswith(p, "/v3/")) p += 4;
     char seg[64];
     size_t n = strcspn(p, "/");
+    if (ts_startswith(p, "OS-") && p[n] == '/') n += 1 + strcspn(p + n + 1, "/"); /* OS-OAUTH1/consumers */
     if (n >= sizeof(seg)) return NULL;
     memcpy(seg, p, n);
     seg[n] = 0;
@@ -154,7 +155,8 @@ int crud_list(struct ts_http_req *req, struct ts_http_resp *resp, struct ts_err 
     }
     ts_db_res_free(res);
     json_t *body = json_object();
-    json_object_set_new(body, d->plural, arr);
+    const char *key = strrchr(d->plural, '/'); /* OS-OAUTH1/consumers lists "consumers" */
+    json_object_set_new(body, key ? key + 1 : d->plural, arr);
     json_object_set_new(body, "links", id_collection_links(id, req));
     ts_http_resp_json(resp, 200, body);
     return 0;

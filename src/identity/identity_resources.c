@@ -654,6 +654,43 @@ static const char *const policy_filters[] = {"type", NULL};
 static const struct rdef policies_def = {.singular = "policy", .plural = "policies", .table = "policies",
                                          .cols = policy_cols, .extra = true, .filters = policy_filters};
 
-const struct rdef *const id_rdefs[] = {&domains_def, &projects_def, &users_def,       &groups_def,
+/* ---- endpoint groups (OS-EP-FILTER) and OAuth1 consumers (records only) ------------------ */
+static const struct col endpoint_group_cols[] = {
+    {"id", COL_STR, false, true, 64, false},
+    {"name", COL_STR, true, false, 255, false},
+    {"description", COL_STR, false, false, DESC_MAX, true},
+    {NULL, 0, 0, 0, 0, 0}};
+static const char *const endpoint_group_filters[] = {"name", NULL};
+
+static int endpoint_group_check(struct ident *id, struct ts_http_req *req, const struct rdef *d, json_t *obj,
+                                json_t *old, struct ts_err *err)
+{
+    (void)id, (void)req, (void)d, (void)old;
+    const json_t *f = json_object_get(obj, "filters");
+    if (!json_is_object(f)) return ts_err_set(err, TS_EINVAL, "Invalid input for field 'filters': it is a required object.");
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)f, k, v) {
+        if (strcmp(k, "interface") && strcmp(k, "service_id") && strcmp(k, "region_id"))
+            return ts_err_set(err, TS_EINVAL, "Invalid input for field 'filters': unknown filter %s.", k);
+        if (!json_is_string(v)) return ts_err_set(err, TS_EINVAL, "Invalid input for field 'filters.%s'.", k);
+    }
+    return 0;
+}
+
+static const struct rdef endpoint_groups_def = {
+    .singular = "endpoint_group", .plural = "OS-EP-FILTER/endpoint_groups", .table = "endpoint_groups",
+    .cols = endpoint_group_cols, .extra = true, .filters = endpoint_group_filters,
+    .before_create = endpoint_group_check, .before_update = endpoint_group_check};
+
+static const struct col consumer_cols[] = {
+    {"id", COL_STR, false, true, 64, false},
+    {"description", COL_STR, false, false, DESC_MAX, true},
+    {NULL, 0, 0, 0, 0, 0}};
+
+static const struct rdef consumers_def = {.singular = "consumer", .plural = "OS-OAUTH1/consumers",
+                                          .table = "consumers", .cols = consumer_cols};
+
+const struct rdef *const id_rdefs[] = {&endpoint_groups_def, &consumers_def,&domains_def, &projects_def, &users_def,       &groups_def,
                                        &roles_def,   &services_def, &endpoints_def,   &regions_def,
                                        &credentials_def, &policies_def, NULL};

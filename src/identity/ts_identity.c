@@ -48,6 +48,8 @@ static const struct ts_db_migration migrations[] = {
         "CREATE TABLE credentials (id TEXT PRIMARY KEY, user_id TEXT NOT NULL, project_id TEXT, type TEXT NOT NULL, "
         "  blob TEXT NOT NULL, extra TEXT);"
         "CREATE TABLE policies (id TEXT PRIMARY KEY, type TEXT NOT NULL, blob TEXT NOT NULL, extra TEXT)"},
+    {2, "CREATE TABLE endpoint_groups (id TEXT PRIMARY KEY, name TEXT NOT NULL, description TEXT, extra TEXT);"
+        "CREATE TABLE consumers (id TEXT PRIMARY KEY, description TEXT, extra TEXT)"},
 };
 
 /* ---- version discovery -------------------------------------------------------------------- */
@@ -109,6 +111,8 @@ static const struct ts_http_route routes[] = {
     CRUD("regions"),
     CRUD("credentials"),
     CRUD("policies"),
+    CRUD("OS-EP-FILTER/endpoint_groups"),
+    CRUD("OS-OAUTH1/consumers"),
     {"PUT", "/v3/regions/{id}", crud_create, 0},
     {"GET", "/v3/users/{id}/projects", id_user_projects, 0},
     {"GET", "/v3/users/{id}/groups", id_user_groups, 0},
