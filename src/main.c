@@ -29,6 +29,11 @@ extern const struct ts_service ts_compute_service __attribute__((weak));
 extern const struct ts_service ts_network_service __attribute__((weak));
 extern const struct ts_service ts_volume_service __attribute__((weak));
 extern const struct ts_service ts_object_service __attribute__((weak));
+/* the per-host compute agent (src/compute/ts_compute.h), also weak */
+struct ts_compute_agent;
+extern int ts_compute_agent_start(struct ts_service_env *env, const char *driver, struct ts_compute_agent **out,
+                                  struct ts_err *err) __attribute__((weak));
+extern void ts_compute_agent_stop(struct ts_compute_agent *agent) __attribute__((weak));
 
 #define MAX_SERVICES 16
 #define MAX_SETS 128
@@ -60,6 +65,8 @@ static void usage(void)
             "        (idempotent: an existing config is kept and updated)\n"
             "  serve [--data DIR] [--set section.key=value ...]   run the enabled services\n"
             "  token rotate [--data DIR]                          rotate the Fernet keys\n"
+            "  compute [--data DIR] [--host NAME] [--driver fake|libvirt] [--set section.key=value ...]\n"
+            "        run only a compute agent (needs [DEFAULT] transport_url = amqp://... across processes)\n"
             "  version\n"
             "DIR defaults to $TINYSTACK_DATA or /var/lib/tinystack.\n");
 }
@@ -427,6 +434,72 @@ out:
     return status;
 }
 
+/* `tinystack compute`: only the per-host compute agent (nova-compute). */
+static int cmd_compute(int argc, char **argv)
+{
+    if (!ts_compute_agent_start) {
+        fprintf(stderr, "tinystack: the compute module is not built in\n");
+        return 1;
+    }
+    struct opts o = {0};
+    const char *host = NULL, *driver = NULL;
+    char **rest = ts_calloc((size_t)argc + 1, sizeof(char *));
+    int nrest = 0;
+    for (int i = 0; i < argc; i++) {
+        if (i >= 2 && !strcmp(argv[i], "--host") && i + 1 < argc) host = argv[++i];
+        else if (i >= 2 && !strcmp(argv[i], "--driver") && i + 1 < argc) driver = argv[++i];
+        else rest[nrest++] = argv[i];
+    }
+    int status = 1;
+    char *data_dir = NULL;
+    struct ts_conf *conf = NULL;
+    struct ts_bus *bus = NULL;
+    struct ts_compute_agent *agent = NULL;
+    struct ts_err err = {0};
+    if (parse_opts(nrest, rest, 2, &o) < 0) {
+        free(rest);
+        return 2;
+    }
+    data_dir = abs_path(o.data_dir);
+    conf = load_conf(data_dir, &o, false);
+    if (!conf) goto out;
+    if (host) ts_conf_set(conf, "DEFAULT", "host", host);
+    if (driver) ts_conf_set(conf, "compute", "virt_driver", driver);
+    conf_default(conf, "DEFAULT", "host", "localhost");
+    const char *log_file = ts_conf_get(conf, "DEFAULT", "log_file", NULL);
+    if (log_file && !host) ts_log_set_file(log_file);
+    if (ts_conf_get_bool(conf, "DEFAULT", "debug", false)) ts_log_set_level(TS_LOG_DEBUG);
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    if (ts_bus_open(ts_conf_get(conf, "DEFAULT", "transport_url", "inproc://"), &bus, &err) < 0) {
+        fprintf(stderr, "tinystack: message bus: %s\n", err.msg);
+        goto out;
+    }
+    struct ts_service_env env;
+    env_fill(&env, conf, data_dir);
+    env.bus = bus;
+    if (ts_compute_agent_start(&env, NULL, &agent, &err) < 0) {
+        fprintf(stderr, "tinystack: compute agent: %s\n", err.msg);
+        goto out;
+    }
+    printf("tinystack: compute agent for host %s running (Ctrl-C to stop)\n", env.host);
+    fflush(stdout);
+    int sig = 0;
+    sigwait(&set, &sig);
+    status = 0;
+out:
+    if (agent) ts_compute_agent_stop(agent);
+    ts_bus_close(bus);
+    ts_conf_free(conf);
+    free(data_dir);
+    free(rest);
+    return status;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -436,6 +509,7 @@ int main(int argc, char **argv)
     if (!strcmp(argv[1], "init")) return cmd_init(argc, argv);
     if (!strcmp(argv[1], "serve")) return cmd_serve(argc, argv);
     if (!strcmp(argv[1], "token")) return cmd_token(argc, argv);
+    if (!strcmp(argv[1], "compute")) return cmd_compute(argc, argv);
     if (!strcmp(argv[1], "version") || !strcmp(argv[1], "--version")) {
         printf("tinystack 0.1.0\n");
         return 0;

@@ -1,0 +1,675 @@
+/*
+ * ts_compute_agent.c: the per-host compute agent (nova-compute). It serves
+ * "compute.<host>" on the bus: builds (instance data from the conductor, image fetched
+ * with the user's token into a per-host cache <data_dir>/compute/<host>/_base/<image id>
+ * by atomic rename, instance dir, virt driver spawn, state back through the conductor;
+ * failures go to the conductor which reschedules), terminate, power actions, rebuild,
+ * resize, snapshot (uploaded to the image service with the user's token), console
+ * output. A reporter thread heartbeats to the conductor every [compute] report_interval
+ * seconds with the host's resources and syncs power states from the driver.
+ */
+#include "compute/ts_compute_int.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "compute/virt/ts_virt.h"
+#include "json/ts_json.h"
+
+#define JS(o, k) json_string_value(json_object_get((o), (k)))
+#define JI(o, k) json_integer_value(json_object_get((o), (k)))
+
+struct ts_compute_agent {
+    struct ts_bus *bus;
+    const struct ts_conf *conf;
+    char host[256];
+    char topic[300];
+    char publisher[300];
+    char zone[256];
+    char *base_dir;                 /* <data_dir>/compute/<host> */
+    const struct ts_virt_ops *ops;
+    struct ts_virt_driver *drv;
+    int report_interval;
+    pthread_t reporter;
+    bool reporter_started, serving;
+    pthread_mutex_t lock;           /* guards busy, stopping */
+    pthread_cond_t cond;
+    bool stopping;
+    char (*busy)[37];
+    int n_busy, cap_busy;
+};
+
+/* ---- per-instance serialisation ---------------------------------------------------- */
+
+static void inst_lock(struct ts_compute_agent *ag, const char *uuid)
+{
+    pthread_mutex_lock(&ag->lock);
+    for (;;) {
+        bool found = false;
+        for (int i = 0; i < ag->n_busy; i++)
+            if (!strcmp(ag->busy[i], uuid)) found = true;
+        if (!found) break;
+        pthread_cond_wait(&ag->cond, &ag->lock);
+    }
+    if (ag->n_busy == ag->cap_busy) {
+        ag->cap_busy = ag->cap_busy ? ag->cap_busy * 2 : 32;
+        ag->busy = ts_realloc(ag->busy, (size_t)ag->cap_busy * sizeof(*ag->busy));
+    }
+    snprintf(ag->busy[ag->n_busy++], 37, "%s", uuid);
+    pthread_mutex_unlock(&ag->lock);
+}
+
+static void inst_unlock(struct ts_compute_agent *ag, const char *uuid)
+{
+    pthread_mutex_lock(&ag->lock);
+    for (int i = 0; i < ag->n_busy; i++) {
+        if (!strcmp(ag->busy[i], uuid)) {
+            memcpy(ag->busy[i], ag->busy[--ag->n_busy], 37);
+            break;
+        }
+    }
+    pthread_cond_broadcast(&ag->cond);
+    pthread_mutex_unlock(&ag->lock);
+}
+
+/* ---- conductor calls ------------------------------------------------------------------ */
+
+static int conductor(struct ts_compute_agent *ag, const char *method, json_t *args, json_t **reply, struct ts_err *err)
+{
+    json_t *r = NULL;
+    int rc = ts_bus_call(ag->bus, "conductor", method, args, 30000, &r, err);
+    if (reply) *reply = r;
+    else json_decref(r);
+    return rc;
+}
+
+/* instance_update with optional action event; *out (may be NULL) gets the row. */
+static int update(struct ts_compute_agent *ag, const char *uuid, json_t *vals, const char *expect, json_t *ctx,
+                  const char *event, bool ok, const char *msg, json_t **out)
+{
+    json_t *a = json_pack("{s:s, s:o}", "instance_uuid", uuid, "values", vals ? vals : json_object());
+    if (expect) json_object_set_new(a, "expected_task_state", json_string(expect));
+    if (event && ctx)
+        json_object_set_new(a, "event", json_pack("{s:s?, s:s, s:s, s:b, s:s?}", "request_id", JS(ctx, "request_id"),
+                                                  "event", event, "host", ag->host, "ok", ok, "message", msg));
+    struct ts_err err = {0};
+    int rc = conductor(ag, "instance_update", a, out, &err);
+    if (rc) ts_warn("agent", "instance_update %s: %s", uuid, err.msg);
+    return rc;
+}
+
+/* ---- image cache ---------------------------------------------------------------------- */
+
+struct dl {
+    int fd;
+};
+
+static int dl_write(void *ctx, const char *data, size_t len)
+{
+    struct dl *d = ctx;
+    while (len) {
+        ssize_t w = write(d->fd, data, len);
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            return -TS_EIO;
+        }
+        data += w;
+        len -= (size_t)w;
+    }
+    return 0;
+}
+
+/* Makes sure the image is in the host's cache; fills path and format. */
+static int image_fetch(struct ts_compute_agent *ag, json_t *ctx, const char *image_id, char *path, size_t path_cap,
+                       char *format, size_t fmt_cap, struct ts_err *err)
+{
+    const char *base = JS(ctx, "image_url");
+    const char *token = JS(ctx, "token");
+    char *dir = ts_asprintf("%s/_base", ag->base_dir);
+    char *fmt_path = ts_asprintf("%s/%s.format", dir, image_id);
+    char *tmp = NULL, *url = NULL, *tok = NULL, *fmt_text = NULL;
+    json_t *meta = NULL;
+    int rc = 0, fd = -1;
+    snprintf(path, path_cap, "%s/%s", dir, image_id);
+    ts_mkdirs(dir, 0755);
+    size_t fl = 0;
+    if (access(path, R_OK) == 0 && ts_file_read(fmt_path, 64, &fmt_text, &fl) == 0) {
+        snprintf(format, fmt_cap, "%s", fmt_text);
+        goto out;   /* cached */
+    }
+    if (!base || !token) {
+        rc = ts_err_set(err, TS_EUNAVAIL, "no image service URL to fetch image %s", image_id);
+        goto out;
+    }
+    tok = ts_asprintf("X-Auth-Token: %s", token);
+    const char *hdrs[] = {tok, "Accept: application/json", NULL};
+    url = ts_asprintf("%s/v2/images/%s", base, image_id);
+    struct ts_http_client_resp r = {0};
+    rc = ts_http_client_request("GET", url, hdrs, NULL, 0, 30000, &r, err);
+    if (rc) goto out;
+    if (r.status != 200 || !(meta = json_loadb(r.body ? r.body : "", r.body_len, 0, NULL))) {
+        rc = ts_err_set(err, TS_EIO, "image %s: image service answered %d", image_id, r.status);
+        ts_http_client_resp_free(&r);
+        goto out;
+    }
+    ts_http_client_resp_free(&r);
+    const char *df = JS(meta, "disk_format");
+    snprintf(format, fmt_cap, "%s", df && !strcmp(df, "qcow2") ? "qcow2" : "raw");
+    free(url);
+    url = ts_asprintf("%s/v2/images/%s/file", base, image_id);
+    char rnd[9];
+    unsigned char rb[4];
+    ts_random(rb, 4);
+    ts_hex(rb, 4, rnd);
+    tmp = ts_asprintf("%s/.%s.%s.part", dir, image_id, rnd);
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        rc = ts_err_set(err, TS_EIO, "cannot create %s: %s", tmp, strerror(errno));
+        goto out;
+    }
+    struct dl d = {fd};
+    const char *hdrs2[] = {tok, NULL};
+    int status = 0;
+    rc = ts_http_client_download(url, hdrs2, 600000, dl_write, &d, &status, err);
+    if (!rc && status != 200) rc = ts_err_set(err, TS_EIO, "image %s download: status %d", image_id, status);
+    if (!rc && fsync(fd) < 0) rc = ts_err_set(err, TS_EIO, "fsync %s: %s", tmp, strerror(errno));
+    close(fd);
+    fd = -1;
+    if (!rc && rename(tmp, path) < 0) rc = ts_err_set(err, TS_EIO, "rename %s: %s", tmp, strerror(errno));
+    if (!rc) ts_file_write_atomic(fmt_path, format, strlen(format), 0644);
+    if (rc) unlink(tmp);
+out:
+    if (fd >= 0) close(fd);
+    json_decref(meta);
+    free(dir);
+    free(fmt_path);
+    free(fmt_text);
+    free(tmp);
+    free(url);
+    free(tok);
+    return rc;
+}
+
+/* ---- instance description for the driver ------------------------------------------------ */
+
+static void vinst_fill(struct ts_compute_agent *ag, const json_t *inst, struct ts_virt_instance *vi)
+{
+    memset(vi, 0, sizeof(*vi));
+    snprintf(vi->uuid, sizeof(vi->uuid), "%s", JS(inst, "uuid") ? JS(inst, "uuid") : "");
+    snprintf(vi->name, sizeof(vi->name), "%s", JS(inst, "display_name") ? JS(inst, "display_name") : "");
+    snprintf(vi->domain_name, sizeof(vi->domain_name), "instance-%08llx", (unsigned long long)JI(inst, "id"));
+    vi->vcpus = (int)JI(inst, "vcpus");
+    vi->memory_mb = (int)JI(inst, "memory_mb");
+    vi->root_gb = (int)JI(inst, "root_gb");
+    snprintf(vi->instance_dir, sizeof(vi->instance_dir), "%s/%s", ag->base_dir, vi->uuid);
+    const char *img = JS(inst, "image_ref");
+    if (img && *img) {
+        snprintf(vi->image_path, sizeof(vi->image_path), "%s/_base/%s", ag->base_dir, img);
+        char *fp = ts_asprintf("%s.format", vi->image_path), *f = NULL;
+        size_t n = 0;
+        if (ts_file_read(fp, 64, &f, &n) == 0) snprintf(vi->image_format, sizeof(vi->image_format), "%s", f);
+        else snprintf(vi->image_format, sizeof(vi->image_format), "raw");
+        free(f);
+        free(fp);
+    }
+    vi->user_data = (char *)JS(inst, "user_data");
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st, (void)flag, (void)ftw;
+    remove(path);
+    return 0;
+}
+
+static void rm_tree(const char *dir) { nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS); }
+
+/* ---- operations ------------------------------------------------------------------------- */
+
+static int build(struct ts_compute_agent *ag, json_t *args)
+{
+    const char *uuid = JS(args, "instance_uuid");
+    json_t *ctx = json_object_get(args, "context");
+    json_t *inst = NULL;
+    struct ts_err err = {0};
+    struct ts_virt_instance vi;
+    bool spawned = false;
+    int rc = conductor(ag, "instance_get", json_pack("{s:s}", "instance_uuid", uuid), &inst, &err);
+    if (rc) {
+        ts_warn("agent", "build %s: cannot get instance: %s", uuid, err.msg);
+        return 0;
+    }
+    if (JI(inst, "deleted") || !ts_streq(JS(inst, "task_state"), "scheduling")) {
+        conductor(ag, "build_aborted", json_pack("{s:s}", "instance_uuid", uuid), NULL, NULL);
+        goto out;
+    }
+    json_t *cur = NULL;
+    rc = update(ag, uuid, json_pack("{s:s, s:s, s:s, s:s}", "host", ag->host, "node", ag->host, "task_state", "spawning",
+                                    "availability_zone", JS(inst, "availability_zone") ? JS(inst, "availability_zone")
+                                                                                         : ag->zone),
+                "scheduling", NULL, NULL, true, NULL, &cur);
+    if (rc) {
+        conductor(ag, "build_aborted", json_pack("{s:s}", "instance_uuid", uuid), NULL, NULL);
+        goto out;
+    }
+    json_decref(inst);
+    inst = cur;
+    const char *img = JS(inst, "image_ref");
+    if (img && *img) {
+        char path[512], fmt[16];
+        rc = image_fetch(ag, ctx, img, path, sizeof(path), fmt, sizeof(fmt), &err);
+        if (rc) goto fail;
+    }
+    vinst_fill(ag, inst, &vi);
+    if (ts_mkdirs(vi.instance_dir, 0755) < 0) {
+        rc = ts_err_set(&err, TS_EIO, "cannot create %s", vi.instance_dir);
+        goto fail;
+    }
+    rc = ag->ops->spawn(ag->drv, &vi, &err);
+    if (rc) goto fail;
+    spawned = true;
+    json_t *done = NULL;
+    rc = update(ag, uuid, json_pack("{s:s, s:n, s:i, s:f}", "vm_state", "active", "task_state", "power_state",
+                                    TS_POWER_RUNNING, "launched_at", ts_now()),
+                "spawning", ctx, "compute__do_build_and_run_instance", true, NULL, &done);
+    if (rc) {
+        /* deleted while we were building: clean up */
+        ag->ops->destroy(ag->drv, &vi, NULL);
+        rm_tree(vi.instance_dir);
+        conductor(ag, "build_aborted", json_pack("{s:s}", "instance_uuid", uuid), NULL, NULL);
+        goto out;
+    }
+    ts_compute_notify(ag->bus, ag->publisher, "compute.instance.create.end", done);
+    json_decref(done);
+    goto out;
+fail:
+    ts_warn("agent", "build of %s failed: %s", uuid, err.msg);
+    if (spawned || img) {
+        vinst_fill(ag, inst, &vi);
+        ag->ops->destroy(ag->drv, &vi, NULL);
+        rm_tree(vi.instance_dir);
+    }
+    update(ag, uuid, NULL, NULL, ctx, "compute__do_build_and_run_instance", false, err.msg, NULL);
+    conductor(ag, "build_failed",
+              json_pack("{s:s, s:s, s:s, s:O}", "instance_uuid", uuid, "host", ag->host, "message",
+                        err.msg[0] ? err.msg : "Build of instance failed", "context", ctx ? ctx : json_null()),
+              NULL, NULL);
+out:
+    json_decref(inst);
+    return 0;
+}
+
+static int terminate(struct ts_compute_agent *ag, json_t *args)
+{
+    const char *uuid = JS(args, "instance_uuid");
+    json_t *inst = NULL, *gone = NULL;
+    struct ts_err err = {0};
+    if (conductor(ag, "instance_get", json_pack("{s:s}", "instance_uuid", uuid), &inst, &err) < 0) return 0;
+    if (JI(inst, "deleted")) goto out;
+    ts_compute_notify(ag->bus, ag->publisher, "compute.instance.delete.start", inst);
+    struct ts_virt_instance vi;
+    vinst_fill(ag, inst, &vi);
+    if (ag->ops->destroy(ag->drv, &vi, &err) < 0) ts_warn("agent", "destroy %s: %s", uuid, err.msg);
+    rm_tree(vi.instance_dir);
+    if (conductor(ag, "instance_destroy", json_pack("{s:s}", "instance_uuid", uuid), &gone, &err) == 0)
+        ts_compute_notify(ag->bus, ag->publisher, "compute.instance.delete.end", gone);
+out:
+    json_decref(inst);
+    json_decref(gone);
+    return 0;
+}
+
+/* Power and lifecycle operations that only call the driver and set states. */
+static int simple_op(struct ts_compute_agent *ag, const char *method, json_t *args)
+{
+    const char *uuid = JS(args, "instance_uuid");
+    json_t *ctx = json_object_get(args, "context");
+    json_t *inst = NULL, *done = NULL;
+    struct ts_err err = {0};
+    if (conductor(ag, "instance_get", json_pack("{s:s}", "instance_uuid", uuid), &inst, &err) < 0) return 0;
+    if (JI(inst, "deleted")) goto out;
+    struct ts_virt_instance vi;
+    vinst_fill(ag, inst, &vi);
+    const char *vm = NULL, *ev_start = NULL, *ev_end = NULL;
+    int rc = 0;
+    char event[64];
+    snprintf(event, sizeof(event), "compute_%s", method);
+    if (!strcmp(method, "stop_instance")) {
+        ev_start = "compute.instance.power_off.start", ev_end = "compute.instance.power_off.end";
+        rc = ag->ops->power_off(ag->drv, &vi, (int)ts_conf_get_int(ag->conf, "compute", "shutdown_timeout", 60), &err);
+        vm = "stopped";
+    } else if (!strcmp(method, "start_instance")) {
+        ev_start = "compute.instance.power_on.start", ev_end = "compute.instance.power_on.end";
+        rc = ag->ops->power_on(ag->drv, &vi, &err);
+        vm = "active";
+    } else if (!strcmp(method, "reboot_instance")) {
+        ev_start = "compute.instance.reboot.start", ev_end = "compute.instance.reboot.end";
+        rc = ag->ops->reboot(ag->drv, &vi, json_is_true(json_object_get(args, "hard")), &err);
+        vm = "active";
+    } else if (!strcmp(method, "pause_instance")) {
+        ev_start = "compute.instance.pause.start", ev_end = "compute.instance.pause.end";
+        rc = ag->ops->pause(ag->drv, &vi, &err);
+        vm = "paused";
+    } else if (!strcmp(method, "unpause_instance")) {
+        ev_start = "compute.instance.unpause.start", ev_end = "compute.instance.unpause.end";
+        rc = ag->ops->unpause(ag->drv, &vi, &err);
+        vm = "active";
+    } else if (!strcmp(method, "suspend_instance")) {
+        ev_start = "compute.instance.suspend.start", ev_end = "compute.instance.suspend.end";
+        rc = ag->ops->suspend(ag->drv, &vi, &err);
+        vm = "suspended";
+    } else if (!strcmp(method, "resume_instance")) {
+        ev_start = "compute.instance.resume.start", ev_end = "compute.instance.resume.end";
+        rc = ag->ops->resume(ag->drv, &vi, &err);
+        vm = "active";
+    } else if (!strcmp(method, "rebuild_instance")) {
+        ev_start = "compute.instance.rebuild.start", ev_end = "compute.instance.rebuild.end";
+        ts_compute_notify(ag->bus, ag->publisher, ev_start, inst);
+        ev_start = NULL;
+        ag->ops->destroy(ag->drv, &vi, NULL);
+        rm_tree(vi.instance_dir);
+        const char *img = JS(inst, "image_ref");
+        char path[512], fmt[16];
+        if (img && *img) rc = image_fetch(ag, ctx, img, path, sizeof(path), fmt, sizeof(fmt), &err);
+        if (!rc) {
+            vinst_fill(ag, inst, &vi);
+            ts_mkdirs(vi.instance_dir, 0755);
+            rc = ag->ops->spawn(ag->drv, &vi, &err);
+        }
+        vm = "active";
+    } else if (!strcmp(method, "resize_instance") || !strcmp(method, "revert_resize")) {
+        bool fwd = !strcmp(method, "resize_instance");
+        ev_start = fwd ? "compute.instance.resize.start" : "compute.instance.resize.revert.start";
+        ev_end = fwd ? "compute.instance.finish_resize.end" : "compute.instance.resize.revert.end";
+        ts_compute_notify(ag->bus, ag->publisher, ev_start, inst);
+        json_t *a = json_pack("{s:s}", "instance_uuid", uuid);
+        if (fwd) json_object_set(a, "new_flavor", json_object_get(args, "new_flavor"));
+        rc = conductor(ag, fwd ? "resize_finished" : "resize_reverted", a, &done, &err);
+        update(ag, uuid, NULL, NULL, ctx, event, rc == 0, err.msg, NULL);
+        if (rc) {
+            update(ag, uuid, json_pack("{s:n}", "task_state"), NULL, NULL, NULL, true, NULL, NULL);
+        } else {
+            ts_compute_notify(ag->bus, ag->publisher, ev_end, done);
+        }
+        goto out;
+    } else {
+        goto out;
+    }
+    if (ev_start) ts_compute_notify(ag->bus, ag->publisher, ev_start, inst);
+    if (rc) {
+        ts_warn("agent", "%s %s failed: %s", method, uuid, err.msg);
+        update(ag, uuid, json_pack("{s:n}", "task_state"), NULL, ctx, event, false, err.msg, NULL);
+        goto out;
+    }
+    enum ts_power_state ps = TS_POWER_NOSTATE;
+    ag->ops->power_state(ag->drv, &vi, &ps, NULL);
+    update(ag, uuid, json_pack("{s:s, s:n, s:i}", "vm_state", vm, "task_state", "power_state", (int)ps), NULL, ctx,
+           event, true, NULL, &done);
+    if (ev_end && done) ts_compute_notify(ag->bus, ag->publisher, ev_end, done);
+out:
+    json_decref(inst);
+    json_decref(done);
+    return 0;
+}
+
+static int snapshot(struct ts_compute_agent *ag, json_t *args)
+{
+    const char *uuid = JS(args, "instance_uuid"), *image_id = JS(args, "image_id");
+    json_t *ctx = json_object_get(args, "context");
+    json_t *inst = NULL;
+    struct ts_err err = {0};
+    char *path = NULL, *url = NULL, *tok = NULL;
+    int rc = 0, fd = -1;
+    if (!image_id || conductor(ag, "instance_get", json_pack("{s:s}", "instance_uuid", uuid), &inst, &err) < 0)
+        return 0;
+    ts_compute_notify(ag->bus, ag->publisher, "compute.instance.snapshot.start", inst);
+    struct ts_virt_instance vi;
+    vinst_fill(ag, inst, &vi);
+    ts_mkdirs(vi.instance_dir, 0755);
+    path = ts_asprintf("%s/snapshot-%s.qcow2", vi.instance_dir, image_id);
+    rc = ag->ops->snapshot(ag->drv, &vi, path, &err);
+    if (rc) goto done;
+    update(ag, uuid, json_pack("{s:s}", "task_state", "image_uploading"), NULL, NULL, NULL, true, NULL, NULL);
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) < 0) {
+        rc = ts_err_set(&err, TS_EIO, "cannot open snapshot %s", path);
+        goto done;
+    }
+    url = ts_asprintf("%s/v2/images/%s/file", JS(ctx, "image_url") ? JS(ctx, "image_url") : "", image_id);
+    tok = ts_asprintf("X-Auth-Token: %s", JS(ctx, "token") ? JS(ctx, "token") : "");
+    const char *hdrs[] = {tok, "Content-Type: application/octet-stream", NULL};
+    struct ts_http_client_resp r = {0};
+    rc = ts_http_client_upload_fd("PUT", url, hdrs, fd, st.st_size, 600000, &r, &err);
+    if (!rc && r.status != 204 && r.status != 200 && r.status != 201)
+        rc = ts_err_set(&err, TS_EIO, "image upload answered %d", r.status);
+    ts_http_client_resp_free(&r);
+done:
+    if (fd >= 0) close(fd);
+    if (path) unlink(path);
+    if (rc) {
+        ts_warn("agent", "snapshot of %s failed: %s", uuid, err.msg);
+        /* the image record would stay queued forever: delete it as Nova does */
+        if (JS(ctx, "image_url")) {
+            char *durl = ts_asprintf("%s/v2/images/%s", JS(ctx, "image_url"), image_id);
+            char *dtok = ts_asprintf("X-Auth-Token: %s", JS(ctx, "token") ? JS(ctx, "token") : "");
+            const char *dh[] = {dtok, NULL};
+            struct ts_http_client_resp r2 = {0};
+            ts_http_client_request("DELETE", durl, dh, NULL, 0, 30000, &r2, NULL);
+            ts_http_client_resp_free(&r2);
+            free(durl);
+            free(dtok);
+        }
+    }
+    json_t *fin = NULL;
+    update(ag, uuid, json_pack("{s:n}", "task_state"), NULL, ctx, "compute_snapshot_instance", rc == 0, err.msg, &fin);
+    if (!rc) ts_compute_notify(ag->bus, ag->publisher, "compute.instance.snapshot.end", fin ? fin : inst);
+    json_decref(fin);
+    json_decref(inst);
+    free(path);
+    free(url);
+    free(tok);
+    return 0;
+}
+
+static int console_output(struct ts_compute_agent *ag, json_t *args, json_t **reply, struct ts_err *err)
+{
+    const char *uuid = JS(args, "instance_uuid");
+    json_t *inst = NULL;
+    int rc = conductor(ag, "instance_get", json_pack("{s:s}", "instance_uuid", uuid), &inst, err);
+    if (rc) return rc;
+    struct ts_virt_instance vi;
+    vinst_fill(ag, inst, &vi);
+    json_decref(inst);
+    char *out = NULL;
+    size_t len = 0;
+    rc = ag->ops->console_log(ag->drv, &vi, 1 << 20, &out, &len, err);
+    if (rc) return rc;
+    int64_t want = JI(args, "length");
+    const char *start = out;
+    if (json_object_get(args, "length") && want >= 0) {
+        /* the last `want` lines */
+        const char *p = out + len;
+        int64_t lines = 0;
+        if (p > out && p[-1] == '\n') p--;
+        while (p > out) {
+            if (p[-1] == '\n' && ++lines >= want) break;
+            p--;
+        }
+        start = want == 0 ? out + len : p;
+    }
+    /* invalid UTF-8 from a guest must not break the JSON reply */
+    json_t *s = json_stringn(start, len - (size_t)(start - out));
+    if (!s) {
+        for (char *q = (char *)start; q < out + len; q++)
+            if ((unsigned char)*q >= 0x80 || (*q < 0x20 && *q != '\n' && *q != '\r' && *q != '\t')) *q = '?';
+        s = json_stringn(start, len - (size_t)(start - out));
+    }
+    free(out);
+    *reply = json_pack("{s:o}", "output", s ? s : json_string(""));
+    return 0;
+}
+
+static int handler(void *ctx, const char *method, json_t *args, json_t **reply, struct ts_err *err)
+{
+    struct ts_compute_agent *ag = ctx;
+    const char *uuid = JS(args, "instance_uuid");
+    if (!uuid || !ts_uuid_valid(uuid)) return ts_err_set(err, TS_EINVAL, "agent: %s without instance_uuid", method);
+    if (!strcmp(method, "get_console_output")) return console_output(ag, args, reply, err);
+    inst_lock(ag, uuid);
+    int rc;
+    if (!strcmp(method, "build_and_run_instance")) rc = build(ag, args);
+    else if (!strcmp(method, "terminate_instance")) rc = terminate(ag, args);
+    else if (!strcmp(method, "snapshot_instance")) rc = snapshot(ag, args);
+    else rc = simple_op(ag, method, args);
+    inst_unlock(ag, uuid);
+    return rc;
+}
+
+/* ---- reporting and power sync ------------------------------------------------------------- */
+
+static void report(struct ts_compute_agent *ag)
+{
+    struct ts_virt_host_info hi;
+    struct ts_err err = {0};
+    if (ag->ops->host_info(ag->drv, &hi, &err) < 0) {
+        ts_warn("agent", "host_info: %s", err.msg);
+        return;
+    }
+    json_t *args = json_pack("{s:s, s:s, s:s, s:{s:s, s:I, s:i, s:I, s:I, s:s}}", "host", ag->host, "availability_zone",
+                             ag->zone, "host_ip", ts_conf_get(ag->conf, "DEFAULT", "my_ip", "127.0.0.1"), "host_info",
+                             "hypervisor_type", hi.hypervisor_type, "hypervisor_version",
+                             (json_int_t)hi.hypervisor_version, "vcpus", hi.vcpus, "memory_mb",
+                             (json_int_t)hi.memory_mb, "local_gb", (json_int_t)hi.local_gb, "cpu_info", hi.cpu_info);
+    if (conductor(ag, "report_state", args, NULL, &err) < 0) ts_warn("agent", "report_state: %s", err.msg);
+}
+
+static void sync_power(struct ts_compute_agent *ag)
+{
+    json_t *reply = NULL;
+    if (conductor(ag, "instances_on_host", json_pack("{s:s}", "host", ag->host), &reply, NULL) < 0) return;
+    size_t i;
+    json_t *inst;
+    json_array_foreach(json_object_get(reply, "instances"), i, inst) {
+        if (JS(inst, "task_state")) continue;
+        const char *vm = JS(inst, "vm_state");
+        if (!ts_streq(vm, "active") && !ts_streq(vm, "stopped") && !ts_streq(vm, "paused") &&
+            !ts_streq(vm, "suspended"))
+            continue;
+        const char *uuid = JS(inst, "uuid");
+        struct ts_virt_instance vi;
+        vinst_fill(ag, inst, &vi);
+        enum ts_power_state ps = TS_POWER_NOSTATE;
+        if (ag->ops->power_state(ag->drv, &vi, &ps, NULL) < 0) ps = TS_POWER_NOSTATE;
+        if ((int64_t)ps == JI(inst, "power_state")) continue;
+        json_t *vals = json_pack("{s:i}", "power_state", (int)ps);
+        /* a guest that shut itself down: Nova's _sync_instance_power_state stops the instance */
+        if (ts_streq(vm, "active") && (ps == TS_POWER_SHUTDOWN || ps == TS_POWER_CRASHED))
+            json_object_set_new(vals, "vm_state", json_string("stopped"));
+        inst_lock(ag, uuid);
+        update(ag, uuid, vals, "", NULL, NULL, true, NULL, NULL);
+        inst_unlock(ag, uuid);
+    }
+    json_decref(reply);
+}
+
+static void *reporter_main(void *arg)
+{
+    struct ts_compute_agent *ag = arg;
+    int sync_every = (int)ts_conf_get_int(ag->conf, "compute", "sync_power_state_interval", 60);
+    double last_sync = ts_mono();
+    pthread_mutex_lock(&ag->lock);
+    while (!ag->stopping) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += ag->report_interval;
+        pthread_cond_timedwait(&ag->cond, &ag->lock, &ts);
+        if (ag->stopping) break;
+        pthread_mutex_unlock(&ag->lock);
+        report(ag);
+        if (sync_every > 0 && ts_mono() - last_sync >= sync_every) {
+            sync_power(ag);
+            last_sync = ts_mono();
+        }
+        pthread_mutex_lock(&ag->lock);
+    }
+    pthread_mutex_unlock(&ag->lock);
+    return NULL;
+}
+
+/* ---- life cycle ----------------------------------------------------------------------------- */
+
+void ts_compute_agent_stop(struct ts_compute_agent *ag)
+{
+    if (!ag) return;
+    if (ag->serving) ts_bus_unserve(ag->bus, ag->topic);
+    pthread_mutex_lock(&ag->lock);
+    ag->stopping = true;
+    pthread_cond_broadcast(&ag->cond);
+    pthread_mutex_unlock(&ag->lock);
+    if (ag->reporter_started) pthread_join(ag->reporter, NULL);
+    if (ag->drv) ag->ops->close(ag->drv);
+    pthread_mutex_destroy(&ag->lock);
+    pthread_cond_destroy(&ag->cond);
+    free(ag->busy);
+    free(ag->base_dir);
+    free(ag);
+}
+
+int ts_compute_agent_start(struct ts_service_env *env, const char *driver, struct ts_compute_agent **out,
+                           struct ts_err *err)
+{
+    struct ts_compute_agent *ag = ts_calloc(1, sizeof(*ag));
+    pthread_mutex_init(&ag->lock, NULL);
+    pthread_cond_init(&ag->cond, NULL);
+    ag->bus = env->bus;
+    ag->conf = env->conf;
+    snprintf(ag->host, sizeof(ag->host), "%s", env->host ? env->host : "localhost");
+    snprintf(ag->topic, sizeof(ag->topic), "compute.%s", ag->host);
+    snprintf(ag->publisher, sizeof(ag->publisher), "compute.%s", ag->host);
+    snprintf(ag->zone, sizeof(ag->zone), "%s", ts_conf_get(env->conf, "compute", "availability_zone", "nova"));
+    ag->base_dir = ts_asprintf("%s/compute/%s", env->data_dir, ag->host);
+    ag->report_interval = (int)ts_conf_get_int(env->conf, "compute", "report_interval", 10);
+    if (ag->report_interval < 1) ag->report_interval = 1;
+    int rc = 0;
+    if (!driver) driver = ts_conf_get(env->conf, "compute", "virt_driver", NULL);
+    if (driver) {
+        ag->ops = ts_virt_find(driver);
+        if (!ag->ops) {
+            rc = ts_err_set(err, TS_EINVAL, "unknown or unavailable virt driver '%s'", driver);
+            goto out;
+        }
+        rc = ag->ops->open(env->conf, ag->host, &ag->drv, err);
+        if (rc) goto out;
+    } else {
+        /* default: libvirt when libvirtd answers, else fake */
+        const struct ts_virt_ops *lv = ts_virt_find("libvirt");
+        struct ts_err e2 = {0};
+        if (lv && lv->open(env->conf, ag->host, &ag->drv, &e2) == 0) {
+            ag->ops = lv;
+        } else {
+            ts_info("agent", "libvirt driver not usable (%s): using the fake driver", lv ? e2.msg : "not built");
+            ag->ops = &ts_virt_fake_ops;
+            rc = ag->ops->open(env->conf, ag->host, &ag->drv, err);
+            if (rc) goto out;
+        }
+    }
+    ts_mkdirs(ag->base_dir, 0755);
+    rc = ts_bus_serve(ag->bus, ag->topic, handler, ag, (int)ts_conf_get_int(env->conf, "compute", "agent_workers", 8),
+                      err);
+    if (rc) goto out;
+    ag->serving = true;
+    report(ag);   /* schedulable right away */
+    if (pthread_create(&ag->reporter, NULL, reporter_main, ag) == 0) ag->reporter_started = true;
+    ts_info("agent", "compute agent for host %s running with the %s driver", ag->host, ag->ops->name);
+    *out = ag;
+out:
+    if (rc) ts_compute_agent_stop(ag);
+    return rc;
+}

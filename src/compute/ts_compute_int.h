@@ -1,0 +1,159 @@
+/*
+ * ts_compute_int.h: what the compute service's parts share (api, scheduler, conductor,
+ * agent): the service state, instance rows as JSON, state helpers, notifications.
+ * Not for other modules.
+ */
+#ifndef TS_COMPUTE_INT_H
+#define TS_COMPUTE_INT_H
+
+#include <jansson.h>
+#include <pthread.h>
+#include <stdbool.h>
+
+#include "compute/ts_compute.h"
+#include "db/ts_db.h"
+#include "http/ts_http.h"
+
+#define TS_COMPUTE_MV_MIN 1    /* 2.1 */
+#define TS_COMPUTE_MV_MAX 90   /* 2.90 */
+
+struct ts_compute_svc {
+    struct ts_service_env *env;
+    struct ts_db *db;
+    struct ts_http_server *http;
+    struct ts_compute_agent *agent;       /* in-process agent or NULL */
+    char publisher[300];                  /* "compute.<host>" for notifications */
+    double service_down_time;             /* seconds */
+    double cpu_ratio, ram_ratio, disk_ratio;
+    int max_attempts;
+    pthread_t hb_thread;
+    bool hb_started;
+    pthread_mutex_t lock;                 /* guards stopping */
+    pthread_cond_t cond;
+    bool stopping;
+    bool scheduler_up, conductor_up;
+};
+
+/* ---- microversions and request helpers (ts_compute.c) ---- */
+/* Parses the requested microversion (2.x -> x), sets the version response headers.
+ * -TS_ENOTACCEPT for versions out of range, -TS_EINVAL for malformed ones. */
+int ts_compute_begin(struct ts_http_req *req, struct ts_http_resp *resp, struct ts_err *err, int *mv);
+/* "http://host:port" from the Host header (pool string). */
+const char *ts_compute_base(struct ts_http_req *req);
+/* ISO time "2024-01-01T00:00:00Z" or with microseconds and no Z (launched_at style). */
+void ts_compute_iso(double t, char out[32]);
+void ts_compute_iso_us(double t, char out[32]);
+/* Returns -TS_EFORBIDDEN when the caller is a reader only, else 0. */
+int ts_compute_check_writer(struct ts_http_req *req, struct ts_err *err);
+int ts_compute_check_admin(struct ts_http_req *req, struct ts_err *err);
+/* Binds a JSON scalar as a db value; objects/arrays are dumped into *tmp (caller frees). */
+struct ts_db_val ts_compute_json_val(json_t *v, char **tmp);
+
+/* ---- instances ---- */
+#define TS_COMPUTE_INST_COLS                                                                                    \
+    "id, uuid, project_id, user_id, display_name, description, hostname, image_ref, flavor_id, flavor, "         \
+    "old_flavor, vcpus, memory_mb, root_gb, vm_state, task_state, power_state, host, node, availability_zone, " \
+    "key_name, key_data, user_data, config_drive, access_ip_v4, access_ip_v6, reservation_id, launch_index, "    \
+    "locked, locked_reason, bdm, networks, security_groups, server_group, request_spec, fault, created_at, "     \
+    "updated_at, launched_at, terminated_at, deleted, deleted_at, old_vm_state"
+/* Row r of res (TS_COMPUTE_INST_COLS) as a JSON object keyed by column (json columns parsed). */
+json_t *ts_compute_inst_row(const struct ts_db_res *res, int r);
+/* Loads an instance (deleted ones too) by uuid; -TS_ENOTFOUND if absent. Caller decrefs. */
+int ts_compute_inst_load(struct ts_db *db, const char *uuid, json_t **out, struct ts_err *err);
+/* Updates columns of an instance from values (keys = column names). expect_task: NULL = no
+ * check; "" = task_state must be NULL; else must equal (-TS_ECONFLICT otherwise). *out (may be
+ * NULL) gets the updated row. */
+int ts_compute_inst_update(struct ts_db *db, const char *uuid, json_t *values, const char *expect_task,
+                           json_t **out, struct ts_err *err);
+/* Marks an instance deleted, drops its allocation, metadata, tags and group membership. */
+int ts_compute_inst_destroy(struct ts_db *db, const char *uuid, struct ts_err *err);
+/* Nova's server status for vm_state/task_state. */
+const char *ts_compute_status(const char *vm_state, const char *task_state);
+/* Instance action log. */
+void ts_compute_action_start(struct ts_db *db, const char *uuid, const char *action, const char *request_id,
+                             const char *user_id, const char *project_id);
+void ts_compute_action_event(struct ts_db *db, const char *uuid, const char *request_id, const char *event,
+                             const char *host, bool ok, const char *message);
+/* compute.instance.* notification with a Nova-like payload from an instance row. */
+void ts_compute_notify(struct ts_bus *bus, const char *publisher, const char *event, const json_t *inst);
+/* true if a service last seen at last_seen (epoch s) counts as up. */
+bool ts_compute_is_up(double last_seen, double down_time, bool forced_down);
+/* Quota limit of a project for a resource (project override or default). */
+int64_t ts_compute_quota_limit(struct ts_compute_svc *svc, const char *project, const char *resource);
+int64_t ts_compute_quota_default(const struct ts_conf *conf, const char *resource);
+extern const char *const ts_compute_quota_resources[];
+
+/* ---- parts ---- */
+int ts_compute_scheduler_start(struct ts_compute_svc *svc, struct ts_err *err);
+int ts_compute_conductor_start(struct ts_compute_svc *svc, struct ts_err *err);
+/* Report service liveness for non-agent binaries ("nova-scheduler", ...). */
+void ts_compute_service_heartbeat(struct ts_db *db, const char *host, const char *binary, const char *topic,
+                                  const char *zone);
+
+/* ---- handlers ---- */
+#define TS_COMPUTE_HANDLER(name) int ts_compute_h_##name(struct ts_http_req *req, struct ts_http_resp *resp, struct ts_err *err)
+TS_COMPUTE_HANDLER(servers_create);
+TS_COMPUTE_HANDLER(servers_list);
+TS_COMPUTE_HANDLER(servers_detail);
+TS_COMPUTE_HANDLER(servers_show);
+TS_COMPUTE_HANDLER(servers_update);
+TS_COMPUTE_HANDLER(servers_delete);
+TS_COMPUTE_HANDLER(servers_action);
+TS_COMPUTE_HANDLER(server_metadata_list);
+TS_COMPUTE_HANDLER(server_metadata_set);
+TS_COMPUTE_HANDLER(server_metadata_replace);
+TS_COMPUTE_HANDLER(server_metadata_show);
+TS_COMPUTE_HANDLER(server_metadata_put);
+TS_COMPUTE_HANDLER(server_metadata_delete);
+TS_COMPUTE_HANDLER(server_tags_list);
+TS_COMPUTE_HANDLER(server_tags_replace);
+TS_COMPUTE_HANDLER(server_tags_clear);
+TS_COMPUTE_HANDLER(server_tag_check);
+TS_COMPUTE_HANDLER(server_tag_add);
+TS_COMPUTE_HANDLER(server_tag_delete);
+TS_COMPUTE_HANDLER(server_actions_list);
+TS_COMPUTE_HANDLER(server_action_show);
+TS_COMPUTE_HANDLER(flavors_list);
+TS_COMPUTE_HANDLER(flavors_detail);
+TS_COMPUTE_HANDLER(flavors_show);
+TS_COMPUTE_HANDLER(flavors_create);
+TS_COMPUTE_HANDLER(flavors_update);
+TS_COMPUTE_HANDLER(flavors_delete);
+TS_COMPUTE_HANDLER(flavors_action);
+TS_COMPUTE_HANDLER(flavor_access_list);
+TS_COMPUTE_HANDLER(flavor_specs_list);
+TS_COMPUTE_HANDLER(flavor_specs_create);
+TS_COMPUTE_HANDLER(flavor_spec_show);
+TS_COMPUTE_HANDLER(flavor_spec_put);
+TS_COMPUTE_HANDLER(flavor_spec_delete);
+TS_COMPUTE_HANDLER(keypairs_list);
+TS_COMPUTE_HANDLER(keypairs_create);
+TS_COMPUTE_HANDLER(keypairs_show);
+TS_COMPUTE_HANDLER(keypairs_delete);
+TS_COMPUTE_HANDLER(quotas_show);
+TS_COMPUTE_HANDLER(quotas_detail);
+TS_COMPUTE_HANDLER(quotas_defaults);
+TS_COMPUTE_HANDLER(quotas_update);
+TS_COMPUTE_HANDLER(quotas_delete);
+TS_COMPUTE_HANDLER(quota_class_show);
+TS_COMPUTE_HANDLER(limits);
+TS_COMPUTE_HANDLER(services_list);
+TS_COMPUTE_HANDLER(services_update);
+TS_COMPUTE_HANDLER(services_legacy);
+TS_COMPUTE_HANDLER(services_delete);
+TS_COMPUTE_HANDLER(hypervisors_list);
+TS_COMPUTE_HANDLER(hypervisors_detail);
+TS_COMPUTE_HANDLER(hypervisors_show);
+TS_COMPUTE_HANDLER(hypervisors_stats);
+TS_COMPUTE_HANDLER(hypervisors_search);
+TS_COMPUTE_HANDLER(hypervisors_servers);
+TS_COMPUTE_HANDLER(az_list);
+TS_COMPUTE_HANDLER(az_detail);
+TS_COMPUTE_HANDLER(usage_list);
+TS_COMPUTE_HANDLER(usage_show);
+TS_COMPUTE_HANDLER(groups_list);
+TS_COMPUTE_HANDLER(groups_create);
+TS_COMPUTE_HANDLER(groups_show);
+TS_COMPUTE_HANDLER(groups_delete);
+
+#endif
