@@ -516,12 +516,14 @@ static void sync_sg(struct ts_netagent *a, const json_t *state, bool anything)
         return;
     }
     json_t *chains = NULL;
-    char *probe = ts_netagent_sg_restore(state, a->host, a->fwd_chain, owned, !jump, false, &chains);
+    /* the text without the jump is what we compare with the last one applied */
+    char *probe = ts_netagent_sg_restore(state, a->host, a->fwd_chain, owned, false, false, &chains);
+    char *text = jump ? NULL : ts_netagent_sg_restore(state, a->host, a->fwd_chain, owned, true, false, NULL);
     size_t i;
     json_t *c;
     json_array_foreach(chains, i, c) own_add(a, "chain", json_string_value(c));
     if (!jump || !ts_streq(ts_json_str(a->applied, "root", NULL), probe)) {
-        if (run(a, 0, probe, NULL, "iptables-restore", "-w", "-n", (const char *)NULL) == 0) {
+        if (run(a, 0, text ? text : probe, NULL, "iptables-restore", "-w", "-n", (const char *)NULL) == 0) {
             json_object_set_new(a->applied, "root", json_string(probe));
             json_array_foreach(owned, i, c) {
                 if (!in_array(chains, json_string_value(c))) own_del(a, "chain", json_string_value(c));
@@ -531,6 +533,7 @@ static void sync_sg(struct ts_netagent *a, const json_t *state, bool anything)
         }
     }
     free(probe);
+    free(text);
     json_decref(chains);
     json_decref(owned);
 }
