@@ -36,6 +36,7 @@ struct runner {
     pthread_cond_t cond;
     bool stop, kicked, started;
     double interval;
+    char host[256];
     struct runner *next;
 };
 
@@ -148,9 +149,86 @@ static int api(struct runner *r, const char *method, const char *url, const json
     return 0;
 }
 
+/* Neutron's DHCP agent makes the network:dhcp port of each network with a DHCP subnet (and
+ * gives it an address on every such subnet); so do we, through the API. Returns true when
+ * it changed a port (the state is then read again). */
+static bool ensure_dhcp_ports(struct runner *r, json_t *state)
+{
+    size_t i, k;
+    json_t *net, *sn, *p;
+    bool changed = false;
+    json_array_foreach(json_object_get(state, "networks"), i, net) {
+        const char *nid = ts_json_str(net, "id", NULL);
+        if (!nid) continue;
+        json_t *want = json_array();
+        json_array_foreach(json_object_get(state, "subnets"), k, sn) {
+            if (ts_streq(ts_json_str(sn, "network_id", NULL), nid) && ts_json_int(sn, "ip_version", 4) == 4 &&
+                ts_json_bool(sn, "enable_dhcp", true) && ts_json_str(sn, "id", NULL))
+                json_array_append_new(want, json_string(ts_json_str(sn, "id", NULL)));
+        }
+        if (!json_array_size(want)) {
+            json_decref(want);
+            continue;
+        }
+        json_t *dp = NULL;
+        json_array_foreach(json_object_get(state, "ports"), k, p) {
+            if (ts_streq(ts_json_str(p, "network_id", NULL), nid) &&
+                ts_streq(ts_json_str(p, "device_owner", NULL), "network:dhcp"))
+                dp = p;
+        }
+        json_t *ips = json_array(), *sid;
+        size_t n_have = 0;
+        if (dp) json_array_extend(ips, json_object_get(dp, "fixed_ips"));
+        json_array_foreach(want, k, sid) {
+            bool have = false;
+            size_t m;
+            json_t *f;
+            json_array_foreach(json_object_get(dp, "fixed_ips"), m, f) have |=
+                ts_streq(ts_json_str(f, "subnet_id", NULL), json_string_value(sid));
+            if (have) n_have++;
+            else json_array_append_new(ips, json_pack("{s:O}", "subnet_id", sid));
+        }
+        if (!dp) {
+            char *url = ts_asprintf("%s/v2.0/ports", r->network_url);
+            char *dev = ts_asprintf("dhcp-%s", nid);
+            json_t *body = json_pack("{s:{s:s,s:s,s:s,s:s,s:O,s:b}}", "port", "network_id", nid, "device_owner",
+                                     "network:dhcp", "device_id", dev, "binding:host_id", r->host, "fixed_ips", ips,
+                                     "admin_state_up", 1);
+            const char *proj = ts_json_str(net, "project_id", ts_json_str(net, "tenant_id", NULL));
+            if (proj && *proj) ts_json_set_str(json_object_get(body, "port"), "project_id", proj);
+            if (api(r, "POST", url, body, NULL, NULL) == 0) changed = true;
+            else ts_warn("netagent", "cannot create the DHCP port of network %s", nid);
+            json_decref(body);
+            free(dev);
+            free(url);
+        } else if (n_have < json_array_size(want)) {
+            char *url = ts_asprintf("%s/v2.0/ports/%s", r->network_url, ts_json_str(dp, "id", ""));
+            json_t *body = json_pack("{s:{s:O}}", "port", "fixed_ips", ips);
+            if (api(r, "PUT", url, body, NULL, NULL) == 0) changed = true;
+            json_decref(body);
+            free(url);
+        }
+        json_decref(ips);
+        json_decref(want);
+    }
+    return changed;
+}
+
+static json_t *fetch_lists(struct runner *r);
+
 static json_t *fetch_state_api(void *ctx)
 {
     struct runner *r = ctx;
+    json_t *state = fetch_lists(r);
+    if (state && ensure_dhcp_ports(r, state)) {
+        json_decref(state);
+        state = fetch_lists(r);
+    }
+    return state;
+}
+
+static json_t *fetch_lists(struct runner *r)
+{
     static const char *const kinds[][2] = {{"networks", "networks"},   {"subnets", "subnets"},
                                            {"ports", "ports"},         {"routers", "routers"},
                                            {"floatingips", "floatingips"}, {"security-groups", "security_groups"}};
@@ -316,10 +394,11 @@ int ts_netagent_start(struct ts_service_env *env, const char *host, void **state
     snprintf(r->password, sizeof(r->password), "%s", ts_conf_get(env->conf, "service_credentials", "password", ""));
     snprintf(r->project, sizeof(r->project), "%s", ts_conf_get(env->conf, "service_credentials", "project_name", "service"));
     r->interval = ts_conf_get_double(env->conf, "network", "agent_interval", 5.0);
+    snprintf(r->host, sizeof(r->host), "%s", host ? host : env->host ? env->host : "localhost");
     if (r->interval < 0.5) r->interval = 0.5;
     struct ts_netagent_opts o = {
         .data_dir = env->data_dir,
-        .host = host ? host : env->host ? env->host : "localhost",
+        .host = r->host,
         .external_bridge_interface = ts_conf_get(env->conf, "network", "external_bridge_interface", NULL),
         .meta_port = (int)ts_conf_get_int(env->conf, "network", "metadata_proxy_port", 9697),
         .serve_metadata = ts_conf_get_bool(env->conf, "network", "enable_metadata_proxy", true),
