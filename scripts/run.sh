@@ -8,6 +8,8 @@ BUILD=${BUILD:-build}
 DATA=${DATA:-/var/lib/tinystack}
 TS=$PWD/$BUILD/tinystack
 mkdir -p "$DATA"
+# real guests need libvirtd (Debian ships no unit we could rely on: start it by hand)
+bash scripts/libvirt-up.sh start || echo "run.sh: libvirtd did not start; compute falls back to the fake driver"
 "$TS" init --data "$DATA" >/dev/null
 cp "$DATA/clouds.yaml" ./clouds.yaml   # the openstack CLI reads ./clouds.yaml
 "$TS" serve --data "$DATA" &
