@@ -222,7 +222,7 @@ def test_security_groups(cloud):
                      json={"security_group_rule": body})
         assert rr.status_code == 400, (bad, rr.text)
     cloud.openstack("security", "group", "set", "--name", sg["name"] + "-2", sg["id"], env=u.env)
-    listed = cloud.openstack("security", "group", "rule", "list", sg["id"], env=u.env)
+    listed = cloud.openstack("security", "group", "rule", "list", sg["id"], "-f", "json", env=u.env)
     assert len(listed) == 5
     cloud.openstack("security", "group", "rule", "delete", r["id"], env=u.env)
     cloud.openstack("security", "group", "delete", sg["id"], env=u.env)
