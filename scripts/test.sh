@@ -15,7 +15,19 @@ for s in "${steps[@]}"; do
     echo "== unit tests (ASan/UBSan)"
     cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DTS_SANITIZE=ON -DTS_MODULES= >/dev/null
     ninja -C build-asan
+    # the db and bus suites also run against real PostgreSQL and RabbitMQ servers
+    export PG_DIR=/var/tmp/ts-test-pg PG_PORT=26432
+    export RMQ_DIR=/var/tmp/ts-test-rmq RMQ_PORT=26672 RMQ_DIST_PORT=26673 RMQ_EPMD_PORT=26369
+    trap 'bash scripts/pg-local.sh stop >/dev/null 2>&1; bash scripts/rabbitmq-local.sh stop >/dev/null 2>&1' EXIT
+    if TS_TEST_PG_URL=$(bash scripts/pg-local.sh start | tail -1); then export TS_TEST_PG_URL; else
+      echo "test.sh: PostgreSQL did not start"; fail=1; fi
+    if bash scripts/rabbitmq-local.sh start >/dev/null; then
+      TS_TEST_AMQP_URL=$(bash scripts/rabbitmq-local.sh url); export TS_TEST_AMQP_URL
+    else echo "test.sh: RabbitMQ did not start"; fail=1; fi
     (cd build-asan && ctest --output-on-failure -j2) || fail=1
+    bash scripts/pg-local.sh stop >/dev/null 2>&1 || true
+    bash scripts/rabbitmq-local.sh stop >/dev/null 2>&1 || true
+    unset TS_TEST_PG_URL TS_TEST_AMQP_URL
     ;;
   fuzz)
     echo "== fuzz corpus replay"
