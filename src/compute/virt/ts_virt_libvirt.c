@@ -894,7 +894,15 @@ static int lv_open(const struct ts_conf *conf, const char *host, struct ts_virt_
         free(drv);
         return rc;
     }
-    /* instances dir: QEMU runs as libvirt-qemu and must traverse it */
+    virConnectPtr c = get_conn(drv, err);
+    if (!c) {
+        pthread_mutex_destroy(&drv->lock);
+        free(drv);
+        return -TS_EUNAVAIL;
+    }
+    virConnectClose(c);
+    /* instances dir (made only once libvirt answers, so probing for libvirt leaves no trace):
+     * QEMU runs as libvirt-qemu and must traverse it */
     if (ts_mkdirs(drv->instances_path, 0755) < 0)
         ts_warn(MOD, "cannot create instances_path %s", drv->instances_path);
     char bad[PATH_MAX];
@@ -904,14 +912,6 @@ static int lv_open(const struct ts_conf *conf, const char *host, struct ts_virt_
         ts_warn(MOD, "%s is not searchable by others (libvirt-qemu): guests under %s will fail to start; "
                      "make every component mode 0755",
                 bad, drv->instances_path);
-
-    virConnectPtr c = get_conn(drv, err);
-    if (!c) {
-        pthread_mutex_destroy(&drv->lock);
-        free(drv);
-        return -TS_EUNAVAIL;
-    }
-    virConnectClose(c);
     ts_info(MOD, "connected to %s (virt_type %s, instances %s)", drv->uri, drv->virt_type, drv->instances_path);
     *out = drv;
     return 0;
