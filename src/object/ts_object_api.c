@@ -107,7 +107,7 @@ int ts_object_authorize(struct ts_object_req *s, enum ts_object_op op, struct ts
     bool authed = a && a->authenticated;
     bool write = op == TS_OBJECT_OP_ACCOUNT_WRITE || op == TS_OBJECT_OP_CONTAINER_WRITE || op == TS_OBJECT_OP_OBJECT_WRITE;
     if (s->tempurl_ok && (op == TS_OBJECT_OP_OBJECT_READ || op == TS_OBJECT_OP_OBJECT_WRITE)) return 0;
-    if (authed && a->is_admin) {
+    if (authed && (a->is_admin || ts_auth_has_role(a, "ResellerAdmin") || ts_auth_has_role(a, "reselleradmin"))) {
         s->owner = true;
         return 0;
     }
@@ -230,19 +230,21 @@ static void collect_cb(void *ctx, const char *name, const char *value)
         n = ts_pool_strdup(m->pool, name);
     } else if (strncasecmp(name, m->rm_prefix, rl) == 0 && name[rl]) {
         n = ts_pool_printf(m->pool, "%.*s%s", (int)pl, m->prefix, name + rl);
-        value = "";
+        value = NULL;
     } else {
         for (int i = 0; m->extra && m->extra[i]; i++)
             if (strcasecmp(name, m->extra[i]) == 0) n = ts_pool_strdup(m->pool, name);
         for (int i = 0; m->rm_extra && m->rm_extra[i]; i += 2)
             if (strcasecmp(name, m->rm_extra[i]) == 0) {
                 n = ts_pool_strdup(m->pool, m->rm_extra[i + 1]);
-                value = "";
+                value = NULL;
             }
     }
     if (!n) return;
     ts_object_header_title(n);
-    json_object_set_new(m->set, n, json_string(value ? value : ""));
+    /* removals are JSON null; an empty value is kept as "" (objects keep it, containers
+     * and accounts treat it as a removal) */
+    json_object_set_new(m->set, n, value ? json_string(value) : json_null());
 }
 
 int ts_object_collect_meta(struct ts_object_req *s, const char *kind, const char *const *extra,
@@ -265,13 +267,13 @@ int ts_object_collect_meta(struct ts_object_req *s, const char *kind, const char
     return 0;
 }
 
-/* Applies set onto meta: empty values remove. */
+/* Applies set onto meta: null and empty values remove. */
 static void meta_apply(json_t *meta, json_t *set)
 {
     const char *k;
     json_t *v;
     json_object_foreach(set, k, v) {
-        if (*json_string_value(v)) json_object_set(meta, k, v);
+        if (json_is_string(v) && *json_string_value(v)) json_object_set(meta, k, v);
         else json_object_del(meta, k);
     }
 }
@@ -286,7 +288,7 @@ static int h_info(struct ts_http_req *req, struct ts_http_resp *resp, struct ts_
         "{s:{s:s,s:I,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:[{s:s,s:b}],s:b,s:b,s:b,s:[s,s]},"
         "s:{s:i,s:i,s:i,s:i,s:i,s:b},s:{s:i},"
         "s:{s:[s,s,s,s,s],s:[s,s,s],s:[s,s],s:[s]},"
-        "s:{s:i,s:i},s:{s:i,s:i},s:{s:[s,s]},s:{},s:{},s:{},s:{}}",
+        "s:{s:i,s:i},s:{s:i,s:i},s:{s:[s,s]},s:{},s:{},s:{},s:{},s:{},s:{s:s}}",
         "swift", "version", "2.30.0", "max_file_size", (json_int_t)TS_OBJECT_MAX_FILE_SIZE, "max_meta_name_length",
         TS_OBJECT_MAX_META_NAME, "max_meta_value_length", TS_OBJECT_MAX_META_VALUE, "max_meta_count",
         TS_OBJECT_MAX_META_COUNT, "max_meta_overall_size", TS_OBJECT_MAX_META_OVERALL, "max_header_size",
@@ -304,17 +306,37 @@ static int h_info(struct ts_http_req *req, struct ts_http_resp *resp, struct ts_
         "bulk_delete", "max_deletes_per_request", 10000, "max_failed_deletes", 1000,
         "bulk_upload", "max_containers_per_extraction", 10000, "max_failed_extractions", 1000,
         "versioned_writes", "allowed_flags", "x-versions-location", "x-history-location",
-        "container_quotas", "account_quotas", "keystoneauth", "formpost");
+        "container_quotas", "account_quotas", "keystoneauth", "formpost", "staticweb", "crossdomain",
+        "cross_domain_policy", "<allow-access-from domain=\"*\" secure=\"false\" />");
     if (!j) return ts_err_set(err, TS_EIO, "info");
     ts_http_resp_json(resp, 200, j);
     return 0;
 }
 
+static void trans_id_hdr(struct ts_http_req *req, struct ts_http_resp *resp)
+{
+    char hex[33];
+    ts_uuid_hex(hex);
+    ts_http_resp_header(resp, "X-Trans-Id",
+                        ts_pool_printf(req->pool, "tx%.21s-%010llx", hex, (unsigned long long)ts_now()));
+}
+
 static int h_healthcheck(struct ts_http_req *req, struct ts_http_resp *resp, struct ts_err *err)
 {
-    (void)req;
     (void)err;
+    trans_id_hdr(req, resp);
     ts_http_resp_body(resp, 200, "text/plain", "OK", 2);
+    return 0;
+}
+
+static int h_crossdomain(struct ts_http_req *req, struct ts_http_resp *resp, struct ts_err *err)
+{
+    (void)err;
+    static const char body[] = "<?xml version=\"1.0\"?>\n<!DOCTYPE cross-domain-policy SYSTEM "
+                               "\"http://www.adobe.com/xml/dtds/cross-domain-policy.dtd\" >\n<cross-domain-policy>\n"
+                               "<allow-access-from domain=\"*\" secure=\"false\" />\n</cross-domain-policy>";
+    trans_id_hdr(req, resp);
+    ts_http_resp_body(resp, 200, "application/xml", body, sizeof(body) - 1);
     return 0;
 }
 
@@ -641,7 +663,9 @@ static int account_post(struct ts_object_req *s, struct ts_err *err)
     rc = ts_object_collect_meta(s, "account", extra, NULL, &set, err);
     if (rc < 0) return rc;
     if (json_object_get(set, "X-Account-Meta-Quota-Bytes")) {
-        if (!(s->req->auth && s->req->auth->is_admin)) return ts_object_fail(err, TS_EFORBIDDEN, 403);
+        const struct ts_auth *a = s->req->auth;
+        if (!(a && a->authenticated && (a->is_admin || ts_auth_has_role(a, "ResellerAdmin"))))
+            return ts_object_fail(err, TS_EFORBIDDEN, 403);
         rc = check_int_header(set, "X-Account-Meta-Quota-Bytes", err);
         if (rc < 0) return rc;
     }
@@ -691,6 +715,48 @@ static void container_headers(struct ts_object_req *s, const struct ts_object_co
     ts_object_cors(s, c->meta);
 }
 
+/* staticweb: an HTML listing of the container for browsers */
+static int web_listing(struct ts_object_req *s, const struct ts_object_container *c, struct ts_err *err)
+{
+    struct ts_object_listing lp = {.prefix = ts_http_query(s->req, "prefix") ? ts_http_query(s->req, "prefix") : "",
+                                   .delimiter = "/", .marker = "", .limit = TS_OBJECT_LISTING_LIMIT};
+    struct entry *ents;
+    int n;
+    int rc = do_listing(s, s->container, &lp, &ents, &n, err);
+    if (rc < 0) return rc;
+    struct ts_buf b;
+    ts_buf_init(&b, 0);
+    ts_buf_appends(&b, "<!DOCTYPE HTML PUBLIC \"-//W3C//DTD HTML 4.01 Transitional//EN\" "
+                       "\"http://www.w3.org/TR/html4/loose.dtd\">\n<html>\n <head>\n  <title>Listing of /");
+    xml_escape(&b, s->container);
+    ts_buf_appends(&b, "/");
+    xml_escape(&b, lp.prefix);
+    ts_buf_appends(&b, "</title>\n");
+    const char *css = json_string_value(json_object_get(c->meta, "X-Container-Meta-Web-Listings-Css"));
+    if (css && *css) {
+        ts_buf_appends(&b, "  <link rel=\"stylesheet\" type=\"text/css\" href=\"");
+        xml_escape(&b, css);
+        ts_buf_appends(&b, "\" />\n");
+    }
+    ts_buf_appends(&b, " </head>\n <body>\n  <h1 id=\"title\">Listing of /");
+    xml_escape(&b, s->container);
+    ts_buf_appends(&b, "/");
+    xml_escape(&b, lp.prefix);
+    ts_buf_appends(&b, "</h1>\n  <table id=\"listing\">\n");
+    for (int i = 0; i < n; i++) {
+        const char *rel = ents[i].name + strlen(lp.prefix);
+        ts_buf_printf(&b, "   <tr class=\"%s\"><td class=\"colname\"><a href=\"", ents[i].subdir ? "subdir" : "item");
+        ts_buf_appends(&b, ts_url_encode(s->req->pool, rel, true));
+        ts_buf_appends(&b, "\">");
+        xml_escape(&b, rel);
+        ts_buf_printf(&b, "</a></td><td class=\"colsize\">%lld</td></tr>\n", (long long)ents[i].a);
+    }
+    ts_buf_appends(&b, "  </table>\n </body>\n</html>\n");
+    ts_http_resp_body(s->resp, 200, "text/html; charset=UTF-8", b.data, b.len);
+    ts_buf_free(&b);
+    return 0;
+}
+
 static int container_get(struct ts_object_req *s, struct ts_err *err)
 {
     int rc = ts_object_authorize(s, TS_OBJECT_OP_CONTAINER_READ, err);
@@ -698,6 +764,24 @@ static int container_get(struct ts_object_req *s, struct ts_err *err)
     struct ts_object_container c;
     rc = ts_object_db_container(s->svc, s->req->pool, s->account, s->container, &c, err);
     if (rc < 0) return rc;
+    bool anon = !(s->req->auth && s->req->auth->authenticated);
+    const char *wm = ts_http_header(s->req, "X-Web-Mode");
+    bool web = anon || (wm && (strcasecmp(wm, "true") == 0 || strcasecmp(wm, "yes") == 0));
+    if (web && strcmp(s->req->method, "GET") == 0) {
+        const char *index = json_string_value(json_object_get(c.meta, "X-Container-Meta-Web-Index"));
+        if (index && *index) {
+            struct ts_object_row row;
+            struct ts_err e2;
+            if (ts_object_db_object(s->svc, s->req->pool, s->account, s->container, index, &row, &e2) == 0) {
+                s->object = index;
+                return ts_object_object(s, err);
+            }
+        }
+        const char *wl = json_string_value(json_object_get(c.meta, "X-Container-Meta-Web-Listings"));
+        bool listings = false;
+        if (wl) ts_parse_bool(wl, &listings);
+        if (listings) return web_listing(s, &c, err);
+    }
     struct ts_object_listing lp;
     rc = ts_object_listing_parse(query_get_cb, s->req, ts_http_header(s->req, "Accept"), &lp, err);
     if (rc < 0) return rc;
@@ -889,7 +973,7 @@ static int h_swift(struct ts_http_req *req, struct ts_http_resp *resp, struct ts
     const char *m = req->method;
     if (strcmp(m, "OPTIONS") == 0) return options_preflight(s, err);
     if (s->object) return ts_object_object(s, err);
-    if (ts_http_query(req, "bulk-delete") && strcmp(m, "POST") == 0 && !s->container)
+    if (ts_http_query(req, "bulk-delete") && (strcmp(m, "POST") == 0 || strcmp(m, "DELETE") == 0) && !s->container)
         return ts_object_bulk_delete(s, err);
     if (ts_http_query(req, "extract-archive") && strcmp(m, "PUT") == 0) return ts_object_extract(s, err);
     if (s->container) {
@@ -914,6 +998,7 @@ static int h_swift(struct ts_http_req *req, struct ts_http_resp *resp, struct ts
 const struct ts_http_route ts_object_routes[] = {
     {"GET", "/info", h_info, TS_ROUTE_PUBLIC},
     {"GET", "/healthcheck", h_healthcheck, TS_ROUTE_PUBLIC},
+    {"GET", "/crossdomain.xml", h_crossdomain, TS_ROUTE_PUBLIC},
     {"*", "/v1/{account}", h_swift, TS_ROUTE_STREAM | TS_ROUTE_OPTIONAL_AUTH},
     {"*", "/v1/{account}/{container}", h_swift, TS_ROUTE_STREAM | TS_ROUTE_OPTIONAL_AUTH},
     {"*", "/v1/{account}/{container}/{object*}", h_swift, TS_ROUTE_STREAM | TS_ROUTE_OPTIONAL_AUTH},

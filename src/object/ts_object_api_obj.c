@@ -621,13 +621,16 @@ static int parse_expiry(struct ts_object_req *s, int64_t *out, struct ts_err *er
     return 0;
 }
 
+/* Drops removals (null) and empty non-metadata headers; empty X-Object-Meta-* values stay,
+ * as Swift keeps them. */
 static void drop_empty(json_t *set)
 {
     const char *k;
     json_t *v;
     void *tmp;
     json_object_foreach_safe(set, tmp, k, v) {
-        if (!*json_string_value(v)) json_object_del(set, k);
+        if (!json_is_string(v) || (!*json_string_value(v) && strncasecmp(k, "X-Object-Meta-", 14) != 0))
+            json_object_del(set, k);
     }
 }
 
@@ -971,6 +974,7 @@ static int do_copy(struct ts_object_req *s, const char *src_c, const char *src_o
     ts_http_resp_header(s->resp, "X-Copied-From", ts_url_encode(s->req->pool, ts_pool_printf(s->req->pool, "%s/%s", src_c, src_o), true));
     ts_http_resp_header(s->resp, "X-Copied-From-Last-Modified", lmd);
     ts_http_resp_header(s->resp, "X-Copied-From-Account", s->account);
+    ts_object_meta_headers(s->resp, meta, true);
     return created(s, row.etag, row.ts);
 }
 

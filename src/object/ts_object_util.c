@@ -246,6 +246,7 @@ void ts_object_header_title(char *name)
 {
     bool start = true;
     for (char *p = name; *p; p++) {
+        if (*p == '_') *p = '-';  /* as WSGI sees header names */
         *p = start ? (char)toupper((unsigned char)*p) : (char)tolower((unsigned char)*p);
         start = !isalpha((unsigned char)*p);
     }

@@ -1,0 +1,216 @@
+#!/usr/bin/env bash
+# Object storage benchmark: tinystack's object service and, side by side, Debian's Swift
+# (Zed: swift-proxy with tempauth, one account/container/object server each on a loopback
+# directory, replica count 1). Run by hand only: it installs the swift packages with apt when
+# they are missing (pass --no-swift to measure tinystack alone). Loopback traffic only.
+#
+#   bench/object.sh [BUILD_DIR] [SECONDS_PER_TEST] [--no-swift]   (defaults: $TS_BUILD or build, 10)
+#
+# Measures, for each server: 1 KiB PUT / GET / HEAD requests per second with 1 and 8
+# keep-alive clients; listing a 1,000-object container (JSON); a 1 GiB PUT and GET (md5
+# checked) against `cp` of the same file on the same disk; the server's RSS (VmHWM) after
+# the runs. Writes bench/results/object.md.
+set -euo pipefail
+export PATH=/usr/bin:/bin:/usr/sbin:/sbin:$PATH
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BUILD=${TS_BUILD:-build}
+DUR=10
+WITH_SWIFT=1
+pos=0
+for a in "$@"; do
+  case $a in
+    --no-swift) WITH_SWIFT=0 ;;
+    *) if [ $pos -eq 0 ]; then BUILD=$a; else DUR=$a; fi; pos=$((pos + 1)) ;;
+  esac
+done
+case $BUILD in /*) ;; *) BUILD=$ROOT/$BUILD ;; esac
+TS=$BUILD/tinystack
+[ -x "$TS" ] || { echo "no $TS: build first" >&2; exit 2; }
+OUT=$ROOT/bench/results/object.md
+PW=bench-admin-pw
+
+if [ $WITH_SWIFT = 1 ] && [ ! -x /usr/bin/swift-proxy-server ]; then
+  echo "installing swift (apt)"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q swift-proxy swift-account swift-container swift-object >/dev/null
+fi
+
+WORK=$(mktemp -d /var/tmp/ts-bench-object.XXXXXX)
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  sleep 0.5
+  for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# ---- the load generator (python, keep-alive http.client per thread) -------------------------
+cat > "$WORK/load.py" <<'PY'
+import hashlib, http.client, json, os, sys, threading, time
+from urllib.parse import urlparse
+storage, token, dur, label, bigfile = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4], sys.argv[5]
+u = urlparse(storage)
+H = {"X-Auth-Token": token}
+def conn():
+    return http.client.HTTPConnection(u.hostname, u.port, timeout=120)
+def req(c, m, path, body=None, headers=None):
+    h = dict(H); h.update(headers or {})
+    c.request(m, u.path + path, body=body, headers=h)
+    r = c.getresponse(); data = r.read()
+    return r.status, data
+c = conn()
+req(c, "PUT", "/bench")
+payload = os.urandom(1024)
+def run(method, nthreads):
+    stop = time.time() + dur
+    counts = [0] * nthreads
+    errors = [0]
+    def worker(i):
+        cc = conn(); n = 0
+        while time.time() < stop:
+            name = "/bench/o-%d-%d" % (i, n % 200)
+            st, _ = req(cc, method, name, payload if method == "PUT" else None)
+            if st >= 300: errors[0] += 1
+            n += 1
+        counts[i] = n
+    th = [threading.Thread(target=worker, args=(i,)) for i in range(nthreads)]
+    [t.start() for t in th]; [t.join() for t in th]
+    return sum(counts) / dur, errors[0]
+rows = []
+for nt in (1, 8):
+    for m in ("PUT", "GET", "HEAD"):
+        rps, err = run(m, nt)
+        rows.append(("1 KiB %s, c=%d" % (m, nt), "%.0f req/s" % rps + (" (%d errors)" % err if err else "")))
+# listing 1,000 objects
+req(c, "PUT", "/list")
+for i in range(1000):
+    req(c, "PUT", "/list/obj-%04d" % i, b"x")
+t0 = time.time(); n = 0
+while time.time() - t0 < min(dur, 5):
+    st, body = req(c, "GET", "/list?format=json")
+    assert st == 200 and len(json.loads(body)) == 1000
+    n += 1
+rows.append(("list 1,000 objects (json)", "%.1f ms" % ((time.time() - t0) / n * 1000)))
+# 1 GiB PUT / GET
+size = os.path.getsize(bigfile)
+t0 = time.time()
+with open(bigfile, "rb") as f:
+    cc = conn()
+    cc.request("PUT", u.path + "/bench/big", body=f, headers=dict(H, **{"Content-Length": str(size)}))
+    r = cc.getresponse(); r.read()
+    assert r.status == 201, r.status
+tput = time.time() - t0
+t0 = time.time()
+cc = conn(); cc.request("GET", u.path + "/bench/big", headers=H); r = cc.getresponse()
+h = hashlib.md5(); got = 0
+while True:
+    b = r.read(1 << 20)
+    if not b: break
+    h.update(b); got += len(b)
+tget = time.time() - t0
+assert got == size
+rows.append(("1 GiB PUT", "%.2f s (%.0f MiB/s)" % (tput, size / tput / 2**20)))
+rows.append(("1 GiB GET (md5 on the client)", "%.2f s (%.0f MiB/s)" % (tget, size / tget / 2**20)))
+json.dump(rows, open(label + ".json", "w"))
+PY
+
+BIG=$WORK/big.bin
+head -c 1073741824 /dev/urandom > "$BIG"
+t0=$(date +%s.%N); cp "$BIG" "$WORK/big.copy"; sync; t1=$(date +%s.%N); rm -f "$WORK/big.copy"
+CP=$(python3 -c "print('%.2f' % ($t1 - $t0))")
+
+rss() { awk '/VmHWM/{print $2/1024 " MiB"}' /proc/$1/status; }
+
+# ---- tinystack ---------------------------------------------------------------------------
+declare -A P
+for s in identity image compute network volume object; do P[$s]=$(free_port); done
+sets=()
+for s in "${!P[@]}"; do sets+=(--set "$s.port=${P[$s]}"); done
+"$TS" init --data "$WORK/ts" --admin-password "$PW" "${sets[@]}" >/dev/null
+"$TS" serve --data "$WORK/ts" >"$WORK/ts.log" 2>&1 &
+TSPID=$!; PIDS+=($TSPID)
+for _ in $(seq 100); do curl -sf "http://127.0.0.1:${P[identity]}/v3" >/dev/null && break; sleep 0.1; done
+TOK=$(curl -si -H 'Content-Type: application/json' -d "{\"auth\":{\"identity\":{\"methods\":[\"password\"],\"password\":{\"user\":{\"name\":\"admin\",\"domain\":{\"name\":\"Default\"},\"password\":\"$PW\"}}},\"scope\":{\"project\":{\"name\":\"admin\",\"domain\":{\"name\":\"Default\"}}}}}" "http://127.0.0.1:${P[identity]}/v3/auth/tokens" | tr -d '\r' | awk '/^[Xx]-[Ss]ubject-[Tt]oken:/{print $2}')
+PROJ=$(curl -s -H "X-Auth-Token: $TOK" -H "X-Subject-Token: $TOK" "http://127.0.0.1:${P[identity]}/v3/auth/tokens" | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"]["project"]["id"])')
+(cd "$WORK" && python3 load.py "http://127.0.0.1:${P[object]}/v1/AUTH_$PROJ" "$TOK" "$DUR" tinystack "$BIG")
+TS_RSS=$(rss $TSPID)
+
+# ---- Debian Swift ---------------------------------------------------------------------------
+SW_RSS="-"
+if [ $WITH_SWIFT = 1 ]; then
+  S=$WORK/swift; mkdir -p "$S/etc" "$S/srv/d1" "$S/run"
+  PP=$(free_port); AP=$(free_port); CP2=$(free_port); OP=$(free_port)
+  cat > "$S/etc/swift.conf" <<CONF
+[swift-hash]
+swift_hash_path_suffix = bench
+[storage-policy:0]
+name = Policy-0
+default = yes
+CONF
+  for kind in account:$AP container:$CP2 object:$OP; do
+    k=${kind%%:*}; port=${kind##*:}
+    (cd "$S/etc" && swift-ring-builder $k.builder create 4 1 1 >/dev/null &&
+      swift-ring-builder $k.builder add r1z1-127.0.0.1:$port/d1 1 >/dev/null &&
+      swift-ring-builder $k.builder rebalance >/dev/null)
+    cat > "$S/etc/$k-server.conf" <<CONF
+[DEFAULT]
+devices = $S/srv
+mount_check = false
+bind_ip = 127.0.0.1
+bind_port = $port
+workers = 1
+swift_dir = $S/etc
+[pipeline:main]
+pipeline = $k-server
+[app:$k-server]
+use = egg:swift#$k
+CONF
+  done
+  cat > "$S/etc/proxy-server.conf" <<CONF
+[DEFAULT]
+bind_ip = 127.0.0.1
+bind_port = $PP
+workers = 1
+swift_dir = $S/etc
+[pipeline:main]
+pipeline = catch_errors cache tempauth proxy-server
+[app:proxy-server]
+use = egg:swift#proxy
+account_autocreate = true
+[filter:tempauth]
+use = egg:swift#tempauth
+user_test_tester = testing .admin
+[filter:cache]
+use = egg:swift#memcache
+[filter:catch_errors]
+use = egg:swift#catch_errors
+CONF
+  for k in account container object; do
+    SWIFT_DIR=$S/etc swift-$k-server "$S/etc/$k-server.conf" >"$S/$k.log" 2>&1 & PIDS+=($!)
+  done
+  swift-proxy-server "$S/etc/proxy-server.conf" >"$S/proxy.log" 2>&1 & SWPID=$!; PIDS+=($SWPID)
+  for _ in $(seq 100); do curl -sf "http://127.0.0.1:$PP/healthcheck" >/dev/null && break; sleep 0.2; done
+  HDR=$(curl -si -H 'X-Auth-User: test:tester' -H 'X-Auth-Key: testing' "http://127.0.0.1:$PP/auth/v1.0" | tr -d '\r')
+  STOK=$(echo "$HDR" | awk '/^X-Auth-Token:/{print $2}')
+  SURL=$(echo "$HDR" | awk '/^X-Storage-Url:/{print $2}')
+  (cd "$WORK" && python3 load.py "$SURL" "$STOK" "$DUR" swift "$BIG")
+  SW_RSS=$(ps -o rss= -p "$(pgrep -d, -f "$S/etc")" | awk '{s+=$1} END {print s/1024 " MiB (sum of processes)"}')
+fi
+
+# ---- report ------------------------------------------------------------------------------------
+python3 - "$WORK" "$OUT" "$CP" "$TS_RSS" "$SW_RSS" "$DUR" <<'PY'
+import json, os, sys, platform
+work, out, cp, ts_rss, sw_rss, dur = sys.argv[1:]
+ts = json.load(open(os.path.join(work, "tinystack.json")))
+sw = json.load(open(os.path.join(work, "swift.json"))) if os.path.exists(os.path.join(work, "swift.json")) else None
+lines = ["# Object storage benchmark", "",
+         "bench/object.sh, %s s per test, loopback, %s, %d CPUs." % (dur, platform.machine(), os.cpu_count()), "",
+         "| test | tinystack | Debian Swift (Zed) |", "|---|---|---|"]
+for i, (name, v) in enumerate(ts):
+    lines.append("| %s | %s | %s |" % (name, v, sw[i][1] if sw else "-"))
+lines.append("| cp of the same 1 GiB file + sync | %s s | |" % cp)
+lines.append("| server RSS (VmHWM) after the runs | %s | %s |" % (ts_rss, sw_rss))
+open(out, "w").write("\n".join(lines) + "\n")
+print("\n".join(lines))
+PY
