@@ -42,7 +42,7 @@ def agent_cmd():
     ts = os.path.join(_build_dir(), "tinystack")
     if os.path.exists(ts):
         r = subprocess.run([ts, "netagent-apply"], capture_output=True, text=True)
-        if "netagent-apply" in r.stderr and r.returncode == 2:
+        if "usage: tinystack netagent-apply" in r.stderr and r.returncode == 2:
             return [ts, "netagent-apply"]
     return driver_cmd()
 
