@@ -148,7 +148,8 @@ void ts_object_meta_headers(struct ts_http_resp *resp, json_t *meta, bool owner)
         if (strstr(k, "-Sysmeta-")) continue;
         if (!owner && (strcasecmp(k, "X-Container-Read") == 0 || strcasecmp(k, "X-Container-Write") == 0))
             continue;
-        if (json_is_string(v)) ts_http_resp_header(resp, k, json_string_value(v));
+        /* libmicrohttpd refuses empty header values; one space reads as "" to every client */
+        if (json_is_string(v)) ts_http_resp_header(resp, k, *json_string_value(v) ? json_string_value(v) : " ");
     }
 }
 
