@@ -8,6 +8,7 @@ Needs root, libvirtd (started with scripts/libvirt-up.sh if it is not running, a
 afterwards only then), the guest image inputs (tools/build-guest.sh). Run:
   TS_BUILD=build /usr/bin/python3 -m pytest -q tests/e2e/test_compute_libvirt.py
 """
+import glob
 import os
 import shutil
 import subprocess
@@ -117,7 +118,10 @@ def test_server_boots_with_libvirt(libvirt, guest_image, instances_dir, make_clo
 
         cloud.openstack("server", "delete", "--wait", "vm1", timeout=180)
         assert domain_state(server_id) is None
-        assert not [f for f in os.listdir(instances_dir) if server_id in f]
+        # no instance directory left, wherever the agent keeps them
+        left = glob.glob(os.path.join(instances_dir, server_id)) + \
+            glob.glob(os.path.join(cloud.data_dir, "**", server_id), recursive=True)
+        assert not left, left
         server_id = None
     finally:
         if server_id:
