@@ -13,7 +13,9 @@
 
 /* Starts the agent for `host` (NULL = env->host): reconciles once in the background, then
  * every [network] agent_interval seconds (default 5) and on bus fanout "network_agent"
- * events. *state is the caller's to pass to stop/sync. */
+ * events. *state is the caller's to pass to stop/sync. Fails with -TS_EFORBIDDEN when not
+ * run as root (the caller may log it and go on without a data plane). Run one agent per
+ * host: two agents of one cloud on a host would undo each other's work. */
 int ts_netagent_start(struct ts_service_env *env, const char *host, void **state, struct ts_err *err);
 /* Stops the thread and the metadata listeners. What was made stays (the next start
  * reconciles it). NULL is a no-op. */

@@ -382,6 +382,9 @@ static void *runner_loop(void *arg)
 int ts_netagent_start(struct ts_service_env *env, const char *host, void **state, struct ts_err *err)
 {
     if (!env || !state || !env->data_dir) return ts_err_set(err, TS_EINVAL, "netagent: no environment");
+    if (geteuid() != 0)
+        return ts_err_set(err, TS_EFORBIDDEN, "netagent: the network data plane needs root (namespaces, bridges, "
+                                              "iptables); not started");
     struct runner *r = ts_calloc(1, sizeof(*r));
     r->env = env;
     pthread_mutex_init(&r->tok_mu, NULL);
