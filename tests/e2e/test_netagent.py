@@ -229,8 +229,11 @@ def wait_console(path, marker, timeout=60):
 
 @pytest.fixture
 def env():
-    if not shutil.which("dnsmasq") or not shutil.which("qemu-system-x86_64"):
-        pytest.skip("dnsmasq/qemu not installed")
+    for tool in ("dnsmasq", "qemu-system-x86_64", "qemu-img", "ssh", "ssh-keygen", "iptables-restore"):
+        if not shutil.which(tool):
+            pytest.skip(tool + " not installed")
+    if not os.path.exists("/usr/sbin/dropbear"):
+        pytest.skip("dropbear-bin not installed: the guest would have no ssh")
     if open("/proc/sys/net/bridge/bridge-nf-call-iptables").read().strip() != "1" if os.path.exists(
             "/proc/sys/net/bridge/bridge-nf-call-iptables") else True:
         pytest.skip("br_netfilter (bridge-nf-call-iptables) is off: security groups cannot be tested")
