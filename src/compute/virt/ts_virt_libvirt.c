@@ -840,13 +840,14 @@ static bool kvm_works(void)
             int vcpu = ioctl(vm, KVM_CREATE_VCPU, 0);
             ok = vcpu >= 0;
             if (vcpu >= 0) {
-                struct {
-                    struct kvm_msrs hdr;
-                    struct kvm_msr_entry e[1];
+                /* struct kvm_msrs ends in a flexible array: room for one entry after it */
+                union {
+                    struct kvm_msrs msrs;
+                    unsigned char raw[sizeof(struct kvm_msrs) + sizeof(struct kvm_msr_entry)];
                 } m;
                 memset(&m, 0, sizeof m);
-                m.hdr.nmsrs = 1;
-                m.e[0].index = 0x10a;
+                m.msrs.nmsrs = 1;
+                m.msrs.entries[0].index = 0x10a;
                 if (ioctl(fd, KVM_GET_MSRS, &m) == 1 && ioctl(vcpu, KVM_SET_MSRS, &m) != 1) ok = false;
                 close(vcpu);
             }
