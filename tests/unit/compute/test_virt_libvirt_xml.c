@@ -122,6 +122,19 @@ static void test_domain_xml_image(void **state)
     assert_non_null(strstr(xml, "<interface type='bridge'>\n      <mac address='fa:16:3e:00:00:02'/>\n"
                                 "      <source bridge='brq123'/>\n      <target dev='tapnew0'/>"));
     assert_non_null(strstr(xml, "<mac address='fa:16:3e:00:00:03'/>\n      <target dev='tapalone0'/>"));
+    /* libvirt's own RNG schema accepts it (virt-xml-validate from libvirt-clients) */
+    if (access("/usr/bin/virt-xml-validate", X_OK) == 0) {
+        char path[] = "/tmp/tsvirtxmlXXXXXX";
+        int fd = mkstemp(path);
+        assert_true(fd >= 0);
+        assert_int_equal(write(fd, xml, strlen(xml)), (ssize_t)strlen(xml));
+        close(fd);
+        char cmd[128];
+        snprintf(cmd, sizeof cmd, "/usr/bin/virt-xml-validate %s domain >/dev/null 2>&1", path);
+        int st = system(cmd);
+        unlink(path);
+        assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    }
     free(xml);
 
     /* kvm */
