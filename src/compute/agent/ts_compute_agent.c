@@ -33,6 +33,7 @@ struct ts_compute_agent {
     char publisher[300];
     char zone[256];
     char *base_dir;                 /* <data_dir>/compute/<host> */
+    char *instances_dir;            /* [compute] instances_path or base_dir */
     const struct ts_virt_ops *ops;
     struct ts_virt_driver *drv;
     int report_interval;
@@ -207,7 +208,7 @@ static void vinst_fill(struct ts_compute_agent *ag, const json_t *inst, struct t
     vi->vcpus = (int)JI(inst, "vcpus");
     vi->memory_mb = (int)JI(inst, "memory_mb");
     vi->root_gb = (int)JI(inst, "root_gb");
-    snprintf(vi->instance_dir, sizeof(vi->instance_dir), "%s/%s", ag->base_dir, vi->uuid);
+    snprintf(vi->instance_dir, sizeof(vi->instance_dir), "%s/%s", ag->instances_dir, vi->uuid);
     const char *img = JS(inst, "image_ref");
     if (img && *img) {
         snprintf(vi->image_path, sizeof(vi->image_path), "%s/_base/%s", ag->base_dir, img);
@@ -619,6 +620,7 @@ void ts_compute_agent_stop(struct ts_compute_agent *ag)
     pthread_cond_destroy(&ag->cond);
     free(ag->busy);
     free(ag->base_dir);
+    free(ag->instances_dir);
     free(ag);
 }
 
@@ -635,6 +637,7 @@ int ts_compute_agent_start(struct ts_service_env *env, const char *driver, struc
     snprintf(ag->publisher, sizeof(ag->publisher), "compute.%s", ag->host);
     snprintf(ag->zone, sizeof(ag->zone), "%s", ts_conf_get(env->conf, "compute", "availability_zone", "nova"));
     ag->base_dir = ts_asprintf("%s/compute/%s", env->data_dir, ag->host);
+    ag->instances_dir = ts_strdup(ts_conf_get(env->conf, "compute", "instances_path", ag->base_dir));
     ag->report_interval = (int)ts_conf_get_int(env->conf, "compute", "report_interval", 10);
     if (ag->report_interval < 1) ag->report_interval = 1;
     int rc = 0;
@@ -661,6 +664,7 @@ int ts_compute_agent_start(struct ts_service_env *env, const char *driver, struc
         }
     }
     ts_mkdirs(ag->base_dir, 0755);
+    ts_mkdirs(ag->instances_dir, 0755);
     rc = ts_bus_serve(ag->bus, ag->topic, handler, ag, (int)ts_conf_get_int(env->conf, "compute", "agent_workers", 8),
                       err);
     if (rc) goto out;
