@@ -387,7 +387,7 @@ def test_netagent_with_api(make_cloud):
     if not shutil.which("dnsmasq"):
         pytest.skip("dnsmasq not installed")
     cmd = driver_cmd()
-    c = make_cloud(**{"network.agent_interval": "1"})
+    c = make_cloud(**{"network.agent_interval": "1", "network.agent_cleanup_on_stop": "true"})
     end = time.time() + 10
     while not c.service_up("network"):
         if time.time() > end:
@@ -401,7 +401,7 @@ def test_netagent_with_api(make_cloud):
         return r.json() if r.content else None
 
     ext = api("POST", "/networks", {"network": {"name": "na-ext", "router:external": True}})["network"]
-    extsub = api("POST", "/subnets", {"subnet": {"network_id": ext["id"], "cidr": "10.79.1.0/24", "ip_version": 4,
+    api("POST", "/subnets", {"subnet": {"network_id": ext["id"], "cidr": "10.79.1.0/24", "ip_version": 4,
                                                  "enable_dhcp": False, "gateway_ip": "10.79.1.254"}})["subnet"]
     net = api("POST", "/networks", {"network": {"name": "na-net"}})["network"]
     sub = api("POST", "/subnets", {"subnet": {"network_id": net["id"], "cidr": "10.79.0.0/24",
@@ -448,9 +448,12 @@ def test_netagent_with_api(make_cloud):
         # (Neutron lets the subnet go while only the DHCP port holds an address on it; ours
         # does not yet, so the network goes at once, DHCP port and subnet with it)
         api("DELETE", "/networks/" + net["id"])
-        api("DELETE", "/subnets/" + extsub["id"])
-        api("DELETE", "/networks/" + ext["id"])
-        wait_for(lambda: leftovers(topo) == [], "everything removed")
+        wait_for(lambda: leftovers(topo) == ["brq" + ext["id"][:11]], "everything but the external bridge removed")
+        # the external network stays in the database; [network] agent_cleanup_on_stop makes
+        # the agent take its bridge (and all it made) down when it stops
+        agent.send_signal(signal.SIGTERM)
+        agent.wait(timeout=15)
+        assert leftovers(topo) == []
         assert os.listdir(os.path.join(c.data_dir, "network-agent", "own")) == []
     finally:
         agent.send_signal(signal.SIGTERM)

@@ -538,6 +538,8 @@ static void sync_sg(struct ts_netagent *a, const json_t *state, bool anything)
     json_decref(owned);
 }
 
+static int reconcile_to(struct ts_netagent *a, json_t *state);
+
 int ts_netagent_reconcile(struct ts_netagent *a)
 {
     json_t *state = a->o.fetch_state(a->o.ctx);
@@ -546,6 +548,19 @@ int ts_netagent_reconcile(struct ts_netagent *a)
         ts_warn("netagent", "no desired state (network API unreachable?): nothing changed");
         return -TS_EUNAVAIL;
     }
+    return reconcile_to(a, state);
+}
+
+int ts_netagent_teardown(struct ts_netagent *a)
+{
+    json_t *empty = json_pack("{s:[],s:[],s:[],s:[],s:[],s:[]}", "networks", "subnets", "ports", "routers",
+                              "floatingips", "security_groups");
+    return reconcile_to(a, empty);
+}
+
+/* One pass towards state (a reference the pass takes). */
+static int reconcile_to(struct ts_netagent *a, json_t *state)
+{
     pthread_mutex_lock(&a->mu);
     pthread_mutex_lock(&a->st_mu);
     json_decref(a->current);

@@ -111,6 +111,8 @@ struct ts_netagent;
 struct ts_netagent *ts_netagent_new(const struct ts_netagent_opts *o, struct ts_err *err);
 /* One reconcile pass (thread-safe). */
 int ts_netagent_reconcile(struct ts_netagent *a);
+/* A pass towards the empty state: removes everything this agent made. */
+int ts_netagent_teardown(struct ts_netagent *a);
 void ts_netagent_free(struct ts_netagent *a);
 /* The FORWARD chain of this agent (tsg-F + hash of its state dir), into out[32]. */
 void ts_netagent_fwd_chain(const char *state_dir, char out[32]);

@@ -34,7 +34,7 @@ struct runner {
     pthread_t thread;
     pthread_mutex_t mu;
     pthread_cond_t cond;
-    bool stop, kicked, started;
+    bool stop, kicked, started, cleanup_on_stop;
     double interval;
     char host[256];
     struct runner *next;
@@ -397,6 +397,7 @@ int ts_netagent_start(struct ts_service_env *env, const char *host, void **state
     snprintf(r->password, sizeof(r->password), "%s", ts_conf_get(env->conf, "service_credentials", "password", ""));
     snprintf(r->project, sizeof(r->project), "%s", ts_conf_get(env->conf, "service_credentials", "project_name", "service"));
     r->interval = ts_conf_get_double(env->conf, "network", "agent_interval", 5.0);
+    r->cleanup_on_stop = ts_conf_get_bool(env->conf, "network", "agent_cleanup_on_stop", false);
     snprintf(r->host, sizeof(r->host), "%s", host ? host : env->host ? env->host : "localhost");
     if (r->interval < 0.5) r->interval = 0.5;
     struct ts_netagent_opts o = {
@@ -454,6 +455,8 @@ void ts_netagent_stop(void *state)
     pthread_cond_signal(&r->cond);
     pthread_mutex_unlock(&r->mu);
     if (r->started) pthread_join(r->thread, NULL);
+    /* test clouds whose data dir is about to go: leave nothing on the host */
+    if (r->cleanup_on_stop) ts_netagent_teardown(r->agent);
     ts_netagent_free(r->agent);
     pthread_mutex_destroy(&r->tok_mu);
     pthread_mutex_destroy(&r->mu);
