@@ -310,12 +310,19 @@ static void ensure_bridge(struct ts_netagent *a, const char *br, json_t *links)
     }
 }
 
-/* Root-side device (tap or veth end) enslaved to br and up. */
-static void ensure_enslaved(struct ts_netagent *a, const char *dev, const char *br, const json_t *links)
+/* Root-side device (tap or veth end) enslaved to br and up (down for admin_state_up false). */
+static void ensure_enslaved_state(struct ts_netagent *a, const char *dev, const char *br, const json_t *links, bool up)
 {
     json_t *l = json_object_get(links, dev);
     if (!ts_streq(ts_json_str(l, "master", NULL), br)) RUN(a, "ip", "link", "set", dev, "master", br);
-    if (!json_is_true(json_object_get(l, "up"))) RUN(a, "ip", "link", "set", dev, "up");
+    bool is_up = json_is_true(json_object_get(l, "up"));
+    if (up && !is_up) RUN(a, "ip", "link", "set", dev, "up");
+    if (!up && is_up) RUN(a, "ip", "link", "set", dev, "down");
+}
+
+static void ensure_enslaved(struct ts_netagent *a, const char *dev, const char *br, const json_t *links)
+{
+    ensure_enslaved_state(a, dev, br, links, true);
 }
 
 /* The addresses "ip/prefixlen" a port should have inside a namespace (extra: more, e.g. FIPs). */
@@ -749,7 +756,7 @@ static int reconcile_to(struct ts_netagent *a, json_t *state)
         } else {
             own_add(a, "link", name);
         }
-        ensure_enslaved(a, name, br, links);
+        ensure_enslaved_state(a, name, br, links, ts_json_bool(v, "admin_state_up", true));
         plugged(a, v);
     }
     /* security groups */

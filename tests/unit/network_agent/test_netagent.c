@@ -475,6 +475,13 @@ static void test_reconcile(void **st)
     assert_false(logged(&h, "iptables-restore -w -n"));
     assert_int_equal(plugged_count, 1);
 
+    /* admin_state_up false takes the VIF down */
+    json_object_set_new(ts_netagent_find(fake_state_json, "ports", VM1), "admin_state_up", json_false());
+    json_array_clear(h.log);
+    assert_int_equal(ts_netagent_reconcile(a), 0);
+    assert_true(logged(&h, "ip link set tap66666666-aa down"));
+    assert_int_equal(plugged_count, 1);
+
     /* everything deleted: ours goes, nobody else's */
     json_decref(fake_state_json);
     fake_state_json = json_pack("{s:[],s:[],s:[],s:[],s:[],s:[]}", "networks", "subnets", "ports", "routers",
