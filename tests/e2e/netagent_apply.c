@@ -31,9 +31,13 @@ int main(int argc, char **argv)
         fprintf(stderr, "netagent_apply: %s\n", err.msg);
         return 1;
     }
-    snprintf(idurl, sizeof(idurl), "http://127.0.0.1:%lld", (long long)ts_conf_get_int(conf, "identity", "port", 5000));
-    struct ts_service_env env = {.conf = conf, .data_dir = data, .host = ts_conf_get(conf, "DEFAULT", "host", "localhost"),
-                                 .identity_url = idurl, .bind = "127.0.0.1"};
+    snprintf(idurl, sizeof(idurl), "http://127.0.0.1:%lld",
+             (long long)ts_conf_get_int(conf, "identity", "port", 5000));
+    struct ts_service_env env = {.conf = conf,
+                                 .data_dir = data,
+                                 .host = ts_conf_get(conf, "DEFAULT", "host", "localhost"),
+                                 .identity_url = idurl,
+                                 .bind = "127.0.0.1"};
     void *st = NULL;
     if (ts_netagent_start(&env, host, &st, &err) < 0) {
         fprintf(stderr, "netagent_apply: %s\n", err.msg);
@@ -42,7 +46,8 @@ int main(int argc, char **argv)
     struct sigaction sa = {.sa_handler = on_signal};
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
-    while (!stop) pause();
+    while (!stop)
+        pause();
     ts_netagent_stop(st);
     ts_conf_free(conf);
     return 0;

@@ -28,12 +28,12 @@ struct ts_netagent {
     char fwd_chain[32];
     int meta_port;
     struct ts_netagent_opts o;
-    pthread_mutex_t mu;        /* one reconcile at a time */
-    pthread_mutex_t st_mu;     /* guards current */
-    json_t *current;           /* last desired state (for metadata lookups) */
-    json_t *applied;           /* ns or "filter" -> last restore text applied this run */
+    pthread_mutex_t mu;    /* one reconcile at a time */
+    pthread_mutex_t st_mu; /* guards current */
+    json_t *current;       /* last desired state (for metadata lookups) */
+    json_t *applied;       /* ns or "filter" -> last restore text applied this run */
     struct ts_netagent_metasrv *meta;
-    int failures;              /* failed steps in this pass */
+    int failures; /* failed steps in this pass */
 };
 
 /* ---- small helpers ---------------------------------------------------------------- */
@@ -45,7 +45,8 @@ static int run(struct ts_netagent *a, int flags, const char *input, char **out, 
     va_list ap;
     va_start(ap, out);
     const char *s;
-    while (n < 63 && (s = va_arg(ap, const char *))) argv[n++] = s;
+    while (n < 63 && (s = va_arg(ap, const char *)))
+        argv[n++] = s;
     va_end(ap);
     argv[n] = NULL;
     int rc = ts_netagent_exec(argv, input, out, flags);
@@ -143,7 +144,8 @@ static json_t *parse_links(const char *text)
         if (fl && fe) {
             *fe = 0;
             char *tok, *save = NULL;
-            for (tok = strtok_r(fl + 1, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) up |= ts_streq(tok, "UP");
+            for (tok = strtok_r(fl + 1, ",", &save); tok; tok = strtok_r(NULL, ",", &save))
+                up |= ts_streq(tok, "UP");
             *fe = ' ';
         }
         json_object_set_new(o, "up", json_boolean(up));
@@ -271,7 +273,8 @@ static void kill_wait(pid_t pid)
 static void kill_ns_pids(struct ts_netagent *a, const char *ns)
 {
     char *out = NULL;
-    if (run(a, TS_NETAGENT_EXEC_QUIET, NULL, &out, "ip", "netns", "pids", ns, (const char *)NULL) == 0 && out) {
+    if (run(a, TS_NETAGENT_EXEC_QUIET, NULL, &out, "ip", "netns", "pids", ns, (const char *)NULL) == 0 &&
+        out) {
         char *save = NULL;
         for (char *ln = strtok_r(out, "\n", &save); ln; ln = strtok_r(NULL, "\n", &save)) {
             int64_t v;
@@ -291,7 +294,7 @@ static void ensure_ns(struct ts_netagent *a, const char *ns, const json_t *have_
         RUN(a, "ip", "-n", ns, "link", "set", "lo", "up");
         if (router) RUN(a, "ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv4.ip_forward=1");
     } else {
-        own_add(a, "ns", ns);   /* ours by name and wanted: (re)claim after a lost record */
+        own_add(a, "ns", ns); /* ours by name and wanted: (re)claim after a lost record */
     }
 }
 
@@ -311,7 +314,8 @@ static void ensure_bridge(struct ts_netagent *a, const char *br, json_t *links)
 }
 
 /* Root-side device (tap or veth end) enslaved to br and up (down for admin_state_up false). */
-static void ensure_enslaved_state(struct ts_netagent *a, const char *dev, const char *br, const json_t *links, bool up)
+static void ensure_enslaved_state(struct ts_netagent *a, const char *dev, const char *br, const json_t *links,
+                                  bool up)
 {
     json_t *l = json_object_get(links, dev);
     if (!ts_streq(ts_json_str(l, "master", NULL), br)) RUN(a, "ip", "link", "set", dev, "master", br);
@@ -331,7 +335,8 @@ static json_t *port_cidrs(const json_t *state, const json_t *port)
     json_t *out = json_array();
     size_t i;
     json_t *f;
-    json_array_foreach(json_object_get(port, "fixed_ips"), i, f) {
+    json_array_foreach(json_object_get(port, "fixed_ips"), i, f)
+    {
         const char *ip = ts_json_str(f, "ip_address", NULL);
         const json_t *sn = ts_netagent_find(state, "subnets", ts_json_str(f, "subnet_id", NULL));
         int plen = ts_netagent_prefixlen(ts_json_str(sn, "cidr", NULL));
@@ -344,14 +349,15 @@ static json_t *port_cidrs(const json_t *state, const json_t *port)
 }
 
 /* veth root (in br) <-> inner (in ns) with port's MAC on inner and exactly `cidrs`. */
-static void ensure_veth(struct ts_netagent *a, const char *ns, const char *root, const char *inner, const char *br,
-                        const char *mac, const json_t *cidrs, json_t *links, const json_t *ns_links,
-                        const json_t *ns_addrs)
+static void ensure_veth(struct ts_netagent *a, const char *ns, const char *root, const char *inner,
+                        const char *br, const char *mac, const json_t *cidrs, json_t *links,
+                        const json_t *ns_links, const json_t *ns_addrs)
 {
     if (!json_object_get(links, root)) {
         own_add(a, "link", root);
         if (json_object_get(ns_links, inner)) RUNQ(a, "ip", "-n", ns, "link", "del", inner);
-        if (RUN(a, "ip", "link", "add", root, "type", "veth", "peer", "name", inner, "netns", ns) != 0) return;
+        if (RUN(a, "ip", "link", "add", root, "type", "veth", "peer", "name", inner, "netns", ns) != 0)
+            return;
         RUNQ(a, "ip", "link", "set", "dev", root, "addrgenmode", "none");
         json_object_set_new(links, root, json_object());
     } else {
@@ -359,16 +365,21 @@ static void ensure_veth(struct ts_netagent *a, const char *ns, const char *root,
     }
     ensure_enslaved(a, root, br, links);
     json_t *il = json_object_get(ns_links, inner);
-    if (mac && !ts_strcaseeq(ts_json_str(il, "mac", NULL), mac)) RUN(a, "ip", "-n", ns, "link", "set", inner, "address", mac);
+    if (mac && !ts_strcaseeq(ts_json_str(il, "mac", NULL), mac))
+        RUN(a, "ip", "-n", ns, "link", "set", inner, "address", mac);
     if (!json_is_true(json_object_get(il, "up"))) RUN(a, "ip", "-n", ns, "link", "set", inner, "up");
     json_t *have = json_object_get(ns_addrs, inner);
     size_t i;
     json_t *v;
-    json_array_foreach(have, i, v) {
-        if (!in_array(cidrs, json_string_value(v))) RUN(a, "ip", "-n", ns, "addr", "del", json_string_value(v), "dev", inner);
+    json_array_foreach(have, i, v)
+    {
+        if (!in_array(cidrs, json_string_value(v)))
+            RUN(a, "ip", "-n", ns, "addr", "del", json_string_value(v), "dev", inner);
     }
-    json_array_foreach(cidrs, i, v) {
-        if (!in_array(have, json_string_value(v))) RUN(a, "ip", "-n", ns, "addr", "add", json_string_value(v), "dev", inner);
+    json_array_foreach(cidrs, i, v)
+    {
+        if (!in_array(have, json_string_value(v)))
+            RUN(a, "ip", "-n", ns, "addr", "add", json_string_value(v), "dev", inner);
     }
 }
 
@@ -379,17 +390,21 @@ static void restore(struct ts_netagent *a, const char *ns, const char *text, boo
     if (!force && ts_streq(ts_json_str(a->applied, key, NULL), text)) return;
     int rc = ns ? run(a, 0, text, NULL, "ip", "netns", "exec", ns, "iptables-restore", (const char *)NULL)
                 : run(a, 0, text, NULL, "iptables-restore", noflush ? "-n" : "-w", (const char *)NULL);
-    if (rc == 0) json_object_set_new(a->applied, key, json_string(text));
-    else json_object_del(a->applied, key);
+    if (rc == 0)
+        json_object_set_new(a->applied, key, json_string(text));
+    else
+        json_object_del(a->applied, key);
 }
 
 static const json_t *dhcp_port_of(const json_t *state, const char *net_id)
 {
     size_t i;
     json_t *p;
-    json_array_foreach(json_object_get(state, "ports"), i, p) {
+    json_array_foreach(json_object_get(state, "ports"), i, p)
+    {
         if (ts_streq(ts_json_str(p, "network_id", NULL), net_id) &&
-            ts_streq(ts_json_str(p, "device_owner", NULL), "network:dhcp") && valid_id(ts_json_str(p, "id", NULL)))
+            ts_streq(ts_json_str(p, "device_owner", NULL), "network:dhcp") &&
+            valid_id(ts_json_str(p, "id", NULL)))
             return p;
     }
     return NULL;
@@ -413,8 +428,10 @@ static void ensure_dnsmasq(struct ts_netagent *a, const char *ns, const char *ne
     json_t *full = json_pack("[s,s,s]", "ip", "netns", "exec");
     json_array_append_new(full, json_string(ns));
     json_array_extend(full, (json_t *)argv);
-    if (ts_netagent_exec_json(full, NULL, NULL, TS_NETAGENT_EXEC_DAEMON) != 0) a->failures++;
-    else ts_info("netagent", "dnsmasq for network %s (re)started", net_id);
+    if (ts_netagent_exec_json(full, NULL, NULL, TS_NETAGENT_EXEC_DAEMON) != 0)
+        a->failures++;
+    else
+        ts_info("netagent", "dnsmasq for network %s (re)started", net_id);
     json_decref(full);
 out:
     free(dir);
@@ -494,7 +511,9 @@ static bool jump_present(struct ts_netagent *a)
 {
     char *out = NULL;
     bool yes = false;
-    if (run(a, TS_NETAGENT_EXEC_QUIET, NULL, &out, "iptables", "-w", "-S", "FORWARD", (const char *)NULL) == 0 && out) {
+    if (run(a, TS_NETAGENT_EXEC_QUIET, NULL, &out, "iptables", "-w", "-S", "FORWARD", (const char *)NULL) ==
+            0 &&
+        out) {
         char *want = ts_asprintf("-A FORWARD -j %s\n", a->fwd_chain);
         yes = strstr(out, want) != NULL;
         free(want);
@@ -532,7 +551,8 @@ static void sync_sg(struct ts_netagent *a, const json_t *state, bool anything)
     if (!jump || !ts_streq(ts_json_str(a->applied, "root", NULL), probe)) {
         if (run(a, 0, text ? text : probe, NULL, "iptables-restore", "-w", "-n", (const char *)NULL) == 0) {
             json_object_set_new(a->applied, "root", json_string(probe));
-            json_array_foreach(owned, i, c) {
+            json_array_foreach(owned, i, c)
+            {
                 if (!in_array(chains, json_string_value(c))) own_del(a, "chain", json_string_value(c));
             }
         } else {
@@ -577,13 +597,14 @@ static int reconcile_to(struct ts_netagent *a, json_t *state)
 
     json_t *want_ns = json_array(), *want_links = json_array(), *vif_ports = json_array();
     json_t *have_ns = list_netns(a), *links = links_in(a, NULL);
-    json_t *dhcp_argv = json_object();   /* net -> argv */
+    json_t *dhcp_argv = json_object(); /* net -> argv */
     size_t i;
     json_t *v;
     char name[TS_NETAGENT_IFNAME], nsname[128];
 
     /* what should exist */
-    json_array_foreach(json_object_get(state, "networks"), i, v) {
+    json_array_foreach(json_object_get(state, "networks"), i, v)
+    {
         const char *nid = ts_json_str(v, "id", NULL);
         if (!valid_id(nid)) continue;
         ts_netagent_ifname(name, "brq", nid);
@@ -601,20 +622,24 @@ static int reconcile_to(struct ts_netagent *a, json_t *state)
         ts_netagent_ifname(name, "tap", ts_json_str(dp, "id", ""));
         add_unique(want_links, name);
     }
-    json_array_foreach(json_object_get(state, "routers"), i, v) {
+    json_array_foreach(json_object_get(state, "routers"), i, v)
+    {
         const char *rid = ts_json_str(v, "id", NULL);
         if (!valid_id(rid)) continue;
         snprintf(nsname, sizeof(nsname), "qrouter-%s", rid);
         add_unique(want_ns, nsname);
     }
-    json_array_foreach(json_object_get(state, "ports"), i, v) {
+    json_array_foreach(json_object_get(state, "ports"), i, v)
+    {
         const char *pid = ts_json_str(v, "id", NULL), *owner = ts_json_str(v, "device_owner", "");
-        if (!valid_id(pid) || !ts_netagent_find(state, "networks", ts_json_str(v, "network_id", NULL))) continue;
+        if (!valid_id(pid) || !ts_netagent_find(state, "networks", ts_json_str(v, "network_id", NULL)))
+            continue;
         ts_netagent_ifname(name, "tap", pid);
         if (ts_netagent_port_is_vif(v, a->host)) {
             add_unique(want_links, name);
             json_array_append_new(vif_ports, json_string(pid));
-        } else if ((ts_streq(owner, "network:router_interface") || ts_streq(owner, "network:router_gateway")) &&
+        } else if ((ts_streq(owner, "network:router_interface") ||
+                    ts_streq(owner, "network:router_gateway")) &&
                    ts_netagent_find(state, "routers", ts_json_str(v, "device_id", NULL))) {
             add_unique(want_links, name);
         }
@@ -622,14 +647,16 @@ static int reconcile_to(struct ts_netagent *a, json_t *state)
 
     /* remove what is ours and no longer wanted */
     json_t *owned = own_list(a, "ns");
-    json_array_foreach(owned, i, v) {
+    json_array_foreach(owned, i, v)
+    {
         if (!in_array(want_ns, json_string_value(v))) remove_ns(a, json_string_value(v), have_ns);
     }
     json_decref(owned);
     json_decref(links);
     links = links_in(a, NULL);
     owned = own_list(a, "link");
-    json_array_foreach(owned, i, v) {
+    json_array_foreach(owned, i, v)
+    {
         const char *l = json_string_value(v);
         if (in_array(want_links, l)) continue;
         /* a veth end goes with its namespace, a little later: gone is as good as deleted */
@@ -650,25 +677,30 @@ static int reconcile_to(struct ts_netagent *a, json_t *state)
     forget_plugged(a, vif_ports);
 
     /* build: bridges */
-    json_array_foreach(json_object_get(state, "networks"), i, v) {
+    json_array_foreach(json_object_get(state, "networks"), i, v)
+    {
         const char *nid = ts_json_str(v, "id", NULL);
         if (!valid_id(nid)) continue;
         ts_netagent_ifname(name, "brq", nid);
         ensure_bridge(a, name, links);
     }
     if (a->ext_iface) {
-        json_array_foreach(json_object_get(state, "networks"), i, v) {
+        json_array_foreach(json_object_get(state, "networks"), i, v)
+        {
             if (!ts_json_bool(v, "router:external", false) || !valid_id(ts_json_str(v, "id", NULL))) continue;
             ts_netagent_ifname(name, "brq", ts_json_str(v, "id", NULL));
-            if (json_object_get(links, a->ext_iface)) ensure_enslaved(a, a->ext_iface, name, links);
-            else ts_warn("netagent", "external_bridge_interface %s does not exist", a->ext_iface);
+            if (json_object_get(links, a->ext_iface))
+                ensure_enslaved(a, a->ext_iface, name, links);
+            else
+                ts_warn("netagent", "external_bridge_interface %s does not exist", a->ext_iface);
             break;
         }
     }
     /* DHCP namespaces */
     const char *nid;
     json_t *argv;
-    json_object_foreach(dhcp_argv, nid, argv) {
+    json_object_foreach(dhcp_argv, nid, argv)
+    {
         const json_t *dp = dhcp_port_of(state, nid);
         char root[TS_NETAGENT_IFNAME], inner[TS_NETAGENT_IFNAME], br[TS_NETAGENT_IFNAME];
         snprintf(nsname, sizeof(nsname), "qdhcp-%s", nid);
@@ -691,7 +723,8 @@ static int reconcile_to(struct ts_netagent *a, json_t *state)
         ensure_dnsmasq(a, nsname, nid, argv);
     }
     /* routers */
-    json_array_foreach(json_object_get(state, "routers"), i, v) {
+    json_array_foreach(json_object_get(state, "routers"), i, v)
+    {
         const char *rid = ts_json_str(v, "id", NULL);
         if (!valid_id(rid)) continue;
         snprintf(nsname, sizeof(nsname), "qrouter-%s", rid);
@@ -701,7 +734,8 @@ static int reconcile_to(struct ts_netagent *a, json_t *state)
         json_t *p;
         const char *gw = NULL, *qg_dev = NULL;
         char qg[TS_NETAGENT_IFNAME] = "";
-        json_array_foreach(json_object_get(state, "ports"), k, p) {
+        json_array_foreach(json_object_get(state, "ports"), k, p)
+        {
             const char *owner = ts_json_str(p, "device_owner", ""), *pid = ts_json_str(p, "id", NULL);
             bool gwport = ts_streq(owner, "network:router_gateway");
             if (!ts_streq(ts_json_str(p, "device_id", NULL), rid) || !valid_id(pid)) continue;
@@ -715,10 +749,11 @@ static int reconcile_to(struct ts_netagent *a, json_t *state)
             if (gwport) {
                 size_t f;
                 json_t *fip;
-                json_array_foreach(json_object_get(state, "floatingips"), f, fip) {
+                json_array_foreach(json_object_get(state, "floatingips"), f, fip)
+                {
                     const char *fa = ts_json_str(fip, "floating_ip_address", NULL);
-                    if (ts_streq(ts_json_str(fip, "router_id", NULL), rid) && ts_json_str(fip, "port_id", NULL) &&
-                        ts_netagent_is_v4(fa)) {
+                    if (ts_streq(ts_json_str(fip, "router_id", NULL), rid) &&
+                        ts_json_str(fip, "port_id", NULL) && ts_netagent_is_v4(fa)) {
                         char *s = ts_asprintf("%s/32", fa);
                         add_unique(cidrs, s);
                         free(s);
@@ -730,7 +765,8 @@ static int reconcile_to(struct ts_netagent *a, json_t *state)
                 snprintf(qg, sizeof(qg), "%s", inner);
                 qg_dev = qg;
             }
-            ensure_veth(a, nsname, root, inner, br, ts_json_str(p, "mac_address", NULL), cidrs, links, nl, na);
+            ensure_veth(a, nsname, root, inner, br, ts_json_str(p, "mac_address", NULL), cidrs, links, nl,
+                        na);
             json_decref(cidrs);
         }
         if (qg_dev && ts_netagent_is_v4(gw))
@@ -742,7 +778,8 @@ static int reconcile_to(struct ts_netagent *a, json_t *state)
         json_decref(na);
     }
     /* VIF taps */
-    json_array_foreach(json_object_get(state, "ports"), i, v) {
+    json_array_foreach(json_object_get(state, "ports"), i, v)
+    {
         const char *pid = ts_json_str(v, "id", NULL);
         if (!in_array(vif_ports, pid)) continue;
         char br[TS_NETAGENT_IFNAME];
@@ -788,10 +825,12 @@ static int meta_answer(void *ctx, const char *net_id, const char *src_ip, const 
     const json_t *port = NULL;
     size_t i, k;
     json_t *p, *f;
-    json_array_foreach(json_object_get(state, "ports"), i, p) {
+    json_array_foreach(json_object_get(state, "ports"), i, p)
+    {
         if (!ts_streq(ts_json_str(p, "network_id", NULL), net_id)) continue;
         if (ts_startswith(ts_json_str(p, "device_owner", ""), "network:")) continue;
-        json_array_foreach(json_object_get(p, "fixed_ips"), k, f) {
+        json_array_foreach(json_object_get(p, "fixed_ips"), k, f)
+        {
             if (ts_streq(ts_json_str(f, "ip_address", NULL), src_ip)) port = p;
         }
     }
@@ -815,8 +854,9 @@ static int meta_answer(void *ctx, const char *net_id, const char *src_ip, const 
 
 void ts_netagent_fwd_chain(const char *state_dir, char out[32])
 {
-    uint32_t h = 2166136261u;   /* FNV-1a: a stable short tag per agent state dir */
-    for (const char *c = state_dir; *c; c++) h = (h ^ (unsigned char)*c) * 16777619u;
+    uint32_t h = 2166136261u; /* FNV-1a: a stable short tag per agent state dir */
+    for (const char *c = state_dir; *c; c++)
+        h = (h ^ (unsigned char)*c) * 16777619u;
     snprintf(out, 32, "tsg-F%08x", h);
 }
 
@@ -830,8 +870,9 @@ struct ts_netagent *ts_netagent_new(const struct ts_netagent_opts *o, struct ts_
     a->o = *o;
     a->data_dir = ts_strdup(o->data_dir);
     a->host = ts_strdup(o->host);
-    a->ext_iface = o->external_bridge_interface && *o->external_bridge_interface ? ts_strdup(o->external_bridge_interface)
-                                                                                : NULL;
+    a->ext_iface = o->external_bridge_interface && *o->external_bridge_interface
+                       ? ts_strdup(o->external_bridge_interface)
+                       : NULL;
     a->o.data_dir = a->data_dir;
     a->o.host = a->host;
     a->o.external_bridge_interface = a->ext_iface;

@@ -48,7 +48,8 @@ static void child_exec(const char *const *argv, int in_fd, int out_fd, int err_f
 #ifdef SYS_close_range
     if (syscall(SYS_close_range, 3U, ~0U, 0) != 0)
 #endif
-        for (int fd = 3; fd < 4096; fd++) close(fd);
+        for (int fd = 3; fd < 4096; fd++)
+            close(fd);
     sigset_t all;
     sigemptyset(&all);
     sigprocmask(SIG_SETMASK, &all, NULL);
@@ -100,9 +101,18 @@ int ts_netagent_exec(const char *const *argv, const char *input, char **out, int
     while (outp[0] >= 0 || errp[0] >= 0 || inp[1] >= 0) {
         struct pollfd p[3];
         int np = 0, io = -1, oo = -1, eo = -1;
-        if (inp[1] >= 0) { io = np; p[np++] = (struct pollfd){.fd = inp[1], .events = POLLOUT}; }
-        if (outp[0] >= 0) { oo = np; p[np++] = (struct pollfd){.fd = outp[0], .events = POLLIN}; }
-        if (errp[0] >= 0) { eo = np; p[np++] = (struct pollfd){.fd = errp[0], .events = POLLIN}; }
+        if (inp[1] >= 0) {
+            io = np;
+            p[np++] = (struct pollfd){.fd = inp[1], .events = POLLOUT};
+        }
+        if (outp[0] >= 0) {
+            oo = np;
+            p[np++] = (struct pollfd){.fd = outp[0], .events = POLLIN};
+        }
+        if (errp[0] >= 0) {
+            eo = np;
+            p[np++] = (struct pollfd){.fd = errp[0], .events = POLLIN};
+        }
         double left = deadline - ts_mono();
         if (left <= 0) {
             timed_out = true;
@@ -128,7 +138,8 @@ int ts_netagent_exec(const char *const *argv, const char *input, char **out, int
             char chunk[8192];
             ssize_t r = read(*fdp, chunk, sizeof(chunk));
             if (r > 0) {
-                if (ts_buf_append(b, chunk, (size_t)r) < 0 && k == 1) { /* stderr: keep the head */ }
+                if (ts_buf_append(b, chunk, (size_t)r) < 0 && k == 1) { /* stderr: keep the head */
+                }
             } else if (r == 0 || (errno != EINTR && errno != EAGAIN)) {
                 close(*fdp);
                 *fdp = -1;
@@ -136,13 +147,18 @@ int ts_netagent_exec(const char *const *argv, const char *input, char **out, int
         }
     }
     if (timed_out) kill(pid, SIGKILL);
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
-    if (WIFEXITED(status)) rc = WEXITSTATUS(status);
-    else if (WIFSIGNALED(status)) rc = 128 + WTERMSIG(status);
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    if (WIFEXITED(status))
+        rc = WEXITSTATUS(status);
+    else if (WIFSIGNALED(status))
+        rc = 128 + WTERMSIG(status);
     if (rc != 0) {
         const char *e = eb.len ? ts_buf_cstr(&eb) : "";
-        if (flags & TS_NETAGENT_EXEC_QUIET) ts_debug("netagent", "`%s` exited %d: %s", cmd, rc, e);
-        else ts_warn("netagent", "`%s` exited %d%s: %s", cmd, rc, timed_out ? " (timeout)" : "", e);
+        if (flags & TS_NETAGENT_EXEC_QUIET)
+            ts_debug("netagent", "`%s` exited %d: %s", cmd, rc, e);
+        else
+            ts_warn("netagent", "`%s` exited %d%s: %s", cmd, rc, timed_out ? " (timeout)" : "", e);
     } else {
         ts_debug("netagent", "ran `%s`", cmd);
     }

@@ -14,8 +14,8 @@
 
 /* ---- command runner (ts_netagent_exec.c) ------------------------------------------- */
 enum {
-    TS_NETAGENT_EXEC_QUIET = 1,   /* a non-zero exit is expected sometimes: log at debug level */
-    TS_NETAGENT_EXEC_DAEMON = 2,  /* the command daemonizes: no output capture (stdout/err to /dev/null) */
+    TS_NETAGENT_EXEC_QUIET = 1,  /* a non-zero exit is expected sometimes: log at debug level */
+    TS_NETAGENT_EXEC_DAEMON = 2, /* the command daemonizes: no output capture (stdout/err to /dev/null) */
 };
 /* A fake for tests: gets argv (NULL-terminated), stdin text (may be NULL); sets *out
  * (malloc'd, may stay NULL) and returns the exit status. */
@@ -60,7 +60,8 @@ char *ts_netagent_router_nat(const json_t *state, const char *router_id);
  * "-I FORWARD 1 -j fwd_chain", remove_jump deletes it (when nothing is wanted).
  * *chains_out (if not NULL) gets the JSON array of chain names the text creates. */
 char *ts_netagent_sg_restore(const json_t *state, const char *host, const char *fwd_chain,
-                             const json_t *stale_chains, bool add_jump, bool remove_jump, json_t **chains_out);
+                             const json_t *stale_chains, bool add_jump, bool remove_jump,
+                             json_t **chains_out);
 /* Appends the iptables rule specs (no "-A chain") for one SG rule as seen from port's
  * chain (ingress: -s, egress: -d), expanding remote_group_id to the fixed IPs of the
  * ports in that group. Returns the number of lines added (0 for IPv6 rules). */
@@ -85,7 +86,8 @@ typedef int (*ts_netagent_meta_fn)(void *ctx, const char *net_id, const char *sr
 struct ts_netagent_metasrv;
 struct ts_netagent_metasrv *ts_netagent_metasrv_new(ts_netagent_meta_fn fn, void *ctx);
 /* Listens on 0.0.0.0:port inside namespace netns for net_id (idempotent). */
-int ts_netagent_metasrv_listen(struct ts_netagent_metasrv *m, const char *net_id, const char *netns, int port);
+int ts_netagent_metasrv_listen(struct ts_netagent_metasrv *m, const char *net_id, const char *netns,
+                               int port);
 /* Closes the listener of net_id (before its namespace goes). */
 void ts_netagent_metasrv_close(struct ts_netagent_metasrv *m, const char *net_id);
 bool ts_netagent_metasrv_has(struct ts_netagent_metasrv *m, const char *net_id);
@@ -93,10 +95,10 @@ void ts_netagent_metasrv_free(struct ts_netagent_metasrv *m);
 
 /* ---- the agent (ts_netagent.c) ------------------------------------------------------ */
 struct ts_netagent_opts {
-    const char *data_dir;          /* state goes to <data_dir>/network-agent */
+    const char *data_dir; /* state goes to <data_dir>/network-agent */
     const char *host;
-    const char *external_bridge_interface;   /* operator config; NULL = none (the default) */
-    int meta_port;                 /* 9697 */
+    const char *external_bridge_interface; /* operator config; NULL = none (the default) */
+    int meta_port;                         /* 9697 */
     bool serve_metadata;
     /* Desired state (new reference) or NULL on failure (the sync is skipped: never tear
      * down because the API is unreachable). */

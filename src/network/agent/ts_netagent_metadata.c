@@ -39,7 +39,8 @@ static const char *port_ip4(const json_t *port)
 {
     size_t i;
     json_t *f;
-    json_array_foreach(json_object_get(port, "fixed_ips"), i, f) {
+    json_array_foreach(json_object_get(port, "fixed_ips"), i, f)
+    {
         const char *ip = ts_json_str(f, "ip_address", NULL);
         if (ts_netagent_is_v4(ip)) return ip;
     }
@@ -50,7 +51,8 @@ static const char *public_ip(const json_t *state, const json_t *port)
 {
     size_t i;
     json_t *f;
-    json_array_foreach(json_object_get(state, "floatingips"), i, f) {
+    json_array_foreach(json_object_get(state, "floatingips"), i, f)
+    {
         if (ts_streq(ts_json_str(f, "port_id", NULL), ts_json_str(port, "id", "")))
             return ts_json_str(f, "floating_ip_address", NULL);
     }
@@ -86,7 +88,8 @@ static json_t *network_data_json(const json_t *state, const json_t *inst, const 
     size_t i, k, idx = 0;
     json_t *p, *f;
     const char *dev = ts_json_str(inst, "uuid", "");
-    json_array_foreach(json_object_get(state, "ports"), i, p) {
+    json_array_foreach(json_object_get(state, "ports"), i, p)
+    {
         if (!ts_streq(ts_json_str(p, "device_id", NULL), dev) && p != asking) continue;
         char tap[TS_NETAGENT_IFNAME];
         ts_netagent_ifname(tap, "tap", ts_json_str(p, "id", ""));
@@ -95,7 +98,8 @@ static json_t *network_data_json(const json_t *state, const json_t *inst, const 
                                  "bridge", "ethernet_mac_address", ts_json_str(p, "mac_address", ""));
         json_object_set_new(link, "mtu", json_integer(ts_json_int(net, "mtu", 1500)));
         json_array_append_new(links, link);
-        json_array_foreach(json_object_get(p, "fixed_ips"), k, f) {
+        json_array_foreach(json_object_get(p, "fixed_ips"), k, f)
+        {
             const char *ip = ts_json_str(f, "ip_address", NULL);
             const json_t *sn = ts_netagent_find(state, "subnets", ts_json_str(f, "subnet_id", NULL));
             int plen = ts_netagent_prefixlen(ts_json_str(sn, "cidr", NULL));
@@ -103,20 +107,23 @@ static json_t *network_data_json(const json_t *state, const json_t *inst, const 
             if (!ts_netagent_is_v4(ip) || !ts_netagent_mask(plen, mask)) continue;
             char nid[32];
             snprintf(nid, sizeof(nid), "network%zu", idx++);
-            json_t *n = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s}", "id", nid, "type", "ipv4", "link", tap, "ip_address",
-                                  ip, "netmask", mask, "network_id", ts_json_str(p, "network_id", ""));
+            json_t *n =
+                json_pack("{s:s,s:s,s:s,s:s,s:s,s:s}", "id", nid, "type", "ipv4", "link", tap, "ip_address",
+                          ip, "netmask", mask, "network_id", ts_json_str(p, "network_id", ""));
             json_t *routes = json_array();
             const char *gw = ts_json_str(sn, "gateway_ip", NULL);
             if (ts_netagent_is_v4(gw))
-                json_array_append_new(routes, json_pack("{s:s,s:s,s:s}", "network", "0.0.0.0", "netmask", "0.0.0.0",
-                                                        "gateway", gw));
+                json_array_append_new(routes, json_pack("{s:s,s:s,s:s}", "network", "0.0.0.0", "netmask",
+                                                        "0.0.0.0", "gateway", gw));
             json_object_set_new(n, "routes", routes);
             json_array_append_new(nets, n);
             size_t d;
             json_t *dns;
-            json_array_foreach(json_object_get(sn, "dns_nameservers"), d, dns) {
+            json_array_foreach(json_object_get(sn, "dns_nameservers"), d, dns)
+            {
                 if (json_is_string(dns))
-                    json_array_append_new(svcs, json_pack("{s:s,s:s}", "type", "dns", "address", json_string_value(dns)));
+                    json_array_append_new(
+                        svcs, json_pack("{s:s,s:s}", "type", "dns", "address", json_string_value(dns)));
             }
         }
     }
@@ -165,7 +172,8 @@ static void normalize(const char *path, char *out, size_t len)
     }
     /* a trailing slash is the listing of the same thing */
     size_t l = strlen(out);
-    while (l > 1 && out[l - 1] == '/') out[--l] = 0;
+    while (l > 1 && out[l - 1] == '/')
+        out[--l] = 0;
 }
 
 static int text(char **body, const char **ctype, const char *s)
@@ -187,10 +195,13 @@ int ts_netagent_meta_render(const json_t *state, const json_t *inst, const json_
     if (ts_streq(p, "") || ts_streq(p, "/")) return text(body, ctype, "latest\nopenstack");
     if (ts_streq(p, "/openstack")) return text(body, ctype, "latest");
     if (ts_streq(p, "/openstack/latest"))
-        return text(body, ctype, "meta_data.json\nnetwork_data.json\nuser_data\nvendor_data.json\nvendor_data2.json");
-    if (ts_streq(p, "/openstack/latest/meta_data.json") || ts_streq(p, "/openstack/latest/network_data.json") ||
-        ts_streq(p, "/openstack/latest/vendor_data.json") || ts_streq(p, "/openstack/latest/vendor_data2.json")) {
-        json_t *doc = strstr(p, "meta_data") ? meta_data_json(inst)
+        return text(body, ctype,
+                    "meta_data.json\nnetwork_data.json\nuser_data\nvendor_data.json\nvendor_data2.json");
+    if (ts_streq(p, "/openstack/latest/meta_data.json") ||
+        ts_streq(p, "/openstack/latest/network_data.json") ||
+        ts_streq(p, "/openstack/latest/vendor_data.json") ||
+        ts_streq(p, "/openstack/latest/vendor_data2.json")) {
+        json_t *doc = strstr(p, "meta_data")      ? meta_data_json(inst)
                       : strstr(p, "network_data") ? network_data_json(state, inst, port)
                                                   : json_object();
         *body = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
@@ -238,7 +249,8 @@ int ts_netagent_meta_render(const json_t *state, const json_t *inst, const json_
     if (ts_streq(k, "ami-id")) return text(body, ctype, ts_json_str(inst, "image_id", "ami-00000000"));
     if (ts_streq(k, "instance-type")) return text(body, ctype, ts_json_str(inst, "flavor", ""));
     if (ts_streq(k, "instance-action")) return text(body, ctype, "none");
-    if (ts_streq(k, "reservation-id")) return text(body, ctype, ts_json_str(inst, "reservation_id", "r-00000000"));
+    if (ts_streq(k, "reservation-id"))
+        return text(body, ctype, ts_json_str(inst, "reservation_id", "r-00000000"));
     if (ts_streq(k, "placement")) return text(body, ctype, "availability-zone");
     if (ts_streq(k, "placement/availability-zone"))
         return text(body, ctype, ts_json_str(inst, "availability_zone", "nova"));
@@ -247,7 +259,8 @@ int ts_netagent_meta_render(const json_t *state, const json_t *inst, const json_
         size_t i;
         json_t *g;
         ts_buf_init(&b, 65536);
-        json_array_foreach(json_object_get(inst, "security_groups"), i, g) {
+        json_array_foreach(json_object_get(inst, "security_groups"), i, g)
+        {
             if (json_is_string(g)) ts_buf_printf(&b, "%s%s", i ? "\n" : "", json_string_value(g));
         }
         ts_buf_cstr(&b);

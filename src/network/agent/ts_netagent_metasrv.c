@@ -42,17 +42,23 @@ struct ts_netagent_metasrv {
 static void wake(struct ts_netagent_metasrv *m)
 {
     char c = 1;
-    if (write(m->wake[1], &c, 1) < 0) { /* pipe full: a wakeup is pending anyway */ }
+    if (write(m->wake[1], &c, 1) < 0) { /* pipe full: a wakeup is pending anyway */
+    }
 }
 
 static const char *reason(int st)
 {
     switch (st) {
-    case 200: return "OK";
-    case 400: return "Bad Request";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    default: return "Internal Server Error";
+    case 200:
+        return "OK";
+    case 400:
+        return "Bad Request";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    default:
+        return "Internal Server Error";
     }
 }
 
@@ -88,13 +94,16 @@ static void serve_one(struct ts_netagent_metasrv *m, const char *net_id, int cfd
     const char *ctype = "text/plain; charset=UTF-8";
     char method[16], path[1024];
     if (sscanf(req, "%15s %1023s", method, path) == 2) {
-        if (!ts_streq(method, "GET") && !ts_streq(method, "HEAD")) st = 405;
-        else st = m->fn(m->ctx, net_id, src, path, &body, &ctype);
+        if (!ts_streq(method, "GET") && !ts_streq(method, "HEAD"))
+            st = 405;
+        else
+            st = m->fn(m->ctx, net_id, src, path, &body, &ctype);
     }
     if (!body) body = ts_asprintf("%d %s", st, reason(st));
     size_t blen = strlen(body);
-    char *head = ts_asprintf("HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n",
-                             st, reason(st), ctype, blen);
+    char *head =
+        ts_asprintf("HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n",
+                    st, reason(st), ctype, blen);
     write_all(cfd, head, strlen(head));
     if (!ts_startswith(req, "HEAD")) write_all(cfd, body, blen);
     free(head);
@@ -122,8 +131,9 @@ static void *loop(void *arg)
         if (poll(p, (nfds_t)n, 1000) <= 0) continue;
         if (p[0].revents) {
             char buf[64];
-            while (read(m->wake[0], buf, sizeof(buf)) > 0) {}
-            continue;   /* the listener set may have changed: fds in p may be closed */
+            while (read(m->wake[0], buf, sizeof(buf)) > 0) {
+            }
+            continue; /* the listener set may have changed: fds in p may be closed */
         }
         for (int i = 1; i < n; i++) {
             if (!(p[i].revents & POLLIN)) continue;
@@ -132,7 +142,8 @@ static void *loop(void *arg)
             pthread_mutex_lock(&m->mu);
             /* only accept on an fd that is still registered */
             bool live = false;
-            for (int k = 0; k < m->n; k++) live |= m->l[k].fd == p[i].fd;
+            for (int k = 0; k < m->n; k++)
+                live |= m->l[k].fd == p[i].fd;
             int cfd = live ? accept4(p[i].fd, (struct sockaddr *)&sa, &sl, SOCK_CLOEXEC | SOCK_NONBLOCK) : -1;
             pthread_mutex_unlock(&m->mu);
             if (cfd < 0) continue;
@@ -168,7 +179,8 @@ bool ts_netagent_metasrv_has(struct ts_netagent_metasrv *m, const char *net_id)
 {
     bool has = false;
     pthread_mutex_lock(&m->mu);
-    for (int i = 0; i < m->n; i++) has |= ts_streq(m->l[i].net_id, net_id);
+    for (int i = 0; i < m->n; i++)
+        has |= ts_streq(m->l[i].net_id, net_id);
     pthread_mutex_unlock(&m->mu);
     return has;
 }
@@ -242,7 +254,8 @@ void ts_netagent_metasrv_free(struct ts_netagent_metasrv *m)
     pthread_mutex_unlock(&m->mu);
     wake(m);
     pthread_join(m->thread, NULL);
-    for (int i = 0; i < m->n; i++) close(m->l[i].fd);
+    for (int i = 0; i < m->n; i++)
+        close(m->l[i].fd);
     close(m->wake[0]);
     close(m->wake[1]);
     pthread_mutex_destroy(&m->mu);

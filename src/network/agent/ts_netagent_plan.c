@@ -24,7 +24,8 @@ json_t *ts_netagent_find(const json_t *state, const char *list, const char *id)
     size_t i;
     json_t *v;
     if (!id) return NULL;
-    json_array_foreach(json_object_get(state, list), i, v) {
+    json_array_foreach(json_object_get(state, list), i, v)
+    {
         if (ts_streq(ts_json_str(v, "id", NULL), id)) return v;
     }
     return NULL;
@@ -74,7 +75,8 @@ static bool valid_mac(const char *s)
     if (!s || strlen(s) != 17) return false;
     for (int i = 0; i < 17; i++) {
         char c = s[i];
-        if (i % 3 == 2 ? c != ':' : !((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')))
+        if (i % 3 == 2 ? c != ':'
+                       : !((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')))
             return false;
     }
     return true;
@@ -98,7 +100,8 @@ static const char *port_ip_on(const json_t *port, const char *subnet_id)
 {
     size_t i;
     json_t *f;
-    json_array_foreach(json_object_get(port, "fixed_ips"), i, f) {
+    json_array_foreach(json_object_get(port, "fixed_ips"), i, f)
+    {
         const char *ip = ts_json_str(f, "ip_address", NULL);
         if (ts_streq(ts_json_str(f, "subnet_id", NULL), subnet_id) && ts_netagent_is_v4(ip)) return ip;
     }
@@ -143,14 +146,15 @@ json_t *ts_netagent_dnsmasq_argv(const json_t *state, const char *net_id, const 
     push(a, "--dhcp-leasefile=%s/leases", dir);
     push(a, "--log-facility=%s/log", dir);
     push(a, "--log-dhcp");
-    json_array_foreach(json_object_get(state, "subnets"), i, sn) {
+    json_array_foreach(json_object_get(state, "subnets"), i, sn)
+    {
         if (!dhcp_subnet(sn, net_id)) continue;
         const char *sid = ts_json_str(sn, "id", "");
         char net[16], mask[16];
         int plen = cidr_split(ts_json_str(sn, "cidr", NULL), net);
         if (!ts_netagent_mask(plen, mask)) continue;
         const char *me = port_ip_on(dhcp_port, sid);
-        if (!me) continue;   /* the DHCP port has no address here: cannot serve it */
+        if (!me) continue; /* the DHCP port has no address here: cannot serve it */
         char tag[64];
         snprintf(tag, sizeof(tag), "subnet-%.36s", sid);
         push(a, "--dhcp-range=set:%s,%s,static,%s,86400s", tag, net, mask);
@@ -162,9 +166,11 @@ json_t *ts_netagent_dnsmasq_argv(const json_t *state, const char *net_id, const 
          * ignore option 3 when 121 is present, the default route goes in it too */
         struct ts_buf r;
         ts_buf_init(&r, 8192);
-        ts_buf_printf(&r, "--dhcp-option-force=tag:%s,option:classless-static-route,169.254.169.254/32,%s", tag, me);
+        ts_buf_printf(&r, "--dhcp-option-force=tag:%s,option:classless-static-route,169.254.169.254/32,%s",
+                      tag, me);
         json_t *hr;
-        json_array_foreach(json_object_get(sn, "host_routes"), j, hr) {
+        json_array_foreach(json_object_get(sn, "host_routes"), j, hr)
+        {
             const char *d = ts_json_str(hr, "destination", NULL), *nh = ts_json_str(hr, "nexthop", NULL);
             if (valid_cidr4(d) && ts_netagent_is_v4(nh)) ts_buf_printf(&r, ",%s,%s", d, nh);
         }
@@ -177,7 +183,8 @@ json_t *ts_netagent_dnsmasq_argv(const json_t *state, const char *net_id, const 
             ts_buf_init(&d, 4096);
             ts_buf_printf(&d, "--dhcp-option-force=tag:%s,option:dns-server", tag);
             int nd = 0;
-            json_array_foreach(dns, j, hr) {
+            json_array_foreach(dns, j, hr)
+            {
                 const char *ip = json_string_value(hr);
                 if (ts_netagent_is_v4(ip)) {
                     ts_buf_printf(&d, ",%s", ip);
@@ -187,7 +194,8 @@ json_t *ts_netagent_dnsmasq_argv(const json_t *state, const char *net_id, const 
             if (nd) json_array_append_new(a, json_string(ts_buf_cstr(&d)));
             ts_buf_free(&d);
         }
-        json_array_foreach(json_object_get(state, "ports"), j, p) {
+        json_array_foreach(json_object_get(state, "ports"), j, p)
+        {
             if (!ts_streq(ts_json_str(p, "network_id", NULL), net_id)) continue;
             if (ts_streq(ts_json_str(p, "device_owner", ""), "network:dhcp")) continue;
             const char *ip = port_ip_on(p, sid), *mac = ts_json_str(p, "mac_address", NULL);
@@ -211,11 +219,12 @@ json_t *ts_netagent_dnsmasq_argv(const json_t *state, const char *net_id, const 
 
 char *ts_netagent_dhcp_nat(int meta_port)
 {
-    return ts_asprintf("*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n"
-                       ":POSTROUTING ACCEPT [0:0]\n"
-                       "-A PREROUTING -d 169.254.169.254/32 -p tcp -m tcp --dport 80 -j REDIRECT --to-ports %d\n"
-                       "COMMIT\n",
-                       meta_port);
+    return ts_asprintf(
+        "*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n"
+        ":POSTROUTING ACCEPT [0:0]\n"
+        "-A PREROUTING -d 169.254.169.254/32 -p tcp -m tcp --dport 80 -j REDIRECT --to-ports %d\n"
+        "COMMIT\n",
+        meta_port);
 }
 
 /* The router's port with this device_owner (first one), or NULL. */
@@ -246,7 +255,8 @@ char *ts_netagent_router_nat(const json_t *state, const char *router_id)
     if (gwp) {
         json_t *f = json_array_get(json_object_get(gwp, "fixed_ips"), 0);
         size_t i;
-        json_array_foreach(json_object_get(gwp, "fixed_ips"), i, f) {
+        json_array_foreach(json_object_get(gwp, "fixed_ips"), i, f)
+        {
             if (ts_netagent_is_v4(ts_json_str(f, "ip_address", NULL))) {
                 gw_ip = ts_json_str(f, "ip_address", NULL);
                 break;
@@ -257,10 +267,12 @@ char *ts_netagent_router_nat(const json_t *state, const char *router_id)
     if (router && gw_ip) {
         size_t i;
         json_t *fip;
-        json_array_foreach(json_object_get(state, "floatingips"), i, fip) {
+        json_array_foreach(json_object_get(state, "floatingips"), i, fip)
+        {
             const char *fa = ts_json_str(fip, "floating_ip_address", NULL);
             const char *fx = ts_json_str(fip, "fixed_ip_address", NULL);
-            if (!ts_streq(ts_json_str(fip, "router_id", NULL), router_id) || !ts_json_str(fip, "port_id", NULL))
+            if (!ts_streq(ts_json_str(fip, "router_id", NULL), router_id) ||
+                !ts_json_str(fip, "port_id", NULL))
                 continue;
             if (!ts_netagent_is_v4(fa) || !ts_netagent_is_v4(fx)) continue;
             ts_buf_printf(&b, "-A PREROUTING -d %s/32 -j DNAT --to-destination %s\n", fa, fx);
@@ -274,11 +286,13 @@ char *ts_netagent_router_nat(const json_t *state, const char *router_id)
             while ((ip = router_port(state, router_id, "network:router_interface", &it))) {
                 size_t k;
                 json_t *f;
-                json_array_foreach(json_object_get(ip, "fixed_ips"), k, f) {
+                json_array_foreach(json_object_get(ip, "fixed_ips"), k, f)
+                {
                     const json_t *sn = subnet_of(state, ts_json_str(f, "subnet_id", NULL));
                     const char *cidr = ts_json_str(sn, "cidr", NULL);
                     if (valid_cidr4(cidr))
-                        ts_buf_printf(&b, "-A POSTROUTING -s %s -o %s -j SNAT --to-source %s\n", cidr, qg, gw_ip);
+                        ts_buf_printf(&b, "-A POSTROUTING -s %s -o %s -j SNAT --to-source %s\n", cidr, qg,
+                                      gw_ip);
                 }
             }
         }
@@ -293,14 +307,15 @@ static bool port_in_group(const json_t *port, const char *sg)
 {
     size_t i;
     json_t *g;
-    json_array_foreach(json_object_get(port, "security_groups"), i, g) {
+    json_array_foreach(json_object_get(port, "security_groups"), i, g)
+    {
         if (ts_streq(json_string_value(g), sg)) return true;
     }
     return false;
 }
 
-static void add_match_line(struct ts_buf *out, const char *chain, const char *proto_spec, const char *dir_flag,
-                           const char *addr)
+static void add_match_line(struct ts_buf *out, const char *chain, const char *proto_spec,
+                           const char *dir_flag, const char *addr)
 {
     ts_buf_printf(out, "-A %s%s%s%s%s -j RETURN\n", chain, addr ? " " : "", addr ? dir_flag : "",
                   addr ? " " : "", addr ? addr : "");
@@ -314,7 +329,8 @@ int ts_netagent_sg_rule_specs(const json_t *state, const json_t *rule, struct ts
     bool ingress = !ts_streq(ts_json_str(rule, "direction", "ingress"), "egress");
     const char *dir_flag = ingress ? "-s" : "-d";
     const char *proto = ts_json_str(rule, "protocol", NULL);
-    json_t *pmin_j = json_object_get(rule, "port_range_min"), *pmax_j = json_object_get(rule, "port_range_max");
+    json_t *pmin_j = json_object_get(rule, "port_range_min"),
+           *pmax_j = json_object_get(rule, "port_range_max");
     int64_t pmin = json_is_integer(pmin_j) ? json_integer_value(pmin_j) : -1;
     int64_t pmax = json_is_integer(pmax_j) ? json_integer_value(pmax_j) : -1;
     char spec[128] = "";
@@ -335,7 +351,8 @@ int ts_netagent_sg_rule_specs(const json_t *state, const json_t *rule, struct ts
             snprintf(spec, sizeof(spec), " -p %s", proto);
     } else if (ts_streq(proto, "icmp")) {
         if (pmin >= 0 && pmin <= 255 && pmax >= 0 && pmax <= 255)
-            snprintf(spec, sizeof(spec), " -p icmp -m icmp --icmp-type %lld/%lld", (long long)pmin, (long long)pmax);
+            snprintf(spec, sizeof(spec), " -p icmp -m icmp --icmp-type %lld/%lld", (long long)pmin,
+                     (long long)pmax);
         else if (pmin >= 0 && pmin <= 255)
             snprintf(spec, sizeof(spec), " -p icmp -m icmp --icmp-type %lld", (long long)pmin);
         else
@@ -345,7 +362,7 @@ int ts_netagent_sg_rule_specs(const json_t *state, const json_t *rule, struct ts
         if (ts_parse_int64(proto, &num) == 0 && num >= 0 && num <= 255)
             snprintf(spec, sizeof(spec), " -p %lld", (long long)num);
         else
-            return 0;   /* ipv6-icmp and names we do not know: nothing for IPv4 */
+            return 0; /* ipv6-icmp and names we do not know: nothing for IPv4 */
     }
 
     char ch[80];
@@ -356,9 +373,11 @@ int ts_netagent_sg_rule_specs(const json_t *state, const json_t *rule, struct ts
     if (rg) {
         size_t i, k;
         json_t *p, *f;
-        json_array_foreach(json_object_get(state, "ports"), i, p) {
+        json_array_foreach(json_object_get(state, "ports"), i, p)
+        {
             if (!port_in_group(p, rg)) continue;
-            json_array_foreach(json_object_get(p, "fixed_ips"), k, f) {
+            json_array_foreach(json_object_get(p, "fixed_ips"), k, f)
+            {
                 const char *ip = ts_json_str(f, "ip_address", NULL);
                 if (!ts_netagent_is_v4(ip)) continue;
                 char a[32];
@@ -366,7 +385,8 @@ int ts_netagent_sg_rule_specs(const json_t *state, const json_t *rule, struct ts
                 add_match_line(out, ch, spec, dir_flag, a);
                 n++;
             }
-            json_array_foreach(json_object_get(p, "allowed_address_pairs"), k, f) {
+            json_array_foreach(json_object_get(p, "allowed_address_pairs"), k, f)
+            {
                 const char *ip = ts_json_str(f, "ip_address", NULL);
                 if (ts_netagent_is_v4(ip) || valid_cidr4(ip)) {
                     add_match_line(out, ch, spec, dir_flag, ip);
@@ -407,9 +427,11 @@ static void port_rules(const json_t *state, const json_t *port, struct ts_buf *b
     ts_buf_printf(b, "-A %s -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN\n", in);
     ts_buf_printf(b, "-A %s -m conntrack --ctstate INVALID -j DROP\n", in);
     ts_buf_printf(b, "-A %s -p udp -m udp --sport 67 --dport 68 -j RETURN\n", in);
-    json_array_foreach(json_object_get(port, "security_groups"), i, g) {
+    json_array_foreach(json_object_get(port, "security_groups"), i, g)
+    {
         sg = ts_netagent_find(state, "security_groups", json_string_value(g));
-        json_array_foreach(json_object_get(sg, "security_group_rules"), k, r) {
+        json_array_foreach(json_object_get(sg, "security_group_rules"), k, r)
+        {
             if (!ts_streq(ts_json_str(r, "direction", ""), "ingress")) continue;
             ts_netagent_sg_rule_specs(state, r, b, in);
         }
@@ -417,11 +439,14 @@ static void port_rules(const json_t *state, const json_t *port, struct ts_buf *b
     ts_buf_printf(b, "-A %s -j DROP\n", in);
 
     /* anti-spoofing: the port's addresses (and allowed pairs) with its MAC */
-    json_array_foreach(json_object_get(port, "fixed_ips"), i, f) {
+    json_array_foreach(json_object_get(port, "fixed_ips"), i, f)
+    {
         const char *ip = ts_json_str(f, "ip_address", NULL);
-        if (ts_netagent_is_v4(ip)) ts_buf_printf(b, "-A %s -s %s/32 -m mac --mac-source %s -j RETURN\n", spoof, ip, mac);
+        if (ts_netagent_is_v4(ip))
+            ts_buf_printf(b, "-A %s -s %s/32 -m mac --mac-source %s -j RETURN\n", spoof, ip, mac);
     }
-    json_array_foreach(json_object_get(port, "allowed_address_pairs"), i, f) {
+    json_array_foreach(json_object_get(port, "allowed_address_pairs"), i, f)
+    {
         const char *ip = ts_json_str(f, "ip_address", NULL);
         const char *pm = ts_json_str(f, "mac_address", mac);
         if ((ts_netagent_is_v4(ip) || valid_cidr4(ip)) && valid_mac(pm))
@@ -430,16 +455,18 @@ static void port_rules(const json_t *state, const json_t *port, struct ts_buf *b
     ts_buf_printf(b, "-A %s -j DROP\n", spoof);
 
     /* from the VM */
-    ts_buf_printf(b, "-A %s -s 0.0.0.0/32 -d 255.255.255.255/32 -p udp -m udp --sport 68 --dport 67 -j RETURN\n",
-                  outc);
+    ts_buf_printf(
+        b, "-A %s -s 0.0.0.0/32 -d 255.255.255.255/32 -p udp -m udp --sport 68 --dport 67 -j RETURN\n", outc);
     ts_buf_printf(b, "-A %s -j %s\n", outc, spoof);
     ts_buf_printf(b, "-A %s -p udp -m udp --sport 68 --dport 67 -j RETURN\n", outc);
     ts_buf_printf(b, "-A %s -p udp -m udp --sport 67 --dport 68 -j DROP\n", outc);
     ts_buf_printf(b, "-A %s -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN\n", outc);
     ts_buf_printf(b, "-A %s -m conntrack --ctstate INVALID -j DROP\n", outc);
-    json_array_foreach(json_object_get(port, "security_groups"), i, g) {
+    json_array_foreach(json_object_get(port, "security_groups"), i, g)
+    {
         sg = ts_netagent_find(state, "security_groups", json_string_value(g));
-        json_array_foreach(json_object_get(sg, "security_group_rules"), k, r) {
+        json_array_foreach(json_object_get(sg, "security_group_rules"), k, r)
+        {
             if (!ts_streq(ts_json_str(r, "direction", ""), "egress")) continue;
             ts_netagent_sg_rule_specs(state, r, b, outc);
         }
@@ -465,7 +492,8 @@ char *ts_netagent_sg_restore(const json_t *state, const char *host, const char *
 
     if (!remove_jump) {
         json_array_append_new(chains, json_string(fwd_chain));
-        json_array_foreach(json_object_get(state, "ports"), i, p) {
+        json_array_foreach(json_object_get(state, "ports"), i, p)
+        {
             if (!sg_port(p, host)) continue;
             const char *id = ts_json_str(p, "id", "");
             char in[32], outc[32], spoof[32], tap[TS_NETAGENT_IFNAME];
@@ -474,12 +502,15 @@ char *ts_netagent_sg_restore(const json_t *state, const char *host, const char *
             json_array_append_new(chains, json_string(in));
             json_array_append_new(chains, json_string(outc));
             json_array_append_new(chains, json_string(spoof));
-            ts_buf_printf(&rules, "-A %s -m physdev --physdev-out %s --physdev-is-bridged -j %s\n", fwd_chain, tap, in);
-            ts_buf_printf(&rules, "-A %s -m physdev --physdev-in %s --physdev-is-bridged -j %s\n", fwd_chain, tap, outc);
+            ts_buf_printf(&rules, "-A %s -m physdev --physdev-out %s --physdev-is-bridged -j %s\n", fwd_chain,
+                          tap, in);
+            ts_buf_printf(&rules, "-A %s -m physdev --physdev-in %s --physdev-is-bridged -j %s\n", fwd_chain,
+                          tap, outc);
             port_rules(state, p, &rules);
         }
         /* what passed the port chains is ours to accept, whatever FORWARD's policy */
-        json_array_foreach(json_object_get(state, "networks"), i, p) {
+        json_array_foreach(json_object_get(state, "networks"), i, p)
+        {
             char br[TS_NETAGENT_IFNAME];
             const char *nid = ts_json_str(p, "id", NULL);
             if (!nid) continue;
@@ -488,7 +519,8 @@ char *ts_netagent_sg_restore(const json_t *state, const char *host, const char *
         }
     }
     json_array_foreach(chains, i, c) ts_buf_printf(&b, ":%s - [0:0]\n", json_string_value(c));
-    json_array_foreach(stale_chains, i, c) {
+    json_array_foreach(stale_chains, i, c)
+    {
         bool wanted = false;
         size_t k;
         json_t *w;
@@ -498,7 +530,8 @@ char *ts_netagent_sg_restore(const json_t *state, const char *host, const char *
     if (remove_jump) ts_buf_printf(&b, "-D FORWARD -j %s\n", fwd_chain);
     if (add_jump && !remove_jump) ts_buf_printf(&b, "-I FORWARD 1 -j %s\n", fwd_chain);
     ts_buf_append(&b, rules.data ? rules.data : "", rules.len);
-    json_array_foreach(stale_chains, i, c) {
+    json_array_foreach(stale_chains, i, c)
+    {
         bool wanted = false;
         size_t k;
         json_t *w;
@@ -507,7 +540,9 @@ char *ts_netagent_sg_restore(const json_t *state, const char *host, const char *
     }
     ts_buf_appends(&b, "COMMIT\n");
     ts_buf_free(&rules);
-    if (chains_out) *chains_out = chains;
-    else json_decref(chains);
+    if (chains_out)
+        *chains_out = chains;
+    else
+        json_decref(chains);
     return ts_buf_steal(&b, NULL);
 }

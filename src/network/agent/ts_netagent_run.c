@@ -59,7 +59,8 @@ static int on_bus(void *ctx, const char *method, json_t *args, json_t **reply, s
     (void)err;
     ts_debug("netagent", "bus event %s port %s", method ? method : "", ts_json_str(args, "port_id", ""));
     pthread_mutex_lock(&registry_mu);
-    for (struct runner *r = registry; r; r = r->next) kick(r);
+    for (struct runner *r = registry; r; r = r->next)
+        kick(r);
     pthread_mutex_unlock(&registry_mu);
     return 0;
 }
@@ -70,11 +71,14 @@ static void service_url(struct ts_service_env *env, const char *svc, int def_por
     if (u) {
         snprintf(out, len, "%s", u);
     } else {
-        const char *bind = env->bind && *env->bind && !ts_streq(env->bind, "0.0.0.0") ? env->bind : "127.0.0.1";
-        snprintf(out, len, "http://%s:%lld", bind, (long long)ts_conf_get_int(env->conf, svc, "port", def_port));
+        const char *bind =
+            env->bind && *env->bind && !ts_streq(env->bind, "0.0.0.0") ? env->bind : "127.0.0.1";
+        snprintf(out, len, "http://%s:%lld", bind,
+                 (long long)ts_conf_get_int(env->conf, svc, "port", def_port));
     }
     size_t l = strlen(out);
-    while (l && out[l - 1] == '/') out[--l] = 0;
+    while (l && out[l - 1] == '/')
+        out[--l] = 0;
 }
 
 static int get_token(struct runner *r, char *out, size_t len, bool renew)
@@ -86,10 +90,10 @@ static int get_token(struct runner *r, char *out, size_t len, bool renew)
         pthread_mutex_unlock(&r->tok_mu);
         return 0;
     }
-    json_t *body = json_pack("{s:{s:{s:[s],s:{s:{s:s,s:{s:s},s:s}}},s:{s:{s:s,s:{s:s}}}}}", "auth", "identity",
-                             "methods", "password", "password", "user", "name", r->user, "domain", "id", "default",
-                             "password", r->password, "scope", "project", "name", r->project, "domain", "id",
-                             "default");
+    json_t *body =
+        json_pack("{s:{s:{s:[s],s:{s:{s:s,s:{s:s},s:s}}},s:{s:{s:s,s:{s:s}}}}}", "auth", "identity",
+                  "methods", "password", "password", "user", "name", r->user, "domain", "id", "default",
+                  "password", r->password, "scope", "project", "name", r->project, "domain", "id", "default");
     char *text = json_dumps(body, JSON_COMPACT);
     char *url = ts_asprintf("%s/v3/auth/tokens", r->identity_url);
     const char *hdr[] = {"Content-Type: application/json", NULL};
@@ -116,8 +120,8 @@ static int get_token(struct runner *r, char *out, size_t len, bool renew)
 }
 
 /* An authenticated JSON request; *out gets the parsed body of a 2xx answer. */
-static int api(struct runner *r, const char *method, const char *url, const json_t *body, const char *microversion,
-               json_t **out)
+static int api(struct runner *r, const char *method, const char *url, const json_t *body,
+               const char *microversion, json_t **out)
 {
     char tok[2048];
     int status = 0;
@@ -127,10 +131,12 @@ static int api(struct runner *r, const char *method, const char *url, const json
         char *th = ts_asprintf("X-Auth-Token: %s", tok);
         char *mv1 = microversion ? ts_asprintf("X-OpenStack-Nova-API-Version: %s", microversion) : NULL;
         char *mv2 = microversion ? ts_asprintf("OpenStack-API-Version: compute %s", microversion) : NULL;
-        const char *hdr[] = {th, "Content-Type: application/json", "Accept: application/json", mv1, mv2, NULL};
+        const char *hdr[] = {th,  "Content-Type: application/json", "Accept: application/json", mv1, mv2,
+                             NULL};
         char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
         struct ts_http_client_resp resp = {0};
-        int rc = ts_http_client_request(method, url, hdr, text, text ? strlen(text) : 0, HTTP_TIMEOUT_MS, &resp, NULL);
+        int rc = ts_http_client_request(method, url, hdr, text, text ? strlen(text) : 0, HTTP_TIMEOUT_MS,
+                                        &resp, NULL);
         status = resp.status;
         if (rc == 0 && status >= 200 && status < 300 && out && resp.body)
             ts_json_parse(resp.body, resp.body_len, out, NULL);
@@ -157,11 +163,13 @@ static bool ensure_dhcp_ports(struct runner *r, json_t *state)
     size_t i, k;
     json_t *net, *sn, *p;
     bool changed = false;
-    json_array_foreach(json_object_get(state, "networks"), i, net) {
+    json_array_foreach(json_object_get(state, "networks"), i, net)
+    {
         const char *nid = ts_json_str(net, "id", NULL);
         if (!nid) continue;
         json_t *want = json_array();
-        json_array_foreach(json_object_get(state, "subnets"), k, sn) {
+        json_array_foreach(json_object_get(state, "subnets"), k, sn)
+        {
             if (ts_streq(ts_json_str(sn, "network_id", NULL), nid) && ts_json_int(sn, "ip_version", 4) == 4 &&
                 ts_json_bool(sn, "enable_dhcp", true) && ts_json_str(sn, "id", NULL))
                 json_array_append_new(want, json_string(ts_json_str(sn, "id", NULL)));
@@ -171,7 +179,8 @@ static bool ensure_dhcp_ports(struct runner *r, json_t *state)
             continue;
         }
         json_t *dp = NULL;
-        json_array_foreach(json_object_get(state, "ports"), k, p) {
+        json_array_foreach(json_object_get(state, "ports"), k, p)
+        {
             if (ts_streq(ts_json_str(p, "network_id", NULL), nid) &&
                 ts_streq(ts_json_str(p, "device_owner", NULL), "network:dhcp"))
                 dp = p;
@@ -179,25 +188,30 @@ static bool ensure_dhcp_ports(struct runner *r, json_t *state)
         json_t *ips = json_array(), *sid;
         size_t n_have = 0;
         if (dp) json_array_extend(ips, json_object_get(dp, "fixed_ips"));
-        json_array_foreach(want, k, sid) {
+        json_array_foreach(want, k, sid)
+        {
             bool have = false;
             size_t m;
             json_t *f;
             json_array_foreach(json_object_get(dp, "fixed_ips"), m, f) have |=
                 ts_streq(ts_json_str(f, "subnet_id", NULL), json_string_value(sid));
-            if (have) n_have++;
-            else json_array_append_new(ips, json_pack("{s:O}", "subnet_id", sid));
+            if (have)
+                n_have++;
+            else
+                json_array_append_new(ips, json_pack("{s:O}", "subnet_id", sid));
         }
         if (!dp) {
             char *url = ts_asprintf("%s/v2.0/ports", r->network_url);
             char *dev = ts_asprintf("dhcp-%s", nid);
-            json_t *body = json_pack("{s:{s:s,s:s,s:s,s:s,s:O,s:b}}", "port", "network_id", nid, "device_owner",
-                                     "network:dhcp", "device_id", dev, "binding:host_id", r->host, "fixed_ips", ips,
-                                     "admin_state_up", 1);
+            json_t *body = json_pack("{s:{s:s,s:s,s:s,s:s,s:O,s:b}}", "port", "network_id", nid,
+                                     "device_owner", "network:dhcp", "device_id", dev, "binding:host_id",
+                                     r->host, "fixed_ips", ips, "admin_state_up", 1);
             const char *proj = ts_json_str(net, "project_id", ts_json_str(net, "tenant_id", NULL));
             if (proj && *proj) ts_json_set_str(json_object_get(body, "port"), "project_id", proj);
-            if (api(r, "POST", url, body, NULL, NULL) == 0) changed = true;
-            else ts_warn("netagent", "cannot create the DHCP port of network %s", nid);
+            if (api(r, "POST", url, body, NULL, NULL) == 0)
+                changed = true;
+            else
+                ts_warn("netagent", "cannot create the DHCP port of network %s", nid);
             json_decref(body);
             free(dev);
             free(url);
@@ -229,9 +243,9 @@ static json_t *fetch_state_api(void *ctx)
 
 static json_t *fetch_lists(struct runner *r)
 {
-    static const char *const kinds[][2] = {{"networks", "networks"},   {"subnets", "subnets"},
-                                           {"ports", "ports"},         {"routers", "routers"},
-                                           {"floatingips", "floatingips"}, {"security-groups", "security_groups"}};
+    static const char *const kinds[][2] = {
+        {"networks", "networks"}, {"subnets", "subnets"},         {"ports", "ports"},
+        {"routers", "routers"},   {"floatingips", "floatingips"}, {"security-groups", "security_groups"}};
     json_t *state = json_object();
     for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
         char *url = ts_asprintf("%s/v2.0/%s", r->network_url, kinds[i][0]);
@@ -242,7 +256,7 @@ static json_t *fetch_lists(struct runner *r)
         if (rc < 0 || !json_is_array(list)) {
             json_decref(doc);
             json_decref(state);
-            return NULL;   /* never reconcile from a partial picture */
+            return NULL; /* never reconcile from a partial picture */
         }
         json_object_set(state, kinds[i][1], list);
         json_decref(doc);
@@ -257,10 +271,12 @@ static json_t *fetch_lists(struct runner *r)
         char *url = ts_asprintf("%s/v2.0/security-group-rules", r->network_url);
         json_t *doc = NULL;
         if (api(r, "GET", url, NULL, NULL, &doc) == 0) {
-            json_array_foreach(json_object_get(state, "security_groups"), i, sg) {
+            json_array_foreach(json_object_get(state, "security_groups"), i, sg)
+            {
                 json_t *rules = json_array(), *rule;
                 size_t k;
-                json_array_foreach(json_object_get(doc, "security_group_rules"), k, rule) {
+                json_array_foreach(json_object_get(doc, "security_group_rules"), k, rule)
+                {
                     if (ts_streq(ts_json_str(rule, "security_group_id", NULL), ts_json_str(sg, "id", "")))
                         json_array_append(rules, rule);
                 }
@@ -299,7 +315,8 @@ static json_t *fetch_instance_api(void *ctx, const char *device_id)
     ts_json_set_str(out, "flavor", ts_json_str(fl, "original_name", ts_json_str(fl, "id", "")));
     json_t *sgs = json_array(), *g;
     size_t i;
-    json_array_foreach(json_object_get(s, "security_groups"), i, g) {
+    json_array_foreach(json_object_get(s, "security_groups"), i, g)
+    {
         if (ts_json_str(g, "name", NULL)) json_array_append_new(sgs, json_string(ts_json_str(g, "name", "")));
     }
     json_object_set_new(out, "security_groups", sgs);
@@ -309,7 +326,8 @@ static json_t *fetch_instance_api(void *ctx, const char *device_id)
     } else {
         char *murl = ts_asprintf("%s/metadata", url);
         json_t *mdoc = NULL;
-        if (api(r, "GET", murl, NULL, "2.10", &mdoc) == 0 && json_is_object(json_object_get(mdoc, "metadata")))
+        if (api(r, "GET", murl, NULL, "2.10", &mdoc) == 0 &&
+            json_is_object(json_object_get(mdoc, "metadata")))
             json_object_set(out, "metadata", json_object_get(mdoc, "metadata"));
         json_decref(mdoc);
         free(murl);
@@ -319,7 +337,8 @@ static json_t *fetch_instance_api(void *ctx, const char *device_id)
         ts_json_set_str(out, "key_name", kn);
         struct ts_pool *pool = ts_pool_new();
         char *kurl = ts_pool_printf(pool, "%s/v2.1/os-keypairs/%s?user_id=%s", r->compute_url,
-                                    ts_url_encode(pool, kn, false), ts_url_encode(pool, ts_json_str(s, "user_id", ""), false));
+                                    ts_url_encode(pool, kn, false),
+                                    ts_url_encode(pool, ts_json_str(s, "user_id", ""), false));
         json_t *kdoc = NULL;
         if (api(r, "GET", kurl, NULL, "2.10", &kdoc) == 0) {
             const char *pk = ts_json_str(json_object_get(kdoc, "keypair"), "public_key", NULL);
@@ -349,8 +368,8 @@ static void vif_plugged_api(void *ctx, const json_t *port)
     }
     if (*dev) {
         char *url = ts_asprintf("%s/v2.1/os-server-external-events", r->compute_url);
-        json_t *body = json_pack("{s:[{s:s,s:s,s:s,s:s}]}", "events", "name", "network-vif-plugged", "server_uuid", dev,
-                                 "tag", id, "status", "completed");
+        json_t *body = json_pack("{s:[{s:s,s:s,s:s,s:s}]}", "events", "name", "network-vif-plugged",
+                                 "server_uuid", dev, "tag", id, "status", "completed");
         if (api(r, "POST", url, body, NULL, NULL) < 0)
             ts_warn("netagent", "network-vif-plugged for %s (server %s) not delivered", id, dev);
         json_decref(body);
@@ -383,8 +402,9 @@ int ts_netagent_start(struct ts_service_env *env, const char *host, void **state
 {
     if (!env || !state || !env->data_dir) return ts_err_set(err, TS_EINVAL, "netagent: no environment");
     if (geteuid() != 0)
-        return ts_err_set(err, TS_EFORBIDDEN, "netagent: the network data plane needs root (namespaces, bridges, "
-                                              "iptables); not started");
+        return ts_err_set(err, TS_EFORBIDDEN,
+                          "netagent: the network data plane needs root (namespaces, bridges, "
+                          "iptables); not started");
     struct runner *r = ts_calloc(1, sizeof(*r));
     r->env = env;
     pthread_mutex_init(&r->tok_mu, NULL);
@@ -392,10 +412,14 @@ int ts_netagent_start(struct ts_service_env *env, const char *host, void **state
     pthread_cond_init(&r->cond, NULL);
     service_url(env, "network", 9696, r->network_url, sizeof(r->network_url));
     service_url(env, "compute", 8774, r->compute_url, sizeof(r->compute_url));
-    snprintf(r->identity_url, sizeof(r->identity_url), "%s", env->identity_url ? env->identity_url : "http://127.0.0.1:5000");
-    snprintf(r->user, sizeof(r->user), "%s", ts_conf_get(env->conf, "service_credentials", "username", "tinystack"));
-    snprintf(r->password, sizeof(r->password), "%s", ts_conf_get(env->conf, "service_credentials", "password", ""));
-    snprintf(r->project, sizeof(r->project), "%s", ts_conf_get(env->conf, "service_credentials", "project_name", "service"));
+    snprintf(r->identity_url, sizeof(r->identity_url), "%s",
+             env->identity_url ? env->identity_url : "http://127.0.0.1:5000");
+    snprintf(r->user, sizeof(r->user), "%s",
+             ts_conf_get(env->conf, "service_credentials", "username", "tinystack"));
+    snprintf(r->password, sizeof(r->password), "%s",
+             ts_conf_get(env->conf, "service_credentials", "password", ""));
+    snprintf(r->project, sizeof(r->project), "%s",
+             ts_conf_get(env->conf, "service_credentials", "project_name", "service"));
     r->interval = ts_conf_get_double(env->conf, "network", "agent_interval", 5.0);
     r->cleanup_on_stop = ts_conf_get_bool(env->conf, "network", "agent_cleanup_on_stop", false);
     snprintf(r->host, sizeof(r->host), "%s", host ? host : env->host ? env->host : "localhost");
@@ -421,8 +445,10 @@ int ts_netagent_start(struct ts_service_env *env, const char *host, void **state
     pthread_mutex_lock(&registry_mu);
     static bool subscribed;
     if (env->bus && !subscribed) {
-        if (ts_bus_subscribe(env->bus, "network_agent", on_bus, NULL, NULL) == 0) subscribed = true;
-        else ts_warn("netagent", "cannot subscribe to network_agent events: polling only");
+        if (ts_bus_subscribe(env->bus, "network_agent", on_bus, NULL, NULL) == 0)
+            subscribed = true;
+        else
+            ts_warn("netagent", "cannot subscribe to network_agent events: polling only");
     }
     r->next = registry;
     registry = r;
@@ -476,7 +502,7 @@ struct filesrc {
     const char *path;
     pthread_mutex_t mu;
     json_t *servers;
-    long long generation;   /* "generation" of the last state read, echoed in the marker */
+    long long generation; /* "generation" of the last state read, echoed in the marker */
 };
 
 static json_t *fetch_state_file(void *ctx)
@@ -531,7 +557,8 @@ static void mark(const char *path, int rc, struct filesrc *f)
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: tinystack netagent-apply --state FILE --data DIR [--host H] [--once] [--interval S]\n");
+    fprintf(stderr,
+            "usage: tinystack netagent-apply --state FILE --data DIR [--host H] [--once] [--interval S]\n");
 }
 
 int ts_netagent_apply_main(int argc, char **argv)
@@ -541,11 +568,16 @@ int ts_netagent_apply_main(int argc, char **argv)
     double interval = 5.0;
     char hn[256] = "localhost";
     for (int i = 1; i < argc; i++) {
-        if (ts_streq(argv[i], "--state") && i + 1 < argc) state = argv[++i];
-        else if (ts_streq(argv[i], "--data") && i + 1 < argc) data = argv[++i];
-        else if (ts_streq(argv[i], "--host") && i + 1 < argc) host = argv[++i];
-        else if (ts_streq(argv[i], "--interval") && i + 1 < argc) interval = atof(argv[++i]);
-        else if (ts_streq(argv[i], "--once")) once = true;
+        if (ts_streq(argv[i], "--state") && i + 1 < argc)
+            state = argv[++i];
+        else if (ts_streq(argv[i], "--data") && i + 1 < argc)
+            data = argv[++i];
+        else if (ts_streq(argv[i], "--host") && i + 1 < argc)
+            host = argv[++i];
+        else if (ts_streq(argv[i], "--interval") && i + 1 < argc)
+            interval = atof(argv[++i]);
+        else if (ts_streq(argv[i], "--once"))
+            once = true;
         else {
             usage();
             return 2;
@@ -588,8 +620,8 @@ int ts_netagent_apply_main(int argc, char **argv)
         while (!apply_stop) {
             usleep(100000);
             bool changed = stat(state, &st) == 0 &&
-                           (st.st_mtim.tv_sec != st0.st_mtim.tv_sec || st.st_mtim.tv_nsec != st0.st_mtim.tv_nsec ||
-                            st.st_size != st0.st_size);
+                           (st.st_mtim.tv_sec != st0.st_mtim.tv_sec ||
+                            st.st_mtim.tv_nsec != st0.st_mtim.tv_nsec || st.st_size != st0.st_size);
             if (!changed && ts_mono() < next) continue;
             st0 = st;
             rc = ts_netagent_reconcile(a);

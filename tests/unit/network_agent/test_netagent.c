@@ -124,7 +124,7 @@ static void test_dnsmasq_argv(void **st)
     assert_true(has(a, "--dhcp-host=fa:16:3e:00:00:10,10.77.0.10,host-10-77-0-10"));
     assert_true(has(a, "--dhcp-host=fa:16:3e:00:00:11,10.77.0.11,host-10-77-0-11"));
     assert_true(has(a, "--dhcp-option-force=option:mtu,1450"));
-    assert_false(has(a, "--dhcp-host=fa:16:3e:00:00:02,10.77.0.2,host-10-77-0-2"));   /* not itself */
+    assert_false(has(a, "--dhcp-host=fa:16:3e:00:00:02,10.77.0.2,host-10-77-0-2")); /* not itself */
     json_decref(a);
     /* the external network has no DHCP subnet */
     assert_null(ts_netagent_dnsmasq_argv(s, EXT, dp, "x", "/d"));
@@ -136,23 +136,25 @@ static void test_router_nat(void **st)
     (void)st;
     json_t *s = state();
     char *t = ts_netagent_router_nat(s, RTR);
-    assert_string_equal(t, "*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n"
-                           ":POSTROUTING ACCEPT [0:0]\n"
-                           "-A PREROUTING -d 10.78.0.50/32 -j DNAT --to-destination 10.77.0.10\n"
-                           "-A OUTPUT -d 10.78.0.50/32 -j DNAT --to-destination 10.77.0.10\n"
-                           "-A POSTROUTING -s 10.77.0.10/32 -o qg-99999999-aa -j SNAT --to-source 10.78.0.50\n"
-                           "-A POSTROUTING -s 10.77.0.0/24 -o qg-99999999-aa -j SNAT --to-source 10.78.0.2\n"
-                           "COMMIT\n");
+    assert_string_equal(t,
+                        "*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n"
+                        ":POSTROUTING ACCEPT [0:0]\n"
+                        "-A PREROUTING -d 10.78.0.50/32 -j DNAT --to-destination 10.77.0.10\n"
+                        "-A OUTPUT -d 10.78.0.50/32 -j DNAT --to-destination 10.77.0.10\n"
+                        "-A POSTROUTING -s 10.77.0.10/32 -o qg-99999999-aa -j SNAT --to-source 10.78.0.50\n"
+                        "-A POSTROUTING -s 10.77.0.0/24 -o qg-99999999-aa -j SNAT --to-source 10.78.0.2\n"
+                        "COMMIT\n");
     free(t);
     /* no SNAT when disabled; floating IPs stay */
-    json_object_set_new(json_object_get(ts_netagent_find(s, "routers", RTR), "external_gateway_info"), "enable_snat",
-                        json_false());
+    json_object_set_new(json_object_get(ts_netagent_find(s, "routers", RTR), "external_gateway_info"),
+                        "enable_snat", json_false());
     t = ts_netagent_router_nat(s, RTR);
     assert_null(strstr(t, "10.77.0.0/24"));
     assert_non_null(strstr(t, "DNAT --to-destination 10.77.0.10"));
     free(t);
     t = ts_netagent_dhcp_nat(9697);
-    assert_non_null(strstr(t, "-A PREROUTING -d 169.254.169.254/32 -p tcp -m tcp --dport 80 -j REDIRECT --to-ports 9697"));
+    assert_non_null(strstr(
+        t, "-A PREROUTING -d 169.254.169.254/32 -p tcp -m tcp --dport 80 -j REDIRECT --to-ports 9697"));
     free(t);
     json_decref(s);
 }
@@ -174,17 +176,20 @@ static void test_sg_rule_specs(void **st)
     (void)st;
     json_t *s = state();
     char *t;
-    t = specs(s, "{\"direction\":\"ingress\",\"protocol\":\"tcp\",\"port_range_min\":22,\"port_range_max\":22}");
+    t = specs(s,
+              "{\"direction\":\"ingress\",\"protocol\":\"tcp\",\"port_range_min\":22,\"port_range_max\":22}");
     assert_string_equal(t, "-A C -p tcp -m tcp --dport 22 -j RETURN\n");
     free(t);
-    t = specs(s, "{\"direction\":\"ingress\",\"protocol\":\"udp\",\"port_range_min\":1000,\"port_range_max\":2000,"
-                 "\"remote_ip_prefix\":\"10.0.0.0/8\"}");
+    t = specs(
+        s, "{\"direction\":\"ingress\",\"protocol\":\"udp\",\"port_range_min\":1000,\"port_range_max\":2000,"
+           "\"remote_ip_prefix\":\"10.0.0.0/8\"}");
     assert_string_equal(t, "-A C -p udp -m udp --dport 1000:2000 -s 10.0.0.0/8 -j RETURN\n");
     free(t);
     t = specs(s, "{\"direction\":\"egress\",\"protocol\":\"6\",\"remote_ip_prefix\":\"1.2.3.4\"}");
     assert_string_equal(t, "-A C -p tcp -d 1.2.3.4 -j RETURN\n");
     free(t);
-    t = specs(s, "{\"direction\":\"ingress\",\"protocol\":\"icmp\",\"port_range_min\":8,\"port_range_max\":0}");
+    t = specs(s,
+              "{\"direction\":\"ingress\",\"protocol\":\"icmp\",\"port_range_min\":8,\"port_range_max\":0}");
     assert_string_equal(t, "-A C -p icmp -m icmp --icmp-type 8/0 -j RETURN\n");
     free(t);
     t = specs(s, "{\"direction\":\"ingress\",\"protocol\":\"icmp\",\"remote_ip_prefix\":\"0.0.0.0/0\"}");
@@ -209,10 +214,12 @@ static void test_sg_rule_specs(void **st)
     t = specs(s, "{\"direction\":\"ingress\",\"protocol\":\"tcp -j ACCEPT\"}");
     assert_string_equal(t, "");
     free(t);
-    t = specs(s, "{\"direction\":\"ingress\",\"protocol\":\"tcp\",\"remote_ip_prefix\":\"1.2.3.0/24\\n-A X\"}");
+    t = specs(s,
+              "{\"direction\":\"ingress\",\"protocol\":\"tcp\",\"remote_ip_prefix\":\"1.2.3.0/24\\n-A X\"}");
     assert_string_equal(t, "");
     free(t);
-    t = specs(s, "{\"direction\":\"ingress\",\"protocol\":\"tcp\",\"port_range_min\":1,\"port_range_max\":70000}");
+    t = specs(
+        s, "{\"direction\":\"ingress\",\"protocol\":\"tcp\",\"port_range_min\":1,\"port_range_max\":70000}");
     assert_string_equal(t, "");
     free(t);
     json_decref(s);
@@ -233,19 +240,24 @@ static void test_sg_restore(void **st)
     assert_non_null(strstr(t, "*filter\n:tsg-Fabc - [0:0]\n"));
     assert_non_null(strstr(t, ":tsg-iOLDOLDOLD - [0:0]\n"));
     assert_non_null(strstr(t, "-I FORWARD 1 -j tsg-Fabc\n"));
-    assert_non_null(strstr(t, "-A tsg-Fabc -m physdev --physdev-out tap66666666-aa --physdev-is-bridged -j tsg-i66666666-aa\n"));
-    assert_non_null(strstr(t, "-A tsg-Fabc -m physdev --physdev-in tap66666666-aa --physdev-is-bridged -j tsg-o66666666-aa\n"));
+    assert_non_null(strstr(
+        t, "-A tsg-Fabc -m physdev --physdev-out tap66666666-aa --physdev-is-bridged -j tsg-i66666666-aa\n"));
+    assert_non_null(strstr(
+        t, "-A tsg-Fabc -m physdev --physdev-in tap66666666-aa --physdev-is-bridged -j tsg-o66666666-aa\n"));
     assert_non_null(strstr(t, "-A tsg-i66666666-aa -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN\n"));
     assert_non_null(strstr(t, "-A tsg-i66666666-aa -p icmp -s 10.77.0.11/32 -j RETURN\n"));
-    assert_non_null(strstr(t, "-A tsg-i66666666-aa -p tcp -m tcp --dport 8000:8080 -s 192.168.0.0/16 -j RETURN\n"));
+    assert_non_null(
+        strstr(t, "-A tsg-i66666666-aa -p tcp -m tcp --dport 8000:8080 -s 192.168.0.0/16 -j RETURN\n"));
     assert_non_null(strstr(t, "-A tsg-i66666666-aa -j DROP\n"));
-    assert_non_null(strstr(t, "-A tsg-s66666666-aa -s 10.77.0.10/32 -m mac --mac-source fa:16:3e:00:00:10 -j RETURN\n"));
-    assert_non_null(strstr(t, "-A tsg-s66666666-aa -s 10.77.0.200 -m mac --mac-source fa:16:3e:00:00:10 -j RETURN\n"));
+    assert_non_null(
+        strstr(t, "-A tsg-s66666666-aa -s 10.77.0.10/32 -m mac --mac-source fa:16:3e:00:00:10 -j RETURN\n"));
+    assert_non_null(
+        strstr(t, "-A tsg-s66666666-aa -s 10.77.0.200 -m mac --mac-source fa:16:3e:00:00:10 -j RETURN\n"));
     assert_non_null(strstr(t, "-A tsg-o66666666-aa -j tsg-s66666666-aa\n"));
-    assert_non_null(strstr(t, "-A tsg-o66666666-aa -j RETURN\n"));   /* egress allow all */
+    assert_non_null(strstr(t, "-A tsg-o66666666-aa -j RETURN\n")); /* egress allow all */
     assert_non_null(strstr(t, "-A tsg-Fabc -o brq11111111-aa -m physdev --physdev-is-bridged -j ACCEPT\n"));
     assert_non_null(strstr(t, "-X tsg-iOLDOLDOLD\n"));
-    assert_null(strstr(t, "-X tsg-i66666666-aa"));   /* still wanted */
+    assert_null(strstr(t, "-X tsg-i66666666-aa")); /* still wanted */
     assert_true(ts_endswith(t, "COMMIT\n"));
     free(t);
     json_decref(chains);
@@ -269,10 +281,10 @@ static void test_sg_restore(void **st)
 
 static json_t *inst(void)
 {
-    return json_pack("{s:s,s:s,s:s,s:s,s:s,s:{s:s},s:s,s:s,s:s,s:[s]}", "uuid", DEV1, "name", "vm one", "hostname",
-                     "vm-one", "instance_name", "instance-0000002a", "project_id", "p1", "metadata", "role", "web",
-                     "user_data", "IyFjbG91ZC1jb25maWcKaGk=", "key_name", "k1", "public_key", "ssh-ed25519 AAAA k1",
-                     "security_groups", "default");
+    return json_pack("{s:s,s:s,s:s,s:s,s:s,s:{s:s},s:s,s:s,s:s,s:[s]}", "uuid", DEV1, "name", "vm one",
+                     "hostname", "vm-one", "instance_name", "instance-0000002a", "project_id", "p1",
+                     "metadata", "role", "web", "user_data", "IyFjbG91ZC1jb25maWcKaGk=", "key_name", "k1",
+                     "public_key", "ssh-ed25519 AAAA k1", "security_groups", "default");
 }
 
 static int render(json_t *s, json_t *i, const char *path, char **body)
@@ -323,8 +335,9 @@ static void test_metadata(void **st)
     json_t *n0 = json_array_get(json_object_get(md, "networks"), 0);
     assert_string_equal(ts_json_str(n0, "ip_address", ""), "10.77.0.10");
     assert_string_equal(ts_json_str(n0, "netmask", ""), "255.255.255.0");
-    assert_string_equal(ts_json_str(json_array_get(json_object_get(md, "links"), 0), "ethernet_mac_address", ""),
-                        "fa:16:3e:00:00:10");
+    assert_string_equal(
+        ts_json_str(json_array_get(json_object_get(md, "links"), 0), "ethernet_mac_address", ""),
+        "fa:16:3e:00:00:10");
     json_decref(md);
     free(b);
     assert_int_equal(render(s, i, "/latest/meta-data/nope", &b), 404);
@@ -350,8 +363,8 @@ static void test_metadata(void **st)
 /* ---- a reconcile pass against a fake host --------------------------------------------- */
 
 struct fakehost {
-    json_t *ns, *links, *log;   /* names, names, "argv joined" (+ "<<stdin") */
-    char jump[64];              /* the chain FORWARD jumps to, as iptables-restore left it */
+    json_t *ns, *links, *log; /* names, names, "argv joined" (+ "<<stdin") */
+    char jump[64];            /* the chain FORWARD jumps to, as iptables-restore left it */
 };
 
 static void del_name(json_t *arr, const char *n)
@@ -366,8 +379,10 @@ static int fake_exec(void *ctx, const char *const *argv, const char *input, char
     struct ts_buf b;
     ts_buf_init(&b, 1 << 20);
     int n = 0;
-    while (argv[n]) n++;
-    for (int i = 0; i < n; i++) ts_buf_printf(&b, "%s%s", i ? " " : "", argv[i]);
+    while (argv[n])
+        n++;
+    for (int i = 0; i < n; i++)
+        ts_buf_printf(&b, "%s%s", i ? " " : "", argv[i]);
     if (input) ts_buf_printf(&b, " <<%s", input);
     json_array_append_new(h->log, json_string(ts_buf_cstr(&b)));
     ts_buf_free(&b);
@@ -386,8 +401,8 @@ static int fake_exec(void *ctx, const char *const *argv, const char *input, char
     } else if (IS(0, "ip") && IS(1, "-o") && IS(2, "link") && IS(3, "show")) {
         size_t i;
         json_t *v;
-        json_array_foreach(h->links, i, v) ts_buf_printf(&o, "%zu: %s: <BROADCAST,MULTICAST,UP> mtu 1500\n", i + 1,
-                                                         json_string_value(v));
+        json_array_foreach(h->links, i, v)
+            ts_buf_printf(&o, "%zu: %s: <BROADCAST,MULTICAST,UP> mtu 1500\n", i + 1, json_string_value(v));
     } else if (IS(0, "ip") && IS(1, "link") && IS(2, "add") && n > 3) {
         json_array_append_new(h->links, json_string(argv[3]));
     } else if (IS(0, "ip") && IS(1, "tuntap") && IS(2, "add") && n > 4) {
@@ -443,7 +458,8 @@ static void test_reconcile(void **st)
     json_array_append_new(h.links, json_string("brqnotours000"));
     ts_netagent_exec_set_fake(fake_exec, &h);
     fake_state_json = state();
-    struct ts_netagent_opts o = {.data_dir = dir, .host = "h1", .fetch_state = fetch_fake, .vif_plugged = on_plugged};
+    struct ts_netagent_opts o = {
+        .data_dir = dir, .host = "h1", .fetch_state = fetch_fake, .vif_plugged = on_plugged};
     struct ts_netagent *a = ts_netagent_new(&o, NULL);
     assert_non_null(a);
 
@@ -454,8 +470,10 @@ static void test_reconcile(void **st)
     assert_true(logged(&h, "ip netns add qrouter-" RTR));
     assert_true(logged(&h, "ip netns exec qrouter-" RTR " sysctl -qw net.ipv4.ip_forward=1"));
     assert_true(logged(&h, "ip link add tap55555555-aa type veth peer name ns-55555555-aa netns qdhcp-" NET));
-    assert_true(logged(&h, "ip link add tap88888888-aa type veth peer name qr-88888888-aa netns qrouter-" RTR));
-    assert_true(logged(&h, "ip link add tap99999999-aa type veth peer name qg-99999999-aa netns qrouter-" RTR));
+    assert_true(
+        logged(&h, "ip link add tap88888888-aa type veth peer name qr-88888888-aa netns qrouter-" RTR));
+    assert_true(
+        logged(&h, "ip link add tap99999999-aa type veth peer name qg-99999999-aa netns qrouter-" RTR));
     assert_true(logged(&h, "ip -n qdhcp-" NET " addr add 10.77.0.2/24 dev ns-55555555-aa"));
     assert_true(logged(&h, "ip -n qrouter-" RTR " addr add 10.78.0.50/32 dev qg-99999999-aa"));
     assert_true(logged(&h, "ip -n qrouter-" RTR " route replace default via 10.78.0.100 dev qg-99999999-aa"));
@@ -463,7 +481,7 @@ static void test_reconcile(void **st)
     assert_true(logged(&h, "ip netns exec qdhcp-" NET " dnsmasq --conf-file=/dev/null"));
     assert_true(logged(&h, "ip tuntap add dev tap66666666-aa mode tap"));
     assert_true(logged(&h, "ip link set tap66666666-aa master brq11111111-aa"));
-    assert_false(logged(&h, "ip tuntap add dev tap77777777-aa"));   /* bound to another host */
+    assert_false(logged(&h, "ip tuntap add dev tap77777777-aa")); /* bound to another host */
     assert_true(logged(&h, "iptables-restore -w -n <<*filter"));
     assert_int_equal(plugged_count, 1);
 
@@ -534,9 +552,10 @@ static void test_exec_real(void **st)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_names),          cmocka_unit_test(test_dnsmasq_argv), cmocka_unit_test(test_router_nat),
-        cmocka_unit_test(test_sg_rule_specs),  cmocka_unit_test(test_sg_restore),   cmocka_unit_test(test_metadata),
-        cmocka_unit_test(test_reconcile),      cmocka_unit_test(test_exec_real),
+        cmocka_unit_test(test_names),      cmocka_unit_test(test_dnsmasq_argv),
+        cmocka_unit_test(test_router_nat), cmocka_unit_test(test_sg_rule_specs),
+        cmocka_unit_test(test_sg_restore), cmocka_unit_test(test_metadata),
+        cmocka_unit_test(test_reconcile),  cmocka_unit_test(test_exec_real),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
