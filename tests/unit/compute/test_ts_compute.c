@@ -1,0 +1,121 @@
+/*
+ * test_ts_compute.c: compute helpers without a server: Nova's status mapping, service
+ * liveness, quota defaults (and their conf overrides), and instance rows stored,
+ * updated with a task_state guard, and destroyed in a real SQLite database.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "compute/ts_compute_int.h"
+
+static void test_status(void **state)
+{
+    (void)state;
+    assert_string_equal(ts_compute_status("building", "scheduling"), "BUILD");
+    assert_string_equal(ts_compute_status("active", NULL), "ACTIVE");
+    assert_string_equal(ts_compute_status("active", "rebooting"), "REBOOT");
+    assert_string_equal(ts_compute_status("active", "rebooting_hard"), "HARD_REBOOT");
+    assert_string_equal(ts_compute_status("active", "powering-off"), "ACTIVE");
+    assert_string_equal(ts_compute_status("active", "resize_prep"), "RESIZE");
+    assert_string_equal(ts_compute_status("stopped", NULL), "SHUTOFF");
+    assert_string_equal(ts_compute_status("resized", NULL), "VERIFY_RESIZE");
+    assert_string_equal(ts_compute_status("resized", "resize_reverting"), "REVERT_RESIZE");
+    assert_string_equal(ts_compute_status("error", NULL), "ERROR");
+    assert_string_equal(ts_compute_status("deleted", NULL), "DELETED");
+    assert_string_equal(ts_compute_status(NULL, NULL), "UNKNOWN");
+}
+
+static void test_liveness_quota(void **state)
+{
+    (void)state;
+    double now = ts_now();
+    assert_true(ts_compute_is_up(now - 5, 60, false));
+    assert_false(ts_compute_is_up(now - 61, 60, false));
+    assert_false(ts_compute_is_up(now, 60, true));
+    assert_false(ts_compute_is_up(0, 60, false));
+    struct ts_conf *conf = ts_conf_new();
+    assert_int_equal(ts_compute_quota_default(conf, "instances"), 10);
+    assert_int_equal(ts_compute_quota_default(conf, "cores"), 20);
+    assert_int_equal(ts_compute_quota_default(conf, "ram"), 51200);
+    assert_int_equal(ts_compute_quota_default(conf, "metadata_items"), 128);
+    ts_conf_set(conf, "compute", "quota_instances", "3");
+    assert_int_equal(ts_compute_quota_default(conf, "instances"), 3);
+    assert_int_equal(ts_compute_quota_default(conf, "nope"), -1);
+    ts_conf_free(conf);
+}
+
+static void test_instance_rows(void **state)
+{
+    (void)state;
+    struct ts_db *db = NULL;
+    struct ts_err err = {0};
+    assert_int_equal(ts_db_open("sqlite://:memory:", &db, &err), 0);
+    assert_int_equal(ts_db_exec(db,
+                                "CREATE TABLE instances (id INTEGER PRIMARY KEY AUTOINCREMENT, uuid TEXT UNIQUE, "
+                                "project_id TEXT, user_id TEXT, display_name TEXT, description TEXT, hostname TEXT, "
+                                "image_ref TEXT, flavor_id TEXT, flavor TEXT, old_flavor TEXT, vcpus BIGINT, "
+                                "memory_mb BIGINT, root_gb BIGINT, vm_state TEXT, task_state TEXT, power_state BIGINT, "
+                                "host TEXT, node TEXT, availability_zone TEXT, key_name TEXT, key_data TEXT, "
+                                "user_data TEXT, config_drive TEXT, access_ip_v4 TEXT, access_ip_v6 TEXT, "
+                                "reservation_id TEXT, launch_index BIGINT, locked BIGINT DEFAULT 0, locked_reason TEXT, "
+                                "bdm TEXT, networks TEXT, security_groups TEXT, server_group TEXT, request_spec TEXT, "
+                                "fault TEXT, created_at DOUBLE PRECISION, updated_at DOUBLE PRECISION, launched_at "
+                                "DOUBLE PRECISION, terminated_at DOUBLE PRECISION, deleted BIGINT DEFAULT 0, deleted_at "
+                                "DOUBLE PRECISION, old_vm_state TEXT)",
+                                TS_DB_NOARGS, NULL, &err),
+                     0);
+    assert_int_equal(ts_db_exec(db, "CREATE TABLE allocations (consumer TEXT PRIMARY KEY, host TEXT)", TS_DB_NOARGS,
+                                NULL, &err), 0);
+    assert_int_equal(ts_db_exec(db, "CREATE TABLE instance_tags (instance_uuid TEXT, tag TEXT)", TS_DB_NOARGS, NULL,
+                                &err), 0);
+    assert_int_equal(ts_db_exec(db, "CREATE TABLE server_group_members (group_uuid TEXT, instance_uuid TEXT)",
+                                TS_DB_NOARGS, NULL, &err), 0);
+    const char *u = "22222222-2222-2222-2222-222222222222";
+    assert_int_equal(ts_db_exec(db,
+                                "INSERT INTO instances (uuid, project_id, user_id, vm_state, task_state, flavor, "
+                                "created_at) VALUES (?, 'p', 'u', 'building', 'scheduling', '{\"vcpus\": 2}', 1.5)",
+                                TS_DB_ARGS(TS_DB_S(u)), NULL, &err),
+                     0);
+    json_t *inst = NULL;
+    assert_int_equal(ts_compute_inst_load(db, u, &inst, &err), 0);
+    assert_string_equal(json_string_value(json_object_get(inst, "vm_state")), "building");
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(inst, "flavor"), "vcpus")), 2);
+    json_decref(inst);
+
+    json_t *vals = json_pack("{s:s, s:n, s:s}", "vm_state", "active", "task_state", "host", "h1");
+    assert_int_equal(ts_compute_inst_update(db, u, vals, "spawning", NULL, &err), -TS_ECONFLICT);
+    assert_int_equal(ts_compute_inst_update(db, u, vals, "scheduling", &inst, &err), 0);
+    json_decref(vals);
+    assert_string_equal(json_string_value(json_object_get(inst, "host")), "h1");
+    assert_true(json_is_null(json_object_get(inst, "task_state")));
+    json_decref(inst);
+    vals = json_pack("{s:s}", "uuid", "x");
+    assert_int_equal(ts_compute_inst_update(db, u, vals, NULL, NULL, &err), -TS_EINVAL);
+    json_decref(vals);
+
+    assert_int_equal(ts_compute_inst_destroy(db, u, &err), 0);
+    assert_int_equal(ts_compute_inst_load(db, u, &inst, &err), 0);
+    assert_int_equal(json_integer_value(json_object_get(inst, "deleted")), 1);
+    json_decref(inst);
+    vals = json_pack("{s:s}", "vm_state", "active");
+    assert_int_equal(ts_compute_inst_update(db, u, vals, NULL, NULL, &err), -TS_ENOTFOUND);
+    json_decref(vals);
+    assert_int_equal(ts_compute_inst_load(db, "nope", &inst, &err), -TS_ENOTFOUND);
+    ts_db_close(db);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_status),
+        cmocka_unit_test(test_liveness_quota),
+        cmocka_unit_test(test_instance_rows),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
