@@ -469,3 +469,112 @@ def test_netagent_with_api(make_cloud):
                        "security_groups": []}, f)
         subprocess.run(cmd + ["--state", empty, "--data", c.data_dir, "--host", host, "--once"],
                        capture_output=True)
+
+
+def test_netagent_metadata_from_compute(make_cloud):
+    """The metadata proxy of the in-cloud agent asks the real compute API (fake virt driver):
+    instance-id, hostname, user data, meta and the keypair of the server behind the asking
+    port, and nothing for an address without a port."""
+    if not shutil.which("dnsmasq"):
+        pytest.skip("dnsmasq not installed")
+    cmd = driver_cmd()
+    c = make_cloud(**{"network.agent_interval": "1", "network.agent_cleanup_on_stop": "true",
+                      "compute.virt_driver": "fake"})
+    end = time.time() + 10
+    while not (c.service_up("network") and c.service_up("compute") and c.service_up("image")):
+        if time.time() > end:
+            pytest.skip("network/compute/image service not running")
+        time.sleep(0.2)
+    host = "netagent-md-" + uuid.uuid4().hex[:6]
+    mv = {"OpenStack-API-Version": "compute 2.90"}
+
+    def req(svc, method, path, body=None, ok=(200, 201, 202, 204), headers=None):
+        r = c.request(method, svc, path, json=body, headers=dict(headers or {}))
+        assert r.status_code in ok, "%s %s -> %d %s" % (method, path, r.status_code, r.text)
+        return r.json() if r.content else None
+
+    img_path = os.path.join(c.data_dir, "tiny.img")
+    with open(img_path, "wb") as f:
+        f.write(b"\0" * 4096)
+    image = c.openstack("image", "create", "--disk-format", "raw", "--container-format", "bare", "--file",
+                        img_path, "na-img")
+    flavor = req("compute", "POST", "/v2.1/flavors", {"flavor": {"name": "na-f", "vcpus": 1, "ram": 128,
+                                                                 "disk": 1}})["flavor"]
+    pub = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJ5m0+NM0oA3V7iX2Z8mE2yJ6m2fQzv9h6kQpQy3bKc1 na-test"
+    req("compute", "POST", "/v2.1/os-keypairs", {"keypair": {"name": "na-key", "public_key": pub}}, headers=mv)
+    srv = req("compute", "POST", "/v2.1/servers", {"server": {
+        "name": "md-vm", "imageRef": image["id"], "flavorRef": flavor["id"], "networks": "none",
+        "key_name": "na-key", "metadata": {"role": "web"},
+        "user_data": "I2Nsb3VkLWNvbmZpZwpoZWxsbyBtZXRhZGF0YQo="}}, headers=mv)["server"]
+    wait_for(lambda: req("compute", "GET", "/v2.1/servers/" + srv["id"], headers=mv)["server"]["status"]
+             in ("ACTIVE", "ERROR"), "server built", timeout=60)
+    full = req("compute", "GET", "/v2.1/servers/" + srv["id"], headers=mv)["server"]
+    assert full["status"] == "ACTIVE", full
+
+    net = req("network", "POST", "/v2.0/networks", {"network": {"name": "md-net"}})["network"]
+    req("network", "POST", "/v2.0/subnets", {"subnet": {"network_id": net["id"], "cidr": "10.79.2.0/24",
+                                                        "ip_version": 4}})
+    port = req("network", "POST", "/v2.0/ports", {"port": {
+        "network_id": net["id"], "binding:host_id": host, "device_owner": "compute:nova",
+        "device_id": srv["id"]}})["port"]
+    ip, mac = port["fixed_ips"][0]["ip_address"], port["mac_address"]
+    log = open(os.path.join(c.data_dir, "netagent.log"), "a")
+    agent = subprocess.Popen(cmd + ["--cloud", c.data_dir, "--host", host], stdout=log, stderr=log)
+    client = "tsx-md-" + uuid.uuid4().hex[:6]
+    try:
+        qdhcp = "qdhcp-" + net["id"]
+        wait_for(lambda: qdhcp in sh("ip", "netns", "list").stdout, "qdhcp namespace")
+        dhcp = req("network", "GET", "/v2.0/ports?device_owner=network:dhcp&network_id=" + net["id"])["ports"]
+        wait_for(lambda: len(dhcp) == 1 and dhcp[0]["fixed_ips"] and dhcp[0]["fixed_ips"][0]["ip_address"]
+                 in sh("ip", "-n", qdhcp, "-o", "addr").stdout, "DHCP address")
+        dhcp_ip = dhcp[0]["fixed_ips"][0]["ip_address"]
+        # a stand-in for the guest: the port's address and MAC in a namespace of the test's own
+        veth = "tsxm" + client[-6:]
+        sh("ip", "netns", "add", client)
+        sh("ip", "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", client)
+        sh("ip", "link", "set", veth, "master", "brq" + net["id"][:11], "up")
+        sh("ip", "-n", client, "link", "set", "eth0", "address", mac)
+        sh("ip", "-n", client, "addr", "add", ip + "/24", "dev", "eth0")
+        sh("ip", "-n", client, "link", "set", "eth0", "up")
+        sh("ip", "-n", client, "route", "add", "169.254.169.254/32", "via", dhcp_ip)
+
+        def md(path, src=None):
+            code = ("import sys, urllib.request\n"
+                    "try:\n"
+                    "    r = urllib.request.urlopen('http://169.254.169.254' + sys.argv[1], timeout=10)\n"
+                    "    print(r.status); sys.stdout.write(r.read().decode())\n"
+                    "except urllib.error.HTTPError as e:\n"
+                    "    print(e.code)\n")
+            r = sh("ip", "netns", "exec", client, "python3", "-c", code, path, timeout=30)
+            status, _, body = r.stdout.partition("\n")
+            return int(status), body
+
+        wait_for(lambda: md("/latest/meta-data/instance-id")[0] == 200, "metadata answers", timeout=20)
+        assert md("/latest/meta-data/instance-id")[1] == "i-" + full["OS-EXT-SRV-ATTR:instance_name"][9:]
+        assert md("/latest/meta-data/local-ipv4")[1] == ip
+        assert md("/latest/meta-data/public-keys/0/openssh-key")[1] == pub
+        assert md("/openstack/latest/user_data")[1] == "#cloud-config\nhello metadata\n"
+        doc = json.loads(md("/openstack/latest/meta_data.json")[1])
+        assert doc["uuid"] == srv["id"] and doc["name"] == "md-vm" and doc["meta"] == {"role": "web"}, doc
+        assert doc["public_keys"] == {"na-key": pub}, doc
+        nd = json.loads(md("/openstack/latest/network_data.json")[1])
+        assert nd["networks"][0]["ip_address"] == ip and nd["links"][0]["ethernet_mac_address"] == mac, nd
+        # another address on the same network has no port: nothing to see
+        sh("ip", "-n", client, "addr", "del", ip + "/24", "dev", "eth0")
+        sh("ip", "-n", client, "addr", "add", "10.79.2.250/24", "dev", "eth0")
+        sh("ip", "-n", client, "route", "add", "169.254.169.254/32", "via", dhcp_ip)
+        assert md("/latest/meta-data/instance-id")[0] == 404
+    finally:
+        subprocess.run(["ip", "netns", "del", client], capture_output=True)
+        agent.send_signal(signal.SIGTERM)
+        try:
+            agent.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            agent.kill()
+            agent.wait()
+        empty = os.path.join(c.data_dir, "empty-state.json")
+        with open(empty, "w") as f:
+            json.dump({"networks": [], "subnets": [], "ports": [], "routers": [], "floatingips": [],
+                       "security_groups": []}, f)
+        subprocess.run(cmd + ["--state", empty, "--data", c.data_dir, "--host", host, "--once"],
+                       capture_output=True)
