@@ -5,8 +5,8 @@ qemu:///system with TCG guests built by tools/build-guest.sh.
 
 boot -> "TINYVM READY" -> pause/unpause -> power_off -> power_on -> soft and hard reboot ->
 managed save (suspend/resume) -> attach a 64 MiB raw disk ("TINYVM DISK vdb") -> detach ->
-NIC hotplug (an unplugged tap) -> snapshot boots as a second guest -> destroy leaves no domain
-and no files.
+NIC hotplug (an unplugged tap) -> snapshot boots as a second guest -> boot from a volume ->
+destroy leaves no domain and no files.
 
 Needs root, qemu-system-x86, libvirt-daemon-system, the guest image inputs (scripts/deps.sh).
 Starts libvirtd with scripts/libvirt-up.sh if it is not running, and stops it afterwards only
@@ -78,18 +78,25 @@ def drive(work):
 
 
 class Guest:
-    def __init__(self, drive, uri, instances, image, name):
+    def __init__(self, drive, uri, instances, image, name, root_volume=None):
         self.drive = drive
         self.uri = uri
         self.uuid = str(uuid.uuid4())
         self.domain = "instance-e2e%s" % self.uuid[:8]
         self.dir = os.path.join(instances, self.uuid)
         self.common = ["--uri", uri, "--instances", instances, "--uuid", self.uuid, "--domain", self.domain,
-                       "--name", name, "--dir", self.dir, "--image", image, "--format", "qcow2",
-                       "--mem", "256", "--root-gb", "1"]
+                       "--name", name, "--dir", self.dir, "--mem", "256"]
+        if root_volume:  # boot from volume: no image, disks[0] is the root
+            self.common += ["--disk", root_volume]
+        else:
+            self.common += ["--image", image, "--format", "qcow2", "--root-gb", "1"]
 
     def call(self, op, *args, check=True, timeout=180):
-        r = subprocess.run([self.drive, op] + self.common + list(args), capture_output=True, text=True,
+        common = self.common
+        if op in ("attach_disk", "detach_disk") and "--disk" in common:  # the op's --disk is the one disk
+            i = common.index("--disk")
+            common = common[:i] + common[i + 2:]
+        r = subprocess.run([self.drive, op] + common + list(args), capture_output=True, text=True,
                            timeout=timeout)
         if check and r.returncode != 0:
             raise AssertionError("%s failed: %s" % (op, r.stderr.strip()))
@@ -211,6 +218,19 @@ def test_libvirt_driver_lifecycle(libvirt, guest_image, work, drive):
         snap_guest.wait_console("TINYVM READY")
         snap_guest.call("destroy")
         assert snap_guest.domain not in domains(libvirt)
+        snap_guest = None
+
+        # boot from volume: the root is a raw "volume" file, which destroy leaves alone
+        rootvol = os.path.join(work, "rootvol.raw")
+        sh(["qemu-img", "convert", "-O", "raw", guest_image, rootvol])
+        os.chmod(rootvol, 0o644)
+        bfv = snap_guest = Guest(drive, libvirt, instances, None, "vm1-bfv", root_volume=rootvol + ":raw")
+        bfv.call("spawn")
+        bfv.wait_console("TINYVM READY")
+        assert not os.path.exists(os.path.join(bfv.dir, "disk"))
+        bfv.call("destroy")
+        assert bfv.domain not in domains(libvirt)
+        assert os.path.exists(rootvol) and not os.path.exists(bfv.dir)
         snap_guest = None
 
         # destroy: no domain, no files
