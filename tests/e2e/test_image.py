@@ -22,12 +22,35 @@ def _create(cloud, token=None, **body):
     return r.json()
 
 
+def _wait_status(cloud, image_id, wanted, timeout=60):
+    """Polls until the image has status wanted (the host may be busy); returns the last status."""
+    deadline = time.time() + timeout
+    while True:
+        status = cloud.request("GET", "image", f"/v2/images/{image_id}").json()["status"]
+        if status == wanted or time.time() > deadline:
+            return status
+        time.sleep(0.05)
+
+
+def _wait_image_up(cloud, timeout=60):
+    """The harness waits for identity only; the image service starts right after it."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            requests.get(cloud.urls["image"] + "/", timeout=2)
+            return
+        except requests.RequestException:
+            time.sleep(0.05)
+    raise AssertionError("image service did not come up")
+
+
 def _upload(cloud, image_id, data, token=None):
     return cloud.request("PUT", "image", f"/v2/images/{image_id}/file", token=token, data=data,
                          headers={"Content-Type": "application/octet-stream"})
 
 
 def test_versions(cloud):
+    _wait_image_up(cloud)
     r = requests.get(cloud.urls["image"] + "/")
     assert r.status_code == 300
     ids = [v["id"] for v in r.json()["versions"]]
@@ -255,12 +278,9 @@ def test_stage_and_import(cloud):
     assert cloud.request("GET", "image", f"/v2/images/{img['id']}").json()["status"] == "uploading"
     r = cloud.request("POST", "image", f"/v2/images/{img['id']}/import", json={"method": {"name": "glance-direct"}})
     assert r.status_code == 202
-    for _ in range(100):
-        body = cloud.request("GET", "image", f"/v2/images/{img['id']}").json()
-        if body["status"] == "active":
-            break
-        time.sleep(0.05)
-    assert body["status"] == "active" and body["size"] == len(b"staged-bytes")
+    assert _wait_status(cloud, img["id"], "active") == "active"
+    body = cloud.request("GET", "image", f"/v2/images/{img['id']}").json()
+    assert body["size"] == len(b"staged-bytes")
     assert cloud.request("GET", "image", f"/v2/images/{img['id']}/file").content == b"staged-bytes"
     r = cloud.request("POST", "image", f"/v2/images/{img['id']}/import", json={"method": {"name": "web-download"}})
     assert r.status_code == 400
@@ -303,6 +323,7 @@ def test_concurrent_creates_and_uploads(cloud):
 def test_quota_exceeded(make_cloud):
     small = make_cloud(**{"image.quota_total_bytes_per_project": str(1024 * 1024),
                           "image.quota_images_per_project": "3"})
+    _wait_image_up(small)
     img = _create(small, name="big")
     r = _upload(small, img["id"], os.urandom(2 * 1024 * 1024))
     assert r.status_code == 413
@@ -327,6 +348,7 @@ def test_quota_exceeded(make_cloud):
 
 def test_crash_mid_upload(make_cloud):
     c = make_cloud()
+    _wait_image_up(c)
     img = _create(c, name="crash")
     image_id = img["id"]
     started = threading.Event()
@@ -348,11 +370,8 @@ def test_crash_mid_upload(make_cloud):
 
     t = threading.Thread(target=run, daemon=True)
     t.start()
-    assert started.wait(10)
-    for _ in range(100):
-        if c.request("GET", "image", f"/v2/images/{image_id}").json()["status"] == "saving":
-            break
-        time.sleep(0.05)
+    assert started.wait(60)
+    assert _wait_status(c, image_id, "saving") == "saving"
     time.sleep(0.3)
     store = os.path.join(c.data_dir, "images")
     assert any(".tmp." in f for f in os.listdir(store))   # the upload is really in flight
@@ -360,6 +379,7 @@ def test_crash_mid_upload(make_cloud):
     stop.set()
     t.join(10)
     c.start()
+    _wait_image_up(c)
     body = c.request("GET", "image", f"/v2/images/{image_id}").json()
     assert body["status"] != "active"
     assert body["status"] == "queued"
@@ -367,3 +387,36 @@ def test_crash_mid_upload(make_cloud):
     assert not os.path.exists(os.path.join(store, image_id))
     # and the image can be uploaded again
     assert _upload(c, image_id, b"after crash").status_code == 204
+
+
+def test_client_disconnect_mid_upload(cloud):
+    """A client that goes away mid-body leaves the image queued and no temporary data."""
+    import socket
+    from urllib.parse import urlparse
+    img = _create(cloud, name="disconnect")
+    u = urlparse(cloud.urls["image"])
+    s = socket.create_connection((u.hostname, u.port))
+    s.sendall((f"PUT /v2/images/{img['id']}/file HTTP/1.1\r\nHost: {u.netloc}\r\n"
+               f"X-Auth-Token: {cloud.token()}\r\nContent-Type: application/octet-stream\r\n"
+               f"Content-Length: {64 * 1024 * 1024}\r\n\r\n").encode())
+    s.sendall(os.urandom(4 * 1024 * 1024))
+    assert _wait_status(cloud, img["id"], "saving") == "saving"
+    # Close once the server has taken in what was sent. (Closing while the sent bytes are still
+    # in flight currently leaves the connection hanging in the HTTP layer until its timeout:
+    # reported to the http module's owner.)
+    store = os.path.join(cloud.data_dir, "images")
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        tmp = [f for f in os.listdir(store) if img["id"] in f and ".tmp." in f]
+        try:
+            if tmp and os.stat(os.path.join(store, tmp[0])).st_size >= 4 * 1024 * 1024:
+                break
+        except FileNotFoundError:
+            pass
+        time.sleep(0.05)
+    s.shutdown(socket.SHUT_RDWR)
+    s.close()
+    assert _wait_status(cloud, img["id"], "queued") == "queued"
+    assert not [f for f in os.listdir(store) if img["id"] in f]
+    assert _upload(cloud, img["id"], b"retry").status_code == 204
+    cloud.request("DELETE", "image", f"/v2/images/{img['id']}")
