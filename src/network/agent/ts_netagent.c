@@ -288,14 +288,15 @@ static void kill_ns_pids(struct ts_netagent *a, const char *ns)
 
 static void ensure_ns(struct ts_netagent *a, const char *ns, const json_t *have_ns, bool router)
 {
-    if (!in_array(have_ns, ns)) {
-        own_add(a, "ns", ns);
-        if (RUN(a, "ip", "netns", "add", ns) != 0) return;
-        RUN(a, "ip", "-n", ns, "link", "set", "lo", "up");
-        if (router) RUN(a, "ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv4.ip_forward=1");
-    } else {
-        own_add(a, "ns", ns); /* ours by name and wanted: (re)claim after a lost record */
-    }
+    own_add(a, "ns", ns); /* before it exists; or (re)claimed: ours by name and wanted */
+    if (!in_array(have_ns, ns) && RUN(a, "ip", "netns", "add", ns) != 0) return;
+    /* once per agent run (a kill -9 may have come between `netns add` and these) */
+    char key[160];
+    snprintf(key, sizeof(key), "init:%s", ns);
+    if (json_object_get(a->applied, key)) return;
+    int rc = RUN(a, "ip", "-n", ns, "link", "set", "lo", "up");
+    if (router) rc |= RUN(a, "ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv4.ip_forward=1");
+    if (rc == 0) json_object_set_new(a->applied, key, json_true());
 }
 
 static void ensure_bridge(struct ts_netagent *a, const char *br, json_t *links)
@@ -477,6 +478,9 @@ static void remove_ns(struct ts_netagent *a, const char *ns, const json_t *have_
         if (RUN(a, "ip", "netns", "del", ns) != 0) return;
     }
     json_object_del(a->applied, ns);
+    char key[160];
+    snprintf(key, sizeof(key), "init:%s", ns);
+    json_object_del(a->applied, key);
     own_del(a, "ns", ns);
     ts_info("netagent", "removed namespace %s", ns);
 }
