@@ -374,7 +374,6 @@ TS_COMPUTE_HANDLER(servers_action)
     rc = ts_http_json_body(req, &body, err);
     if (rc) return rc;
     if (!json_is_object(body) || json_object_size(body) != 1) {
-        json_decref(body);
         return ts_err_set(err, TS_EINVAL, "Malformed request body");
     }
     const char *name = NULL;
@@ -403,7 +402,6 @@ TS_COMPUTE_HANDLER(servers_action)
     else rc = a_simple(req, resp, svc, inst, name, err);
 out:
     json_decref(inst);
-    json_decref(body);
     return rc;
 }
 
@@ -488,7 +486,6 @@ static int meta_write(struct ts_http_req *req, struct ts_http_resp *resp, struct
     ts_http_resp_json(resp, 200, json_pack("{s:O}", "metadata", cur));
 out:
     json_decref(inst);
-    json_decref(body);
     json_decref(cur);
     return rc;
 }
@@ -544,7 +541,6 @@ TS_COMPUTE_HANDLER(server_metadata_put)
     if (!rc) ts_http_resp_json(resp, 200, json_pack("{s:O}", "meta", meta));
 out:
     json_decref(inst);
-    json_decref(body);
     json_decref(cur);
     return rc;
 }
@@ -646,7 +642,6 @@ TS_COMPUTE_HANDLER(server_tags_replace)
     if (!rc) ts_http_resp_json(resp, 200, json_pack("{s:o}", "tags", tags_load(svc, uuid)));
 out:
     json_decref(inst);
-    json_decref(body);
     return rc;
 }
 

@@ -136,7 +136,6 @@ TS_COMPUTE_HANDLER(services_update)
     rc = service_show_by(svc, resp, mv, "uuid = ? OR uuid = ?", id, id, err);
 out:
     ts_db_res_free(res);
-    json_decref(body);
     return rc;
 }
 
@@ -189,7 +188,6 @@ TS_COMPUTE_HANDLER(services_legacy)
     else ts_http_resp_json(resp, 200, json_pack("{s:o}", "service", reply));
 out:
     ts_db_res_free(res);
-    json_decref(body);
     return rc;
 }
 
@@ -799,6 +797,5 @@ TS_COMPUTE_HANDLER(groups_create)
 out:
     ts_db_res_free(res);
     free(rules_s);
-    json_decref(body);
     return rc;
 }

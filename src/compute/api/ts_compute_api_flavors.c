@@ -339,7 +339,6 @@ TS_COMPUTE_HANDLER(flavors_create)
     if (rc) goto out;
     rc = flavor_show(req, resp, mv, id, err);
 out:
-    json_decref(body);
     return rc;
 }
 
@@ -361,13 +360,11 @@ TS_COMPUTE_HANDLER(flavors_update)
     json_t *f = json_object_get(body, "flavor");
     json_t *d = json_object_get(f, "description");
     if (!json_is_object(f) || !d || (!json_is_null(d) && !json_is_string(d))) {
-        json_decref(body);
         return ts_err_set(err, TS_EINVAL, "Invalid input for field/attribute flavor. 'description' is a required "
                           "property");
     }
     rc = ts_db_exec(svc->db, "UPDATE flavors SET description = ? WHERE flavorid = ?",
                     TS_DB_ARGS(TS_DB_S(json_string_value(d)), TS_DB_S(id)), NULL, err);
-    json_decref(body);
     if (rc) return rc;
     return flavor_show(req, resp, mv, id, err);
 }
@@ -461,7 +458,6 @@ TS_COMPUTE_HANDLER(flavors_action)
     if (!rc) ts_http_resp_json(resp, 200, json_pack("{s:o}", "flavor_access", access_list(svc, id)));
 out:
     ts_db_res_free(res);
-    json_decref(body);
     return rc;
 }
 
@@ -540,7 +536,6 @@ TS_COMPUTE_HANDLER(flavor_specs_create)
     if (!json_is_object(specs)) rc = ts_err_set(err, TS_EINVAL, "Invalid input for field/attribute extra_specs.");
     else rc = specs_write(req->svc, id, specs, err);
     if (!rc) ts_http_resp_json(resp, 200, json_pack("{s:O}", "extra_specs", specs));
-    json_decref(body);
     return rc;
 }
 
@@ -579,7 +574,6 @@ TS_COMPUTE_HANDLER(flavor_spec_put)
     else if (!json_object_get(body, key)) rc = ts_err_set(err, TS_EINVAL, "Request body and URI mismatch");
     else rc = specs_write(req->svc, id, body, err);
     if (!rc) ts_http_resp_json(resp, 200, json_incref(body));
-    json_decref(body);
     return rc;
 }
 
@@ -854,7 +848,6 @@ out:
     ts_db_res_free(res);
     free(pub);
     free(priv);
-    json_decref(body);
     return rc;
 }
 
@@ -1053,7 +1046,6 @@ TS_COMPUTE_HANDLER(quotas_update)
     }
     ts_http_resp_json(resp, 200, json_pack("{s:o}", "quota_set", quota_set(svc, mv, p, NULL, 0, false)));
 out:
-    json_decref(body);
     return rc;
 }
 

@@ -1141,7 +1141,6 @@ TS_COMPUTE_HANDLER(servers_create)
 out:
     if (tx) ts_db_rollback(tx);
     ts_db_res_free(res);
-    json_decref(body);
     json_decref(flavor);
     json_decref(image);
     json_decref(created);
@@ -1209,7 +1208,6 @@ TS_COMPUTE_HANDLER(servers_update)
     }
     rc = ts_compute_show_one(req, resp, mv, id, 200, NULL, err);
 out:
-    json_decref(body);
     json_decref(inst);
     json_decref(vals);
     return rc;
