@@ -336,8 +336,7 @@ static json_t *port_cidrs(const json_t *state, const json_t *port)
     json_t *out = json_array();
     size_t i;
     json_t *f;
-    json_array_foreach(json_object_get(port, "fixed_ips"), i, f)
-    {
+    json_array_foreach(json_object_get(port, "fixed_ips"), i, f) {
         const char *ip = ts_json_str(f, "ip_address", NULL);
         const json_t *sn = ts_netagent_find(state, "subnets", ts_json_str(f, "subnet_id", NULL));
         int plen = ts_netagent_prefixlen(ts_json_str(sn, "cidr", NULL));
@@ -372,13 +371,11 @@ static void ensure_veth(struct ts_netagent *a, const char *ns, const char *root,
     json_t *have = json_object_get(ns_addrs, inner);
     size_t i;
     json_t *v;
-    json_array_foreach(have, i, v)
-    {
+    json_array_foreach(have, i, v) {
         if (!in_array(cidrs, json_string_value(v)))
             RUN(a, "ip", "-n", ns, "addr", "del", json_string_value(v), "dev", inner);
     }
-    json_array_foreach(cidrs, i, v)
-    {
+    json_array_foreach(cidrs, i, v) {
         if (!in_array(have, json_string_value(v)))
             RUN(a, "ip", "-n", ns, "addr", "add", json_string_value(v), "dev", inner);
     }
@@ -401,8 +398,7 @@ static const json_t *dhcp_port_of(const json_t *state, const char *net_id)
 {
     size_t i;
     json_t *p;
-    json_array_foreach(json_object_get(state, "ports"), i, p)
-    {
+    json_array_foreach(json_object_get(state, "ports"), i, p) {
         if (ts_streq(ts_json_str(p, "network_id", NULL), net_id) &&
             ts_streq(ts_json_str(p, "device_owner", NULL), "network:dhcp") &&
             valid_id(ts_json_str(p, "id", NULL)))
@@ -555,8 +551,7 @@ static void sync_sg(struct ts_netagent *a, const json_t *state, bool anything)
     if (!jump || !ts_streq(ts_json_str(a->applied, "root", NULL), probe)) {
         if (run(a, 0, text ? text : probe, NULL, "iptables-restore", "-w", "-n", (const char *)NULL) == 0) {
             json_object_set_new(a->applied, "root", json_string(probe));
-            json_array_foreach(owned, i, c)
-            {
+            json_array_foreach(owned, i, c) {
                 if (!in_array(chains, json_string_value(c))) own_del(a, "chain", json_string_value(c));
             }
         } else {
@@ -607,8 +602,7 @@ static int reconcile_to(struct ts_netagent *a, json_t *state)
     char name[TS_NETAGENT_IFNAME], nsname[128];
 
     /* what should exist */
-    json_array_foreach(json_object_get(state, "networks"), i, v)
-    {
+    json_array_foreach(json_object_get(state, "networks"), i, v) {
         const char *nid = ts_json_str(v, "id", NULL);
         if (!valid_id(nid)) continue;
         ts_netagent_ifname(name, "brq", nid);
@@ -626,15 +620,13 @@ static int reconcile_to(struct ts_netagent *a, json_t *state)
         ts_netagent_ifname(name, "tap", ts_json_str(dp, "id", ""));
         add_unique(want_links, name);
     }
-    json_array_foreach(json_object_get(state, "routers"), i, v)
-    {
+    json_array_foreach(json_object_get(state, "routers"), i, v) {
         const char *rid = ts_json_str(v, "id", NULL);
         if (!valid_id(rid)) continue;
         snprintf(nsname, sizeof(nsname), "qrouter-%s", rid);
         add_unique(want_ns, nsname);
     }
-    json_array_foreach(json_object_get(state, "ports"), i, v)
-    {
+    json_array_foreach(json_object_get(state, "ports"), i, v) {
         const char *pid = ts_json_str(v, "id", NULL), *owner = ts_json_str(v, "device_owner", "");
         if (!valid_id(pid) || !ts_netagent_find(state, "networks", ts_json_str(v, "network_id", NULL)))
             continue;
@@ -651,16 +643,14 @@ static int reconcile_to(struct ts_netagent *a, json_t *state)
 
     /* remove what is ours and no longer wanted */
     json_t *owned = own_list(a, "ns");
-    json_array_foreach(owned, i, v)
-    {
+    json_array_foreach(owned, i, v) {
         if (!in_array(want_ns, json_string_value(v))) remove_ns(a, json_string_value(v), have_ns);
     }
     json_decref(owned);
     json_decref(links);
     links = links_in(a, NULL);
     owned = own_list(a, "link");
-    json_array_foreach(owned, i, v)
-    {
+    json_array_foreach(owned, i, v) {
         const char *l = json_string_value(v);
         if (in_array(want_links, l)) continue;
         /* a veth end goes with its namespace, a little later: gone is as good as deleted */
@@ -681,16 +671,14 @@ static int reconcile_to(struct ts_netagent *a, json_t *state)
     forget_plugged(a, vif_ports);
 
     /* build: bridges */
-    json_array_foreach(json_object_get(state, "networks"), i, v)
-    {
+    json_array_foreach(json_object_get(state, "networks"), i, v) {
         const char *nid = ts_json_str(v, "id", NULL);
         if (!valid_id(nid)) continue;
         ts_netagent_ifname(name, "brq", nid);
         ensure_bridge(a, name, links);
     }
     if (a->ext_iface) {
-        json_array_foreach(json_object_get(state, "networks"), i, v)
-        {
+        json_array_foreach(json_object_get(state, "networks"), i, v) {
             if (!ts_json_bool(v, "router:external", false) || !valid_id(ts_json_str(v, "id", NULL))) continue;
             ts_netagent_ifname(name, "brq", ts_json_str(v, "id", NULL));
             if (json_object_get(links, a->ext_iface))
@@ -703,8 +691,7 @@ static int reconcile_to(struct ts_netagent *a, json_t *state)
     /* DHCP namespaces */
     const char *nid;
     json_t *argv;
-    json_object_foreach(dhcp_argv, nid, argv)
-    {
+    json_object_foreach(dhcp_argv, nid, argv) {
         const json_t *dp = dhcp_port_of(state, nid);
         char root[TS_NETAGENT_IFNAME], inner[TS_NETAGENT_IFNAME], br[TS_NETAGENT_IFNAME];
         snprintf(nsname, sizeof(nsname), "qdhcp-%s", nid);
@@ -727,8 +714,7 @@ static int reconcile_to(struct ts_netagent *a, json_t *state)
         ensure_dnsmasq(a, nsname, nid, argv);
     }
     /* routers */
-    json_array_foreach(json_object_get(state, "routers"), i, v)
-    {
+    json_array_foreach(json_object_get(state, "routers"), i, v) {
         const char *rid = ts_json_str(v, "id", NULL);
         if (!valid_id(rid)) continue;
         snprintf(nsname, sizeof(nsname), "qrouter-%s", rid);
@@ -738,8 +724,7 @@ static int reconcile_to(struct ts_netagent *a, json_t *state)
         json_t *p;
         const char *gw = NULL, *qg_dev = NULL;
         char qg[TS_NETAGENT_IFNAME] = "";
-        json_array_foreach(json_object_get(state, "ports"), k, p)
-        {
+        json_array_foreach(json_object_get(state, "ports"), k, p) {
             const char *owner = ts_json_str(p, "device_owner", ""), *pid = ts_json_str(p, "id", NULL);
             bool gwport = ts_streq(owner, "network:router_gateway");
             if (!ts_streq(ts_json_str(p, "device_id", NULL), rid) || !valid_id(pid)) continue;
@@ -753,8 +738,7 @@ static int reconcile_to(struct ts_netagent *a, json_t *state)
             if (gwport) {
                 size_t f;
                 json_t *fip;
-                json_array_foreach(json_object_get(state, "floatingips"), f, fip)
-                {
+                json_array_foreach(json_object_get(state, "floatingips"), f, fip) {
                     const char *fa = ts_json_str(fip, "floating_ip_address", NULL);
                     if (ts_streq(ts_json_str(fip, "router_id", NULL), rid) &&
                         ts_json_str(fip, "port_id", NULL) && ts_netagent_is_v4(fa)) {
@@ -782,8 +766,7 @@ static int reconcile_to(struct ts_netagent *a, json_t *state)
         json_decref(na);
     }
     /* VIF taps */
-    json_array_foreach(json_object_get(state, "ports"), i, v)
-    {
+    json_array_foreach(json_object_get(state, "ports"), i, v) {
         const char *pid = ts_json_str(v, "id", NULL);
         if (!in_array(vif_ports, pid)) continue;
         char br[TS_NETAGENT_IFNAME];
@@ -829,12 +812,10 @@ static int meta_answer(void *ctx, const char *net_id, const char *src_ip, const 
     const json_t *port = NULL;
     size_t i, k;
     json_t *p, *f;
-    json_array_foreach(json_object_get(state, "ports"), i, p)
-    {
+    json_array_foreach(json_object_get(state, "ports"), i, p) {
         if (!ts_streq(ts_json_str(p, "network_id", NULL), net_id)) continue;
         if (ts_startswith(ts_json_str(p, "device_owner", ""), "network:")) continue;
-        json_array_foreach(json_object_get(p, "fixed_ips"), k, f)
-        {
+        json_array_foreach(json_object_get(p, "fixed_ips"), k, f) {
             if (ts_streq(ts_json_str(f, "ip_address", NULL), src_ip)) port = p;
         }
     }

@@ -39,8 +39,7 @@ static const char *port_ip4(const json_t *port)
 {
     size_t i;
     json_t *f;
-    json_array_foreach(json_object_get(port, "fixed_ips"), i, f)
-    {
+    json_array_foreach(json_object_get(port, "fixed_ips"), i, f) {
         const char *ip = ts_json_str(f, "ip_address", NULL);
         if (ts_netagent_is_v4(ip)) return ip;
     }
@@ -51,8 +50,7 @@ static const char *public_ip(const json_t *state, const json_t *port)
 {
     size_t i;
     json_t *f;
-    json_array_foreach(json_object_get(state, "floatingips"), i, f)
-    {
+    json_array_foreach(json_object_get(state, "floatingips"), i, f) {
         if (ts_streq(ts_json_str(f, "port_id", NULL), ts_json_str(port, "id", "")))
             return ts_json_str(f, "floating_ip_address", NULL);
     }
@@ -88,8 +86,7 @@ static json_t *network_data_json(const json_t *state, const json_t *inst, const 
     size_t i, k, idx = 0;
     json_t *p, *f;
     const char *dev = ts_json_str(inst, "uuid", "");
-    json_array_foreach(json_object_get(state, "ports"), i, p)
-    {
+    json_array_foreach(json_object_get(state, "ports"), i, p) {
         if (!ts_streq(ts_json_str(p, "device_id", NULL), dev) && p != asking) continue;
         char tap[TS_NETAGENT_IFNAME];
         ts_netagent_ifname(tap, "tap", ts_json_str(p, "id", ""));
@@ -98,8 +95,7 @@ static json_t *network_data_json(const json_t *state, const json_t *inst, const 
                                  "bridge", "ethernet_mac_address", ts_json_str(p, "mac_address", ""));
         json_object_set_new(link, "mtu", json_integer(ts_json_int(net, "mtu", 1500)));
         json_array_append_new(links, link);
-        json_array_foreach(json_object_get(p, "fixed_ips"), k, f)
-        {
+        json_array_foreach(json_object_get(p, "fixed_ips"), k, f) {
             const char *ip = ts_json_str(f, "ip_address", NULL);
             const json_t *sn = ts_netagent_find(state, "subnets", ts_json_str(f, "subnet_id", NULL));
             int plen = ts_netagent_prefixlen(ts_json_str(sn, "cidr", NULL));
@@ -119,8 +115,7 @@ static json_t *network_data_json(const json_t *state, const json_t *inst, const 
             json_array_append_new(nets, n);
             size_t d;
             json_t *dns;
-            json_array_foreach(json_object_get(sn, "dns_nameservers"), d, dns)
-            {
+            json_array_foreach(json_object_get(sn, "dns_nameservers"), d, dns) {
                 if (json_is_string(dns))
                     json_array_append_new(
                         svcs, json_pack("{s:s,s:s}", "type", "dns", "address", json_string_value(dns)));
@@ -259,8 +254,7 @@ int ts_netagent_meta_render(const json_t *state, const json_t *inst, const json_
         size_t i;
         json_t *g;
         ts_buf_init(&b, 65536);
-        json_array_foreach(json_object_get(inst, "security_groups"), i, g)
-        {
+        json_array_foreach(json_object_get(inst, "security_groups"), i, g) {
             if (json_is_string(g)) ts_buf_printf(&b, "%s%s", i ? "\n" : "", json_string_value(g));
         }
         ts_buf_cstr(&b);

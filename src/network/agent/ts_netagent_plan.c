@@ -24,8 +24,7 @@ json_t *ts_netagent_find(const json_t *state, const char *list, const char *id)
     size_t i;
     json_t *v;
     if (!id) return NULL;
-    json_array_foreach(json_object_get(state, list), i, v)
-    {
+    json_array_foreach(json_object_get(state, list), i, v) {
         if (ts_streq(ts_json_str(v, "id", NULL), id)) return v;
     }
     return NULL;
@@ -100,8 +99,7 @@ static const char *port_ip_on(const json_t *port, const char *subnet_id)
 {
     size_t i;
     json_t *f;
-    json_array_foreach(json_object_get(port, "fixed_ips"), i, f)
-    {
+    json_array_foreach(json_object_get(port, "fixed_ips"), i, f) {
         const char *ip = ts_json_str(f, "ip_address", NULL);
         if (ts_streq(ts_json_str(f, "subnet_id", NULL), subnet_id) && ts_netagent_is_v4(ip)) return ip;
     }
@@ -146,8 +144,7 @@ json_t *ts_netagent_dnsmasq_argv(const json_t *state, const char *net_id, const 
     push(a, "--dhcp-leasefile=%s/leases", dir);
     push(a, "--log-facility=%s/log", dir);
     push(a, "--log-dhcp");
-    json_array_foreach(json_object_get(state, "subnets"), i, sn)
-    {
+    json_array_foreach(json_object_get(state, "subnets"), i, sn) {
         if (!dhcp_subnet(sn, net_id)) continue;
         const char *sid = ts_json_str(sn, "id", "");
         char net[16], mask[16];
@@ -169,8 +166,7 @@ json_t *ts_netagent_dnsmasq_argv(const json_t *state, const char *net_id, const 
         ts_buf_printf(&r, "--dhcp-option-force=tag:%s,option:classless-static-route,169.254.169.254/32,%s",
                       tag, me);
         json_t *hr;
-        json_array_foreach(json_object_get(sn, "host_routes"), j, hr)
-        {
+        json_array_foreach(json_object_get(sn, "host_routes"), j, hr) {
             const char *d = ts_json_str(hr, "destination", NULL), *nh = ts_json_str(hr, "nexthop", NULL);
             if (valid_cidr4(d) && ts_netagent_is_v4(nh)) ts_buf_printf(&r, ",%s,%s", d, nh);
         }
@@ -183,8 +179,7 @@ json_t *ts_netagent_dnsmasq_argv(const json_t *state, const char *net_id, const 
             ts_buf_init(&d, 4096);
             ts_buf_printf(&d, "--dhcp-option-force=tag:%s,option:dns-server", tag);
             int nd = 0;
-            json_array_foreach(dns, j, hr)
-            {
+            json_array_foreach(dns, j, hr) {
                 const char *ip = json_string_value(hr);
                 if (ts_netagent_is_v4(ip)) {
                     ts_buf_printf(&d, ",%s", ip);
@@ -194,8 +189,7 @@ json_t *ts_netagent_dnsmasq_argv(const json_t *state, const char *net_id, const 
             if (nd) json_array_append_new(a, json_string(ts_buf_cstr(&d)));
             ts_buf_free(&d);
         }
-        json_array_foreach(json_object_get(state, "ports"), j, p)
-        {
+        json_array_foreach(json_object_get(state, "ports"), j, p) {
             if (!ts_streq(ts_json_str(p, "network_id", NULL), net_id)) continue;
             if (ts_streq(ts_json_str(p, "device_owner", ""), "network:dhcp")) continue;
             const char *ip = port_ip_on(p, sid), *mac = ts_json_str(p, "mac_address", NULL);
@@ -255,8 +249,7 @@ char *ts_netagent_router_nat(const json_t *state, const char *router_id)
     if (gwp) {
         json_t *f = json_array_get(json_object_get(gwp, "fixed_ips"), 0);
         size_t i;
-        json_array_foreach(json_object_get(gwp, "fixed_ips"), i, f)
-        {
+        json_array_foreach(json_object_get(gwp, "fixed_ips"), i, f) {
             if (ts_netagent_is_v4(ts_json_str(f, "ip_address", NULL))) {
                 gw_ip = ts_json_str(f, "ip_address", NULL);
                 break;
@@ -267,8 +260,7 @@ char *ts_netagent_router_nat(const json_t *state, const char *router_id)
     if (router && gw_ip) {
         size_t i;
         json_t *fip;
-        json_array_foreach(json_object_get(state, "floatingips"), i, fip)
-        {
+        json_array_foreach(json_object_get(state, "floatingips"), i, fip) {
             const char *fa = ts_json_str(fip, "floating_ip_address", NULL);
             const char *fx = ts_json_str(fip, "fixed_ip_address", NULL);
             if (!ts_streq(ts_json_str(fip, "router_id", NULL), router_id) ||
@@ -286,8 +278,7 @@ char *ts_netagent_router_nat(const json_t *state, const char *router_id)
             while ((ip = router_port(state, router_id, "network:router_interface", &it))) {
                 size_t k;
                 json_t *f;
-                json_array_foreach(json_object_get(ip, "fixed_ips"), k, f)
-                {
+                json_array_foreach(json_object_get(ip, "fixed_ips"), k, f) {
                     const json_t *sn = subnet_of(state, ts_json_str(f, "subnet_id", NULL));
                     const char *cidr = ts_json_str(sn, "cidr", NULL);
                     if (valid_cidr4(cidr))
@@ -307,19 +298,19 @@ static bool port_in_group(const json_t *port, const char *sg)
 {
     size_t i;
     json_t *g;
-    json_array_foreach(json_object_get(port, "security_groups"), i, g)
-    {
+    json_array_foreach(json_object_get(port, "security_groups"), i, g) {
         if (ts_streq(json_string_value(g), sg)) return true;
     }
     return false;
 }
 
-static void add_match_line(struct ts_buf *out, const char *chain, const char *proto_spec,
-                           const char *dir_flag, const char *addr)
+/* "-A <chain+match> [-s|-d addr] -j RETURN" */
+static void add_match_line(struct ts_buf *out, const char *chain_spec, const char *dir_flag, const char *addr)
 {
-    ts_buf_printf(out, "-A %s%s%s%s%s -j RETURN\n", chain, addr ? " " : "", addr ? dir_flag : "",
-                  addr ? " " : "", addr ? addr : "");
-    (void)proto_spec;
+    if (addr)
+        ts_buf_printf(out, "-A %s %s %s -j RETURN\n", chain_spec, dir_flag, addr);
+    else
+        ts_buf_printf(out, "-A %s -j RETURN\n", chain_spec);
 }
 
 int ts_netagent_sg_rule_specs(const json_t *state, const json_t *rule, struct ts_buf *out, const char *chain)
@@ -373,23 +364,20 @@ int ts_netagent_sg_rule_specs(const json_t *state, const json_t *rule, struct ts
     if (rg) {
         size_t i, k;
         json_t *p, *f;
-        json_array_foreach(json_object_get(state, "ports"), i, p)
-        {
+        json_array_foreach(json_object_get(state, "ports"), i, p) {
             if (!port_in_group(p, rg)) continue;
-            json_array_foreach(json_object_get(p, "fixed_ips"), k, f)
-            {
+            json_array_foreach(json_object_get(p, "fixed_ips"), k, f) {
                 const char *ip = ts_json_str(f, "ip_address", NULL);
                 if (!ts_netagent_is_v4(ip)) continue;
                 char a[32];
                 snprintf(a, sizeof(a), "%s/32", ip);
-                add_match_line(out, ch, spec, dir_flag, a);
+                add_match_line(out, ch, dir_flag, a);
                 n++;
             }
-            json_array_foreach(json_object_get(p, "allowed_address_pairs"), k, f)
-            {
+            json_array_foreach(json_object_get(p, "allowed_address_pairs"), k, f) {
                 const char *ip = ts_json_str(f, "ip_address", NULL);
                 if (ts_netagent_is_v4(ip) || valid_cidr4(ip)) {
-                    add_match_line(out, ch, spec, dir_flag, ip);
+                    add_match_line(out, ch, dir_flag, ip);
                     n++;
                 }
             }
@@ -397,11 +385,11 @@ int ts_netagent_sg_rule_specs(const json_t *state, const json_t *rule, struct ts
     } else if (prefix) {
         if (ts_netagent_is_v4(prefix) || valid_cidr4(prefix)) {
             if (ts_streq(prefix, "0.0.0.0/0")) prefix = NULL;
-            add_match_line(out, ch, spec, dir_flag, prefix);
+            add_match_line(out, ch, dir_flag, prefix);
             n++;
         }
     } else {
-        add_match_line(out, ch, spec, dir_flag, NULL);
+        add_match_line(out, ch, dir_flag, NULL);
         n++;
     }
     return n;
@@ -427,11 +415,9 @@ static void port_rules(const json_t *state, const json_t *port, struct ts_buf *b
     ts_buf_printf(b, "-A %s -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN\n", in);
     ts_buf_printf(b, "-A %s -m conntrack --ctstate INVALID -j DROP\n", in);
     ts_buf_printf(b, "-A %s -p udp -m udp --sport 67 --dport 68 -j RETURN\n", in);
-    json_array_foreach(json_object_get(port, "security_groups"), i, g)
-    {
+    json_array_foreach(json_object_get(port, "security_groups"), i, g) {
         sg = ts_netagent_find(state, "security_groups", json_string_value(g));
-        json_array_foreach(json_object_get(sg, "security_group_rules"), k, r)
-        {
+        json_array_foreach(json_object_get(sg, "security_group_rules"), k, r) {
             if (!ts_streq(ts_json_str(r, "direction", ""), "ingress")) continue;
             ts_netagent_sg_rule_specs(state, r, b, in);
         }
@@ -439,14 +425,12 @@ static void port_rules(const json_t *state, const json_t *port, struct ts_buf *b
     ts_buf_printf(b, "-A %s -j DROP\n", in);
 
     /* anti-spoofing: the port's addresses (and allowed pairs) with its MAC */
-    json_array_foreach(json_object_get(port, "fixed_ips"), i, f)
-    {
+    json_array_foreach(json_object_get(port, "fixed_ips"), i, f) {
         const char *ip = ts_json_str(f, "ip_address", NULL);
         if (ts_netagent_is_v4(ip))
             ts_buf_printf(b, "-A %s -s %s/32 -m mac --mac-source %s -j RETURN\n", spoof, ip, mac);
     }
-    json_array_foreach(json_object_get(port, "allowed_address_pairs"), i, f)
-    {
+    json_array_foreach(json_object_get(port, "allowed_address_pairs"), i, f) {
         const char *ip = ts_json_str(f, "ip_address", NULL);
         const char *pm = ts_json_str(f, "mac_address", mac);
         if ((ts_netagent_is_v4(ip) || valid_cidr4(ip)) && valid_mac(pm))
@@ -462,11 +446,9 @@ static void port_rules(const json_t *state, const json_t *port, struct ts_buf *b
     ts_buf_printf(b, "-A %s -p udp -m udp --sport 67 --dport 68 -j DROP\n", outc);
     ts_buf_printf(b, "-A %s -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN\n", outc);
     ts_buf_printf(b, "-A %s -m conntrack --ctstate INVALID -j DROP\n", outc);
-    json_array_foreach(json_object_get(port, "security_groups"), i, g)
-    {
+    json_array_foreach(json_object_get(port, "security_groups"), i, g) {
         sg = ts_netagent_find(state, "security_groups", json_string_value(g));
-        json_array_foreach(json_object_get(sg, "security_group_rules"), k, r)
-        {
+        json_array_foreach(json_object_get(sg, "security_group_rules"), k, r) {
             if (!ts_streq(ts_json_str(r, "direction", ""), "egress")) continue;
             ts_netagent_sg_rule_specs(state, r, b, outc);
         }
@@ -492,8 +474,7 @@ char *ts_netagent_sg_restore(const json_t *state, const char *host, const char *
 
     if (!remove_jump) {
         json_array_append_new(chains, json_string(fwd_chain));
-        json_array_foreach(json_object_get(state, "ports"), i, p)
-        {
+        json_array_foreach(json_object_get(state, "ports"), i, p) {
             if (!sg_port(p, host)) continue;
             const char *id = ts_json_str(p, "id", "");
             char in[32], outc[32], spoof[32], tap[TS_NETAGENT_IFNAME];
@@ -509,8 +490,7 @@ char *ts_netagent_sg_restore(const json_t *state, const char *host, const char *
             port_rules(state, p, &rules);
         }
         /* what passed the port chains is ours to accept, whatever FORWARD's policy */
-        json_array_foreach(json_object_get(state, "networks"), i, p)
-        {
+        json_array_foreach(json_object_get(state, "networks"), i, p) {
             char br[TS_NETAGENT_IFNAME];
             const char *nid = ts_json_str(p, "id", NULL);
             if (!nid) continue;
@@ -519,8 +499,7 @@ char *ts_netagent_sg_restore(const json_t *state, const char *host, const char *
         }
     }
     json_array_foreach(chains, i, c) ts_buf_printf(&b, ":%s - [0:0]\n", json_string_value(c));
-    json_array_foreach(stale_chains, i, c)
-    {
+    json_array_foreach(stale_chains, i, c) {
         bool wanted = false;
         size_t k;
         json_t *w;
@@ -530,8 +509,7 @@ char *ts_netagent_sg_restore(const json_t *state, const char *host, const char *
     if (remove_jump) ts_buf_printf(&b, "-D FORWARD -j %s\n", fwd_chain);
     if (add_jump && !remove_jump) ts_buf_printf(&b, "-I FORWARD 1 -j %s\n", fwd_chain);
     ts_buf_append(&b, rules.data ? rules.data : "", rules.len);
-    json_array_foreach(stale_chains, i, c)
-    {
+    json_array_foreach(stale_chains, i, c) {
         bool wanted = false;
         size_t k;
         json_t *w;

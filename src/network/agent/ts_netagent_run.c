@@ -163,13 +163,11 @@ static bool ensure_dhcp_ports(struct runner *r, json_t *state)
     size_t i, k;
     json_t *net, *sn, *p;
     bool changed = false;
-    json_array_foreach(json_object_get(state, "networks"), i, net)
-    {
+    json_array_foreach(json_object_get(state, "networks"), i, net) {
         const char *nid = ts_json_str(net, "id", NULL);
         if (!nid) continue;
         json_t *want = json_array();
-        json_array_foreach(json_object_get(state, "subnets"), k, sn)
-        {
+        json_array_foreach(json_object_get(state, "subnets"), k, sn) {
             if (ts_streq(ts_json_str(sn, "network_id", NULL), nid) && ts_json_int(sn, "ip_version", 4) == 4 &&
                 ts_json_bool(sn, "enable_dhcp", true) && ts_json_str(sn, "id", NULL))
                 json_array_append_new(want, json_string(ts_json_str(sn, "id", NULL)));
@@ -179,8 +177,7 @@ static bool ensure_dhcp_ports(struct runner *r, json_t *state)
             continue;
         }
         json_t *dp = NULL;
-        json_array_foreach(json_object_get(state, "ports"), k, p)
-        {
+        json_array_foreach(json_object_get(state, "ports"), k, p) {
             if (ts_streq(ts_json_str(p, "network_id", NULL), nid) &&
                 ts_streq(ts_json_str(p, "device_owner", NULL), "network:dhcp"))
                 dp = p;
@@ -188,8 +185,7 @@ static bool ensure_dhcp_ports(struct runner *r, json_t *state)
         json_t *ips = json_array(), *sid;
         size_t n_have = 0;
         if (dp) json_array_extend(ips, json_object_get(dp, "fixed_ips"));
-        json_array_foreach(want, k, sid)
-        {
+        json_array_foreach(want, k, sid) {
             bool have = false;
             size_t m;
             json_t *f;
@@ -271,12 +267,10 @@ static json_t *fetch_lists(struct runner *r)
         char *url = ts_asprintf("%s/v2.0/security-group-rules", r->network_url);
         json_t *doc = NULL;
         if (api(r, "GET", url, NULL, NULL, &doc) == 0) {
-            json_array_foreach(json_object_get(state, "security_groups"), i, sg)
-            {
+            json_array_foreach(json_object_get(state, "security_groups"), i, sg) {
                 json_t *rules = json_array(), *rule;
                 size_t k;
-                json_array_foreach(json_object_get(doc, "security_group_rules"), k, rule)
-                {
+                json_array_foreach(json_object_get(doc, "security_group_rules"), k, rule) {
                     if (ts_streq(ts_json_str(rule, "security_group_id", NULL), ts_json_str(sg, "id", "")))
                         json_array_append(rules, rule);
                 }
@@ -293,7 +287,6 @@ static json_t *fetch_instance_api(void *ctx, const char *device_id)
 {
     struct runner *r = ctx;
     json_t *doc = NULL, *out = NULL;
-    char *enc_ok = NULL;
     for (const char *c = device_id; *c; c++)
         if (!(*c == '-' || (*c >= '0' && *c <= '9') || (*c >= 'a' && *c <= 'f'))) return NULL;
     char *url = ts_asprintf("%s/v2.1/servers/%s", r->compute_url, device_id);
@@ -315,8 +308,7 @@ static json_t *fetch_instance_api(void *ctx, const char *device_id)
     ts_json_set_str(out, "flavor", ts_json_str(fl, "original_name", ts_json_str(fl, "id", "")));
     json_t *sgs = json_array(), *g;
     size_t i;
-    json_array_foreach(json_object_get(s, "security_groups"), i, g)
-    {
+    json_array_foreach(json_object_get(s, "security_groups"), i, g) {
         if (ts_json_str(g, "name", NULL)) json_array_append_new(sgs, json_string(ts_json_str(g, "name", "")));
     }
     json_object_set_new(out, "security_groups", sgs);
@@ -348,7 +340,6 @@ static json_t *fetch_instance_api(void *ctx, const char *device_id)
         ts_pool_free(pool);
     }
 out:
-    free(enc_ok);
     free(url);
     json_decref(doc);
     return out;
