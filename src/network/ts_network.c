@@ -1234,6 +1234,7 @@ static const struct ts_http_route routes[] = {
     {"GET", "/v2.0/quotas/{project}", h_quota_show, 0},
     {"GET", "/v2.0/quotas/{project}/default", h_quota_default, 0},
     {"GET", "/v2.0/quotas/{project}/details", h_quota_details, 0},
+    {"GET", "/v2.0/quotas/{project}/details.json", h_quota_details, 0},
     {"PUT", "/v2.0/quotas/{project}", h_quota_update, 0},
     {"DELETE", "/v2.0/quotas/{project}", h_quota_delete, 0},
     {"GET", "/v2.0/{res}/{id}/tags", h_tags_list, 0},

@@ -122,10 +122,7 @@ static int set_gateway(struct ts_db_conn *tx, struct ts_http_req *req, json_t *r
     int rc = router_ports(tx, rid, "network:router_gateway", &gwports, err);
     if (rc) return rc;
     const char *net_id = json_is_object(info) ? ts_network_vs(info, "network_id") : NULL;
-    if (json_is_object(info) && !net_id) {
-        rc = ts_network_bad(err, "Invalid input for external_gateway_info. Reason: network_id required.");
-        goto out;
-    }
+    if (net_id && !*net_id) net_id = NULL;   /* {} or {"network_id": ""}: no gateway */
     bool snat = true;
     if (json_is_object(info) && (rc = ts_network_json_bool(info, "enable_snat", true, &snat, err))) goto out;
     json_t *want_ips = json_is_object(info) ? json_object_get(info, "external_fixed_ips") : NULL;

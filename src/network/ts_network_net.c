@@ -334,12 +334,17 @@ int ts_network_h_network_delete(struct ts_http_req *req, struct ts_http_resp *re
     size_t i;
     json_t *p;
     json_array_foreach(ports, i, p) {
-        if (!ts_streq(ts_network_vs(p, "device_owner"), "network:dhcp")) {
+        const char *owner = ts_network_vs(p, "device_owner");
+        if (!ts_streq(owner, "network:dhcp") && !ts_streq(owner, "network:floatingip")) {
             rc = ts_network_conflict(err, "NetworkInUse", "Unable to complete operation on network %s. There are one or more ports still in use on the network.", id);
             goto out;
         }
     }
+    /* DHCP ports and floating IPs go with the network, as in Neutron */
     json_array_foreach(ports, i, p) {
+        if (ts_streq(ts_network_vs(p, "device_owner"), "network:floatingip") &&
+            (rc = ts_network_delete_obj(tx, ts_network_vs(p, "device_id"), err)))
+            goto out;
         if ((rc = ts_network_ipam_release(tx, ts_network_vs(p, "id"), err))) goto out;
         if ((rc = ts_network_delete_obj(tx, ts_network_vs(p, "id"), err))) goto out;
     }

@@ -327,18 +327,19 @@ int ts_network_h_sgr_create(struct ts_http_req *req, struct ts_http_resp *resp, 
     int64_t pmin = 0, pmax = 0;
     if ((rc = get_port(b, "port_range_min", &hmin, &pmin, err)) || (rc = get_port(b, "port_range_max", &hmax, &pmax, err)))
         return rc;
+    if ((hmin && (pmin < 0 || pmin > 65535)) || (hmax && (pmax < 0 || pmax > 65535)))
+        return ts_network_bad(err, "Invalid value for port %lld.", (long long)(hmin && (pmin < 0 || pmin > 65535) ? pmin : pmax));
     if (hmin || hmax) {
         if (pn == 6 || pn == 17 || pn == 132 || pn == 33 || pn == 136) {
             if (hmin && !hmax) pmax = pmin, hmax = true;
-            if (!hmin || pmin < 1 || pmin > 65535 || pmax < 1 || pmax > 65535)
-                return ts_network_bad(err, "Invalid value for port %lld.", (long long)(pmin < 1 || pmin > 65535 ? pmin : pmax));
-            if (pmin > pmax)
+            if ((hmin && pmin == 0) || pmax == 0) return ts_network_bad(err, "Invalid value for port 0.");
+            if (!hmin || pmin > pmax)
                 return ts_network_bad(err, "For TCP/UDP protocols, port_range_min must be <= port_range_max");
         } else if (pn == 1 || pn == 58) {
-            if (hmin && (pmin < 0 || pmin > 255))
-                return ts_network_bad(err, "Invalid value for ICMP field (type) port_range_min: %lld. It must be 0 to 255.", (long long)pmin);
-            if (hmax && (pmax < 0 || pmax > 255))
-                return ts_network_bad(err, "Invalid value for ICMP field (code) port_range_max: %lld. It must be 0 to 255.", (long long)pmax);
+            if (hmin && pmin > 255)
+                return ts_network_bad(err, "Invalid value for ICMP type (port_range_min): %lld. It must be 0 to 255.", (long long)pmin);
+            if (hmax && pmax > 255)
+                return ts_network_bad(err, "Invalid value for ICMP code (port_range_max): %lld. It must be 0 to 255.", (long long)pmax);
             if (hmax && !hmin)
                 return ts_network_bad(err, "ICMP code (port-range-max) %lld is provided but ICMP type (port-range-min) is missing.", (long long)pmax);
         } else {
