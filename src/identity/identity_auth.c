@@ -33,10 +33,12 @@ static struct ts_fernet_keys *keys_get(struct ident *id)
         struct ts_fernet_keys *k = NULL;
         if (ts_fernet_load(id->key_dir, &k, NULL) == 0) {
             pthread_rwlock_wrlock(&id->keys_lock);
+            bool first = id->keys == NULL;
             ts_fernet_keys_free(id->keys);
             id->keys = k;
             id->keys_loaded_at = now;
             pthread_rwlock_unlock(&id->keys_lock);
+            if (!first) id_changed(id); /* a removed key kills its tokens */
         }
     }
     pthread_rwlock_rdlock(&id->keys_lock);
@@ -46,6 +48,141 @@ static struct ts_fernet_keys *keys_get(struct ident *id)
 static void keys_put(struct ident *id)
 {
     pthread_rwlock_unlock(&id->keys_lock);
+}
+
+/* ---- validation cache ----------------------------------------------------------------------
+ * What a token grants is recomputed from the database (user, scope, roles, revocations), which
+ * costs a few queries. The answer is cached by token string and served while the database
+ * generation is unchanged: every write handler bumps it after writing (ts_identity.c W()), a
+ * key reload too. Entries also end at the token's expiry and after cache_seconds, which bounds
+ * staleness when another process (a second identity server on PostgreSQL) writes. */
+#define VC_BUCKETS 4096
+#define VC_MAX 20000
+
+struct vc_entry {
+    struct vc_entry *next;
+    uint64_t hash;
+    char *token;
+    unsigned long gen;
+    double until;
+    uint64_t issued;
+    struct ts_auth auth;
+    char *body[2]; /* token bodies: [0] without catalog, [1] with; NULL until asked */
+};
+
+static uint64_t vc_hash(const char *s)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    return h;
+}
+
+static void vc_entry_free(struct vc_entry *e)
+{
+    free(e->token);
+    free(e->body[0]);
+    free(e->body[1]);
+    free(e);
+}
+
+void id_changed(struct ident *id)
+{
+    __atomic_add_fetch(&id->gen, 1, __ATOMIC_SEQ_CST);
+}
+
+static unsigned long gen_now(struct ident *id)
+{
+    return __atomic_load_n(&id->gen, __ATOMIC_SEQ_CST);
+}
+
+/* Drops every entry; caller holds vc_lock (or is the only user). */
+static void vc_clear(struct ident *id)
+{
+    for (int i = 0; id->vc && i < VC_BUCKETS; i++) {
+        struct vc_entry *e = id->vc[i];
+        while (e) {
+            struct vc_entry *n = e->next;
+            vc_entry_free(e);
+            e = n;
+        }
+        id->vc[i] = NULL;
+    }
+    id->vc_count = 0;
+}
+
+void id_vc_free(struct ident *id)
+{
+    vc_clear(id);
+    free(id->vc);
+    id->vc = NULL;
+}
+
+/* Finds a live entry; copies what is asked (auth, and/or the body with or without catalog,
+ * *body = malloc'd copy or NULL if not cached yet). Returns true on a hit. */
+static bool vc_get(struct ident *id, const char *token, struct ts_auth *auth, uint64_t *issued, int body_kind,
+                   char **body)
+{
+    if (id->cache_seconds <= 0 || !id->vc) return false;
+    uint64_t h = vc_hash(token);
+    unsigned long gen = gen_now(id);
+    double now = ts_now();
+    bool hit = false;
+    pthread_mutex_lock(&id->vc_lock);
+    for (struct vc_entry *e = id->vc[h % VC_BUCKETS]; e; e = e->next) {
+        if (e->hash != h || strcmp(e->token, token)) continue;
+        if (e->gen == gen && e->until > now) {
+            hit = true;
+            if (auth) *auth = e->auth;
+            if (issued) *issued = e->issued;
+            if (body) *body = e->body[body_kind] ? ts_strdup(e->body[body_kind]) : NULL;
+        }
+        break;
+    }
+    pthread_mutex_unlock(&id->vc_lock);
+    return hit;
+}
+
+/* Stores (or completes) the entry for token, computed at generation gen. */
+static void vc_put(struct ident *id, const char *token, unsigned long gen, uint64_t issued, const struct ts_auth *auth,
+                   int body_kind, const char *body)
+{
+    if (id->cache_seconds <= 0) return;
+    uint64_t h = vc_hash(token);
+    double now = ts_now(), until = now + id->cache_seconds;
+    if (auth->expires_at < until) until = auth->expires_at;
+    if (until <= now) return;
+    pthread_mutex_lock(&id->vc_lock);
+    if (!id->vc) id->vc = ts_calloc(VC_BUCKETS, sizeof(*id->vc));
+    struct vc_entry **pp = &id->vc[h % VC_BUCKETS], *e = NULL;
+    for (; *pp; pp = &(*pp)->next) {
+        if ((*pp)->hash == h && !strcmp((*pp)->token, token)) {
+            e = *pp;
+            break;
+        }
+    }
+    if (e && e->gen != gen) { /* stale: start over */
+        free(e->body[0]);
+        free(e->body[1]);
+        e->body[0] = e->body[1] = NULL;
+    }
+    if (!e) {
+        if (id->vc_count >= VC_MAX) { /* full: drop everything (cheap, rare) */
+            vc_clear(id);
+            pp = &id->vc[h % VC_BUCKETS];
+        }
+        e = ts_calloc(1, sizeof(*e));
+        e->hash = h;
+        e->token = ts_strdup(token);
+        e->next = *pp;
+        *pp = e;
+        id->vc_count++;
+    }
+    e->gen = gen;
+    e->until = until;
+    e->issued = issued;
+    e->auth = *auth;
+    if (body && !e->body[body_kind]) e->body[body_kind] = ts_strdup(body);
+    pthread_mutex_unlock(&id->vc_lock);
 }
 
 /* ---- revocation ---------------------------------------------------------------------------- */
@@ -391,13 +528,21 @@ int id_validate(void *ctx, const char *token, struct ts_auth *out, struct ts_err
     struct ident *id = ctx;
     struct ts_token_payload p;
     uint64_t issued = 0;
+    if (token && vc_get(id, token, out, NULL, 0, NULL)) return 0;
+    unsigned long gen = gen_now(id);
     int rc = token_check(id, token, &p, &issued, false, err);
     if (rc < 0) return rc;
     json_t *body = NULL;
     rc = token_body(id, &p, issued, false, &body, out, err);
-    json_decref(body);
-    if (rc < 0) return ts_err_set(err, TS_EUNAUTH, MSG_UNAUTH);
+    if (rc < 0) {
+        json_decref(body);
+        return ts_err_set(err, TS_EUNAUTH, MSG_UNAUTH);
+    }
     snprintf(out->token, sizeof(out->token), "%s", token);
+    char *text = json_dumps(body, JSON_COMPACT);
+    vc_put(id, token, gen, issued, out, 0, text);
+    free(text);
+    json_decref(body);
     return 0;
 }
 
@@ -633,6 +778,23 @@ int id_auth_tokens_get(struct ts_http_req *req, struct ts_http_resp *resp, struc
     bool allow_expired = false;
     const char *ae = ts_http_query(req, "allow_expired");
     if (ae) ts_parse_bool(ae, &allow_expired);
+    int kind = ts_http_query(req, "nocatalog") == NULL ? 1 : 0;
+    struct ts_auth cached;
+    char *text = NULL;
+    if (!allow_expired && vc_get(id, subject, &cached, NULL, kind, &text) && text) {
+        if (strcmp(cached.user_id, req->auth->user_id) && !id_is_admin(req) && !ts_auth_has_role(req->auth, "service")) {
+            free(text);
+            return id_forbid(err, "identity:validate_token");
+        }
+        ts_http_resp_header(resp, "X-Subject-Token", subject);
+        if (!strcmp(req->method, "HEAD"))
+            ts_http_resp_no_body(resp, 200, 0);
+        else
+            ts_http_resp_body(resp, 200, "application/json", text, strlen(text));
+        free(text);
+        return 0;
+    }
+    unsigned long gen = gen_now(id);
     struct ts_token_payload p;
     uint64_t issued = 0;
     struct ts_err e2 = {0};
@@ -643,8 +805,15 @@ int id_auth_tokens_get(struct ts_http_req *req, struct ts_http_resp *resp, struc
     if (strcmp(p.user_id, req->auth->user_id) && !id_is_admin(req) && !ts_auth_has_role(req->auth, "service"))
         return id_forbid(err, "identity:validate_token");
     json_t *out = NULL;
-    if (token_body(id, &p, issued, ts_http_query(req, "nocatalog") == NULL, &out, NULL, &e2) < 0)
+    struct ts_auth sub_auth;
+    if (token_body(id, &p, issued, kind == 1, &out, &sub_auth, &e2) < 0)
         return ts_err_set(err, TS_ENOTFOUND, "Failed to validate token");
+    if (!allow_expired) {
+        snprintf(sub_auth.token, sizeof(sub_auth.token), "%s", subject);
+        char *t = json_dumps(out, JSON_COMPACT);
+        vc_put(id, subject, gen, issued, &sub_auth, kind, t);
+        free(t);
+    }
     ts_http_resp_header(resp, "X-Subject-Token", subject);
     if (!strcmp(req->method, "HEAD")) {
         json_decref(out);

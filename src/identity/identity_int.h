@@ -34,7 +34,19 @@ struct ident {
     int lockout_duration;         /* seconds */
     int bcrypt_rounds;
     int list_limit;               /* 0 = none */
+    /* Validation cache (identity_auth.c): token -> what it grants, valid while gen is
+     * unchanged (every write bumps it, see id_changed) and for at most cache_seconds. */
+    pthread_mutex_t vc_lock;
+    struct vc_entry **vc;
+    int vc_count;
+    unsigned long gen;            /* atomic (__atomic builtins) */
+    int cache_seconds;            /* 0 = no cache */
 };
+
+/* Marks the database as changed: cached validations are recomputed. Any thread. */
+void id_changed(struct ident *id);
+/* Frees the validation cache. */
+void id_vc_free(struct ident *id);
 
 /* ---- the CRUD engine ----------------------------------------------------------------- */
 enum col_kind { COL_STR, COL_BOOL, COL_INT };
@@ -139,6 +151,10 @@ int id_appcred_create(struct ts_http_req *req, struct ts_http_resp *resp, struct
 int id_appcred_list(struct ts_http_req *req, struct ts_http_resp *resp, struct ts_err *err);
 int id_appcred_get(struct ts_http_req *req, struct ts_http_resp *resp, struct ts_err *err);
 int id_appcred_delete(struct ts_http_req *req, struct ts_http_resp *resp, struct ts_err *err);
+int id_trust_create(struct ts_http_req *req, struct ts_http_resp *resp, struct ts_err *err);
+int id_trust_list(struct ts_http_req *req, struct ts_http_resp *resp, struct ts_err *err);
+int id_trust_one(struct ts_http_req *req, struct ts_http_resp *resp, struct ts_err *err);
+int id_trust_roles(struct ts_http_req *req, struct ts_http_resp *resp, struct ts_err *err);
 int id_ec2_create(struct ts_http_req *req, struct ts_http_resp *resp, struct ts_err *err);
 int id_ec2_list(struct ts_http_req *req, struct ts_http_resp *resp, struct ts_err *err);
 int id_ec2_one(struct ts_http_req *req, struct ts_http_resp *resp, struct ts_err *err);

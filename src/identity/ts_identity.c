@@ -50,6 +50,11 @@ static const struct ts_db_migration migrations[] = {
         "CREATE TABLE policies (id TEXT PRIMARY KEY, type TEXT NOT NULL, blob TEXT NOT NULL, extra TEXT)"},
     {2, "CREATE TABLE endpoint_groups (id TEXT PRIMARY KEY, name TEXT NOT NULL, description TEXT, extra TEXT);"
         "CREATE TABLE consumers (id TEXT PRIMARY KEY, description TEXT, extra TEXT)"},
+    {3, "CREATE TABLE trusts (id TEXT PRIMARY KEY, trustor_user_id TEXT NOT NULL, trustee_user_id TEXT NOT NULL, "
+        "  project_id TEXT, impersonation BIGINT NOT NULL DEFAULT 0, expires_at TEXT, remaining_uses BIGINT, "
+        "  roles TEXT NOT NULL, created_at TEXT);"
+        "CREATE INDEX trusts_trustor ON trusts (trustor_user_id);"
+        "CREATE INDEX trusts_trustee ON trusts (trustee_user_id)"},
 };
 
 /* ---- version discovery -------------------------------------------------------------------- */
@@ -79,15 +84,37 @@ static int h_v3(struct ts_http_req *req, struct ts_http_resp *resp, struct ts_er
     return 0;
 }
 
+/* ---- writes invalidate cached validations ------------------------------------------------ */
+/* Every handler that may change what a token grants runs through W(): the generation is
+ * bumped after the write, so a validation computed before it is never served again. */
+#define WRAP(fn)                                                                                 \
+    static int fn##_w(struct ts_http_req *req, struct ts_http_resp *resp, struct ts_err *err)   \
+    {                                                                                            \
+        int rc = fn(req, resp, err);                                                             \
+        if (strcmp(req->method, "GET") && strcmp(req->method, "HEAD")) id_changed(req->svc);     \
+        return rc;                                                                               \
+    }
+WRAP(crud_create)
+WRAP(crud_update)
+WRAP(crud_delete)
+WRAP(id_auth_tokens_delete)
+WRAP(id_user_password)
+WRAP(id_group_member)
+WRAP(id_grant)
+WRAP(id_implied_role)
+WRAP(id_project_tags)
+WRAP(id_appcred_delete)
+#define W(fn) fn##_w
+
 /* ---- routes --------------------------------------------------------------------------------- */
 #define CRUD(path)                                                                          \
-    {"GET", "/v3/" path, crud_list, 0}, {"POST", "/v3/" path, crud_create, 0},             \
-        {"GET", "/v3/" path "/{id}", crud_get, 0}, {"PATCH", "/v3/" path "/{id}", crud_update, 0}, \
-        {"DELETE", "/v3/" path "/{id}", crud_delete, 0}
+    {"GET", "/v3/" path, crud_list, 0}, {"POST", "/v3/" path, W(crud_create), 0},             \
+        {"GET", "/v3/" path "/{id}", crud_get, 0}, {"PATCH", "/v3/" path "/{id}", W(crud_update), 0}, \
+        {"DELETE", "/v3/" path "/{id}", W(crud_delete), 0}
 
 #define GRANT(prefix)                                                                                      \
-    {"PUT", prefix "/roles/{role}", id_grant, 0}, {"HEAD", prefix "/roles/{role}", id_grant, 0},           \
-        {"GET", prefix "/roles/{role}", id_grant, 0}, {"DELETE", prefix "/roles/{role}", id_grant, 0},     \
+    {"PUT", prefix "/roles/{role}", W(id_grant), 0}, {"HEAD", prefix "/roles/{role}", id_grant, 0},     \
+        {"GET", prefix "/roles/{role}", id_grant, 0}, {"DELETE", prefix "/roles/{role}", W(id_grant), 0},     \
         {"GET", prefix "/roles", id_grants_list, 0}
 
 static const struct ts_http_route routes[] = {
@@ -96,7 +123,7 @@ static const struct ts_http_route routes[] = {
     {"POST", "/v3/auth/tokens", id_auth_tokens_post, TS_ROUTE_PUBLIC},
     {"GET", "/v3/auth/tokens", id_auth_tokens_get, 0},
     {"HEAD", "/v3/auth/tokens", id_auth_tokens_get, 0},
-    {"DELETE", "/v3/auth/tokens", id_auth_tokens_delete, 0},
+    {"DELETE", "/v3/auth/tokens", W(id_auth_tokens_delete), 0},
     {"GET", "/v3/auth/catalog", id_auth_catalog, 0},
     {"GET", "/v3/auth/projects", id_auth_projects, 0},
     {"GET", "/v3/auth/domains", id_auth_domains, 0},
@@ -113,44 +140,51 @@ static const struct ts_http_route routes[] = {
     CRUD("policies"),
     CRUD("OS-EP-FILTER/endpoint_groups"),
     CRUD("OS-OAUTH1/consumers"),
-    {"PUT", "/v3/regions/{id}", crud_create, 0},
+    {"PUT", "/v3/regions/{id}", W(crud_create), 0},
     {"GET", "/v3/users/{id}/projects", id_user_projects, 0},
     {"GET", "/v3/users/{id}/groups", id_user_groups, 0},
-    {"POST", "/v3/users/{id}/password", id_user_password, TS_ROUTE_OPTIONAL_AUTH},
+    {"POST", "/v3/users/{id}/password", W(id_user_password), TS_ROUTE_OPTIONAL_AUTH},
     {"GET", "/v3/groups/{id}/users", id_group_users, 0},
-    {"PUT", "/v3/groups/{id}/users/{user}", id_group_member, 0},
-    {"HEAD", "/v3/groups/{id}/users/{user}", id_group_member, 0},
-    {"GET", "/v3/groups/{id}/users/{user}", id_group_member, 0},
-    {"DELETE", "/v3/groups/{id}/users/{user}", id_group_member, 0},
+    {"PUT", "/v3/groups/{id}/users/{user}", W(id_group_member), 0},
+    {"HEAD", "/v3/groups/{id}/users/{user}", W(id_group_member), 0},
+    {"GET", "/v3/groups/{id}/users/{user}", W(id_group_member), 0},
+    {"DELETE", "/v3/groups/{id}/users/{user}", W(id_group_member), 0},
     GRANT("/v3/projects/{target}/users/{actor}"),
     GRANT("/v3/projects/{target}/groups/{actor}"),
     GRANT("/v3/domains/{target}/users/{actor}"),
     GRANT("/v3/domains/{target}/groups/{actor}"),
     GRANT("/v3/system/users/{actor}"),
     GRANT("/v3/system/groups/{actor}"),
-    {"PUT", "/v3/OS-INHERIT/{ttype}/{target}/{atype}/{actor}/roles/{role}/inherited_to_projects", id_grant, 0},
-    {"HEAD", "/v3/OS-INHERIT/{ttype}/{target}/{atype}/{actor}/roles/{role}/inherited_to_projects", id_grant, 0},
-    {"GET", "/v3/OS-INHERIT/{ttype}/{target}/{atype}/{actor}/roles/{role}/inherited_to_projects", id_grant, 0},
-    {"DELETE", "/v3/OS-INHERIT/{ttype}/{target}/{atype}/{actor}/roles/{role}/inherited_to_projects", id_grant, 0},
+    {"PUT", "/v3/OS-INHERIT/{ttype}/{target}/{atype}/{actor}/roles/{role}/inherited_to_projects", W(id_grant), 0},
+    {"HEAD", "/v3/OS-INHERIT/{ttype}/{target}/{atype}/{actor}/roles/{role}/inherited_to_projects", W(id_grant), 0},
+    {"GET", "/v3/OS-INHERIT/{ttype}/{target}/{atype}/{actor}/roles/{role}/inherited_to_projects", W(id_grant), 0},
+    {"DELETE", "/v3/OS-INHERIT/{ttype}/{target}/{atype}/{actor}/roles/{role}/inherited_to_projects", W(id_grant), 0},
     {"GET", "/v3/OS-INHERIT/{ttype}/{target}/{atype}/{actor}/roles/inherited_to_projects", id_grants_list, 0},
     {"GET", "/v3/role_assignments", id_role_assignments, 0},
     {"GET", "/v3/roles/{id}/implies", id_implied_roles_list, 0},
-    {"PUT", "/v3/roles/{id}/implies/{implied}", id_implied_role, 0},
-    {"GET", "/v3/roles/{id}/implies/{implied}", id_implied_role, 0},
-    {"HEAD", "/v3/roles/{id}/implies/{implied}", id_implied_role, 0},
-    {"DELETE", "/v3/roles/{id}/implies/{implied}", id_implied_role, 0},
+    {"PUT", "/v3/roles/{id}/implies/{implied}", W(id_implied_role), 0},
+    {"GET", "/v3/roles/{id}/implies/{implied}", W(id_implied_role), 0},
+    {"HEAD", "/v3/roles/{id}/implies/{implied}", W(id_implied_role), 0},
+    {"DELETE", "/v3/roles/{id}/implies/{implied}", W(id_implied_role), 0},
     {"GET", "/v3/role_inferences", id_role_inferences, 0},
-    {"GET", "/v3/projects/{id}/tags", id_project_tags, 0},
-    {"PUT", "/v3/projects/{id}/tags", id_project_tags, 0},
-    {"DELETE", "/v3/projects/{id}/tags", id_project_tags, 0},
-    {"GET", "/v3/projects/{id}/tags/{tag}", id_project_tags, 0},
-    {"HEAD", "/v3/projects/{id}/tags/{tag}", id_project_tags, 0},
-    {"PUT", "/v3/projects/{id}/tags/{tag}", id_project_tags, 0},
-    {"DELETE", "/v3/projects/{id}/tags/{tag}", id_project_tags, 0},
+    {"GET", "/v3/projects/{id}/tags", W(id_project_tags), 0},
+    {"PUT", "/v3/projects/{id}/tags", W(id_project_tags), 0},
+    {"DELETE", "/v3/projects/{id}/tags", W(id_project_tags), 0},
+    {"GET", "/v3/projects/{id}/tags/{tag}", W(id_project_tags), 0},
+    {"HEAD", "/v3/projects/{id}/tags/{tag}", W(id_project_tags), 0},
+    {"PUT", "/v3/projects/{id}/tags/{tag}", W(id_project_tags), 0},
+    {"DELETE", "/v3/projects/{id}/tags/{tag}", W(id_project_tags), 0},
     {"POST", "/v3/users/{id}/application_credentials", id_appcred_create, 0},
     {"GET", "/v3/users/{id}/application_credentials", id_appcred_list, 0},
     {"GET", "/v3/users/{id}/application_credentials/{cred}", id_appcred_get, 0},
-    {"DELETE", "/v3/users/{id}/application_credentials/{cred}", id_appcred_delete, 0},
+    {"DELETE", "/v3/users/{id}/application_credentials/{cred}", W(id_appcred_delete), 0},
+    {"POST", "/v3/OS-TRUST/trusts", id_trust_create, 0},
+    {"GET", "/v3/OS-TRUST/trusts", id_trust_list, 0},
+    {"GET", "/v3/OS-TRUST/trusts/{id}", id_trust_one, 0},
+    {"DELETE", "/v3/OS-TRUST/trusts/{id}", id_trust_one, 0},
+    {"GET", "/v3/OS-TRUST/trusts/{id}/roles", id_trust_roles, 0},
+    {"GET", "/v3/OS-TRUST/trusts/{id}/roles/{role}", id_trust_roles, 0},
+    {"HEAD", "/v3/OS-TRUST/trusts/{id}/roles/{role}", id_trust_roles, 0},
     {"POST", "/v3/users/{id}/credentials/OS-EC2", id_ec2_create, 0},
     {"GET", "/v3/users/{id}/credentials/OS-EC2", id_ec2_list, 0},
     {"GET", "/v3/users/{id}/credentials/OS-EC2/{access}", id_ec2_one, 0},
@@ -202,7 +236,10 @@ static struct ident *ident_new(struct ts_service_env *env, struct ts_err *err)
     id->lockout_attempts = (int)ts_conf_get_int(env->conf, "identity", "lockout_failure_attempts", 0);
     id->lockout_duration = (int)ts_conf_get_int(env->conf, "identity", "lockout_duration", 1800);
     id->bcrypt_rounds = (int)ts_conf_get_int(env->conf, "identity", "password_hash_rounds", 12);
+    id->cache_seconds = (int)ts_conf_get_int(env->conf, "identity", "validation_cache_seconds", 10);
+    pthread_mutex_init(&id->vc_lock, NULL);
     if (open_db(env, &id->db, err) < 0) {
+        pthread_mutex_destroy(&id->vc_lock);
         free(id->base_url);
         free(id->region);
         free(id->key_dir);
@@ -218,6 +255,8 @@ static void ident_free(struct ident *id)
     ts_db_close(id->db);
     ts_fernet_keys_free(id->keys);
     pthread_rwlock_destroy(&id->keys_lock);
+    id_vc_free(id);
+    pthread_mutex_destroy(&id->vc_lock);
     free(id->base_url);
     free(id->region);
     free(id->key_dir);
