@@ -16,16 +16,14 @@ def uniq(prefix="id"):
 
 
 def sdk(cloud, env=None):
+    """An openstacksdk connection; clouds.yaml files and OS_* variables are ignored (a stray
+    clouds.yaml in the working directory would otherwise be merged in)."""
     import openstack
-    e = env or {}
-    if not e:
-        return openstack.connect(auth_url=cloud.urls["identity"] + "/v3", username="admin",
-                                 password=cloud.admin_password, project_name="admin", user_domain_name="Default",
-                                 project_domain_name="Default", region_name="RegionOne", identity_api_version="3")
+    e = env or {"OS_USERNAME": "admin", "OS_PASSWORD": cloud.admin_password, "OS_PROJECT_NAME": "admin"}
     return openstack.connect(auth_url=cloud.urls["identity"] + "/v3", username=e["OS_USERNAME"],
                              password=e["OS_PASSWORD"], project_name=e["OS_PROJECT_NAME"],
                              user_domain_name="Default", project_domain_name="Default", region_name="RegionOne",
-                             identity_api_version="3")
+                             identity_api_version="3", load_yaml_config=False, load_envvars=False)
 
 
 # ---- tokens and catalog ----------------------------------------------------------------------
