@@ -162,6 +162,7 @@ bench_service() {   # name base_url server_pid -> "up_mbs down_mbs peak_mib list
   printf '%.1f %.1f %.1f %.1f\n' "$up" "$down" "$(echo "$peak / 1024" | bc -l)" "${rps:-0}"
 }
 
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 echo "benchmarking tinystack image (port $TS_IMG_PORT)"
 read -r TS_UP TS_DOWN TS_RSS TS_RPS < <(bench_service tinystack "http://127.0.0.1:$TS_IMG_PORT" $TS_PID)
 echo "benchmarking glance-api (port $GL_PORT)"
@@ -176,6 +177,8 @@ loopback, both validating tokens against the same tinystack identity service, fi
 the same disk. Upload/download: one ${SIZE_MB} MiB random image with curl (one stream). Peak RSS:
 the whole server process tree (tinystack runs identity too) sampled every 50 ms during the upload.
 List: \`wrk -t2 -c8 -d${LIST_SECONDS}s GET /v2/images?limit=100\` over 100 images with a tag and a property each.
+Host load average when the run started: $LOAD_BEFORE (other work shares the host: the MB/s
+figures move with it; run again on an idle host for clean numbers).
 
 | metric | tinystack | glance-api |
 |---|---:|---:|
