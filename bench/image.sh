@@ -189,5 +189,8 @@ figures move with it; run again on an idle host for clean numbers).
 
 glance-api: \`workers = 1\` (one eventlet worker process plus the parent), SQLite database, the
 \`keystone\` paste flavor (keystonemiddleware, token cache in-process).
+tinystack fsyncs the image file and its directory before it marks an image active (crash
+safety); glance_store's filesystem driver does not fsync. Both compute md5 and sha512 while
+receiving.
 EOF
 cat "$OUT"
