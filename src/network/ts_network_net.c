@@ -731,14 +731,30 @@ int ts_network_h_subnet_delete(struct ts_http_req *req, struct ts_http_resp *res
         goto out;
     }
     struct ts_db_res *res = NULL;
-    if ((rc = ts_db_tx_exec(tx, "SELECT COUNT(*) FROM ipallocs WHERE subnet_id = ?", TS_DB_ARGS(TS_DB_S(id)), &res, err)))
+    if ((rc = ts_db_tx_exec(tx, "SELECT a.port_id, o.device_owner FROM ipallocs a LEFT JOIN objects o ON o.id = a.port_id"
+                                " WHERE a.subnet_id = ?", TS_DB_ARGS(TS_DB_S(id)), &res, err)))
         goto out;
-    int64_t used = ts_db_res_int(res, 0, 0, 0);
-    ts_db_res_free(res);
-    if (used > 0) {
-        rc = ts_network_conflict(err, "SubnetInUse", "Unable to complete operation on subnet %s: One or more ports have an IP allocation from this subnet.", id);
-        goto out;
+    for (int r = 0; r < res->nrows; r++) {
+        if (!ts_streq(ts_db_res_get(res, r, 1), "network:dhcp")) {
+            ts_db_res_free(res);
+            rc = ts_network_conflict(err, "SubnetInUse", "Unable to complete operation on subnet %s: One or more ports have an IP allocation from this subnet.", id);
+            goto out;
+        }
     }
+    /* DHCP ports just lose their address on this subnet, as in Neutron */
+    for (int r = 0; r < res->nrows; r++) {
+        json_t *dp = NULL;
+        if (ts_network_load(tx, &ts_network_k_port, ts_db_res_get(res, r, 0), &dp, NULL) != 0) continue;
+        json_t *fi = json_object_get(dp, "fixed_ips");
+        for (size_t k = json_array_size(fi); k-- > 0;)
+            if (ts_streq(ts_network_vs(json_array_get(fi, k), "subnet_id"), id)) json_array_remove(fi, k);
+        rc = ts_network_save(tx, &ts_network_k_port, dp, false, err);
+        json_decref(dp);
+        if (rc) break;
+    }
+    ts_db_res_free(res);
+    if (rc) goto out;
+    if ((rc = ts_db_tx_exec(tx, "DELETE FROM ipallocs WHERE subnet_id = ?", TS_DB_ARGS(TS_DB_S(id)), NULL, err))) goto out;
     if (ts_network_load(tx, &ts_network_k_network, ts_network_vs(v, "network_id"), &net, NULL) == 0) {
         json_t *arr = json_object_get(net, "subnets");
         size_t i;
