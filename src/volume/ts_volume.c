@@ -162,6 +162,8 @@ int ts_volume_metadata_handle(struct ts_volume_svc *svc, struct ts_http_req *req
         if (rc) return rc;
     }
     if (!key) {
+        if (!ts_streq(m, "GET") && !ts_streq(m, "POST") && !ts_streq(m, "PUT"))
+            return ts_err_set(err, TS_EMETHOD, "The method is not allowed for the requested URL.");
         if (ts_streq(m, "GET")) {
             ts_http_resp_json(resp, 200, json_pack("{s:o}", "metadata", ts_volume_metadata(svc, table, idcol, id)));
             return 0;
@@ -189,6 +191,8 @@ int ts_volume_metadata_handle(struct ts_volume_svc *svc, struct ts_http_req *req
         return 0;
     }
     json_decref(all);
+    if (!ts_streq(m, "DELETE") && !ts_streq(m, "PUT"))
+        return ts_err_set(err, TS_EMETHOD, "The method is not allowed for the requested URL.");
     if (ts_streq(m, "DELETE")) {
         if (!cur) return ts_err_set(err, TS_ENOTFOUND, "Metadata item was not found");
         char sql[200];
