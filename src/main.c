@@ -29,6 +29,27 @@ extern const struct ts_service ts_compute_service __attribute__((weak));
 extern const struct ts_service ts_network_service __attribute__((weak));
 extern const struct ts_service ts_volume_service __attribute__((weak));
 extern const struct ts_service ts_object_service __attribute__((weak));
+/* the per-host network agent (src/network/agent/ts_netagent.h), weak like the services */
+extern int ts_netagent_start(struct ts_service_env *env, const char *host, void **state, struct ts_err *err)
+    __attribute__((weak));
+extern void ts_netagent_stop(void *state) __attribute__((weak));
+extern int ts_netagent_apply_main(int argc, char **argv) __attribute__((weak));
+
+/* Starts this host's network agent (Neutron's L2/DHCP/L3/metadata agents) when the network
+ * module is built in and [network] run_agent is true (default). Needs root: without it the
+ * cloud runs with the API only, and says so. */
+static void *netagent_maybe_start(struct ts_service_env *env)
+{
+    void *st = NULL;
+    struct ts_err err = {0};
+    if (!ts_netagent_start || !ts_conf_get_bool(env->conf, "network", "run_agent", true)) return NULL;
+    if (ts_netagent_start(env, env->host, &st, &err) < 0) {
+        ts_warn("main", "network agent not started: %s", err.msg);
+        return NULL;
+    }
+    return st;
+}
+
 /* the per-host compute agent (src/compute/ts_compute.h), also weak */
 struct ts_compute_agent;
 extern int ts_compute_agent_start(struct ts_service_env *env, const char *driver, struct ts_compute_agent **out,
@@ -65,6 +86,7 @@ static void usage(void)
             "        (idempotent: an existing config is kept and updated)\n"
             "  serve [--data DIR] [--set section.key=value ...]   run the enabled services\n"
             "  token rotate [--data DIR]                          rotate the Fernet keys\n"
+            "  netagent-apply ...                                 apply a network data-plane state file (tests)\n"
             "  compute [--data DIR] [--host NAME] [--driver fake|libvirt] [--set section.key=value ...]\n"
             "        run only a compute agent (needs [DEFAULT] transport_url = amqp://... across processes)\n"
             "  version\n"
@@ -345,6 +367,7 @@ static int cmd_serve(int argc, char **argv)
     int started[MAX_SERVICES] = {0};
     int nsvc = services_list(svcs);
     char *identity_url = NULL;
+    void *netagent = NULL;
     struct ts_conf *conf = load_conf(data_dir, &o, true);
     if (!conf) goto out;
 
@@ -387,6 +410,7 @@ static int cmd_serve(int argc, char **argv)
         ts_info("main", "%s service started on port %lld", svcs[i]->name,
                 (long long)ts_conf_get_int(conf, svcs[i]->name, "port", svcs[i]->default_port));
     }
+    if (service_enabled(conf, "network")) netagent = netagent_maybe_start(&env);
     printf("tinystack: serving (Ctrl-C to stop)\n");
     fflush(stdout);
     int sig = 0;
@@ -394,6 +418,7 @@ static int cmd_serve(int argc, char **argv)
     ts_info("main", "signal %d: stopping", sig);
     status = 0;
 stop:
+    if (netagent) ts_netagent_stop(netagent);
     for (int i = nsvc - 1; i >= 0; i--)
         if (started[i]) svcs[i]->stop(states[i]);
 out:
@@ -455,6 +480,8 @@ static int cmd_compute(int argc, char **argv)
     struct ts_conf *conf = NULL;
     struct ts_bus *bus = NULL;
     struct ts_compute_agent *agent = NULL;
+    void *netagent = NULL;
+    char *identity_url = NULL;
     struct ts_err err = {0};
     if (parse_opts(nrest, rest, 2, &o) < 0) {
         free(rest);
@@ -482,19 +509,27 @@ static int cmd_compute(int argc, char **argv)
     struct ts_service_env env;
     env_fill(&env, conf, data_dir);
     env.bus = bus;
+    identity_url = ts_asprintf("http://%s:%lld", ts_conf_get(conf, "DEFAULT", "public_host", "127.0.0.1"),
+                               (long long)ts_conf_get_int(conf, "identity", "port", 5000));
+    env.identity_url = ts_conf_get(conf, "DEFAULT", "identity_url", identity_url);
     if (ts_compute_agent_start(&env, NULL, &agent, &err) < 0) {
         fprintf(stderr, "tinystack: compute agent: %s\n", err.msg);
         goto out;
     }
+    /* fake hosts plug nothing: several of them share one machine in scale tests */
+    if (service_enabled(conf, "network") && !ts_streq(ts_conf_get(conf, "compute", "virt_driver", ""), "fake"))
+        netagent = netagent_maybe_start(&env);
     printf("tinystack: compute agent for host %s running (Ctrl-C to stop)\n", env.host);
     fflush(stdout);
     int sig = 0;
     sigwait(&set, &sig);
     status = 0;
 out:
+    if (netagent) ts_netagent_stop(netagent);
     if (agent) ts_compute_agent_stop(agent);
     ts_bus_close(bus);
     ts_conf_free(conf);
+    free(identity_url);
     free(data_dir);
     free(rest);
     return status;
@@ -510,6 +545,8 @@ int main(int argc, char **argv)
     if (!strcmp(argv[1], "serve")) return cmd_serve(argc, argv);
     if (!strcmp(argv[1], "token")) return cmd_token(argc, argv);
     if (!strcmp(argv[1], "compute")) return cmd_compute(argc, argv);
+    if (!strcmp(argv[1], "netagent-apply") && ts_netagent_apply_main)
+        return ts_netagent_apply_main(argc - 1, argv + 1);
     if (!strcmp(argv[1], "version") || !strcmp(argv[1], "--version")) {
         printf("tinystack 0.1.0\n");
         return 0;

@@ -67,6 +67,8 @@ class Cloud:
             self.ports[svc] = port
             sets["%s.port" % svc] = str(port)
         sets["identity.password_hash_rounds"] = "4"  # bcrypt cost: tests are not a benchmark
+        # nothing a test cloud's network agent made may outlive it (bridges, namespaces, dnsmasq)
+        sets["network.agent_cleanup_on_stop"] = "true"
         sets.update(self.overrides)
         for k, v in sets.items():
             args += ["--set", "%s=%s" % (k, v)]
