@@ -1,8 +1,9 @@
 """A real guest through the whole cloud with the libvirt virt driver: the tinyvm image is
 uploaded with `openstack image create`, booted with `openstack server create --nic none --wait`
 (compute-api -> scheduler -> agent -> libvirt -> QEMU/TCG), its serial console read with
-`openstack console log show`, then stopped, started and deleted, checking libvirt's view at
-each step.
+`openstack console log show`, then stopped, started, rebooted (soft and hard), paused,
+suspended, snapshotted (the snapshot boots as a second server) and deleted, checking libvirt's
+view at each step.
 
 Needs root, libvirtd (started with scripts/libvirt-up.sh if it is not running, and stopped
 afterwards only then), the guest image inputs (tools/build-guest.sh). Run:
@@ -94,6 +95,7 @@ def test_server_boots_with_libvirt(libvirt, guest_image, instances_dir, make_clo
     if not cloud.service_up("compute"):
         pytest.skip("this build serves no compute API")
     server_id = None
+    made = []  # every server id, for cleanup if the test fails half-way
     try:
         cloud.openstack("image", "create", "--disk-format", "qcow2", "--container-format", "bare",
                         "--file", guest_image, "--public", "tinyvm")
@@ -102,6 +104,7 @@ def test_server_boots_with_libvirt(libvirt, guest_image, instances_dir, make_clo
         s = cloud.openstack("--os-compute-api-version", "2.37", "server", "create", "--image", "tinyvm",
                             "--flavor", "t1.tiny", "--nic", "none", "--wait", "-f", "json", "vm1", timeout=300)
         server_id = s["id"]
+        made.append(server_id)
         assert s["status"] == "ACTIVE", s
         wait_console(cloud, "vm1", "TINYVM READY")
         assert domain_state(server_id) == "running"
@@ -116,14 +119,46 @@ def test_server_boots_with_libvirt(libvirt, guest_image, instances_dir, make_clo
         wait_status(cloud, "vm1", "ACTIVE")
         wait_console(cloud, "vm1", "TINYVM READY")
 
+        # soft reboot (ACPI shutdown + start: the console log starts over) and hard reboot
+        cloud.openstack("server", "reboot", "--soft", "vm1")
+        wait_status(cloud, "vm1", "ACTIVE", timeout=180)
+        wait_console(cloud, "vm1", "TINYVM READY")
+        cloud.openstack("server", "reboot", "--hard", "vm1")
+        wait_status(cloud, "vm1", "ACTIVE", timeout=180)
+        wait_console(cloud, "vm1", "TINYVM READY")
+
+        cloud.openstack("server", "pause", "vm1")
+        wait_status(cloud, "vm1", "PAUSED")
+        assert domain_state(server_id) == "paused"
+        cloud.openstack("server", "unpause", "vm1")
+        wait_status(cloud, "vm1", "ACTIVE")
+        cloud.openstack("server", "suspend", "vm1")
+        wait_status(cloud, "vm1", "SUSPENDED", timeout=180)
+        assert domain_state(server_id) == "shut off"  # managed save
+        cloud.openstack("server", "resume", "vm1")
+        wait_status(cloud, "vm1", "ACTIVE", timeout=180)
+        assert domain_state(server_id) == "running"
+
+        # snapshot -> a new image that boots
+        img = cloud.openstack("server", "image", "create", "--name", "vm1-snap", "--wait", "vm1", timeout=300)
+        assert img["status"] == "active", img
+        wait_status(cloud, "vm1", "ACTIVE")
+        s2 = cloud.openstack("--os-compute-api-version", "2.37", "server", "create", "--image", "vm1-snap",
+                             "--flavor", "t1.tiny", "--nic", "none", "--wait", "-f", "json", "vm2", timeout=300)
+        made.append(s2["id"])
+        assert s2["status"] == "ACTIVE", s2
+        wait_console(cloud, "vm2", "TINYVM READY")
+        cloud.openstack("server", "delete", "--wait", "vm2", timeout=180)
+        assert domain_state(s2["id"]) is None
+
         cloud.openstack("server", "delete", "--wait", "vm1", timeout=180)
         assert domain_state(server_id) is None
         # no instance directory left, wherever the agent keeps them
         left = glob.glob(os.path.join(instances_dir, server_id)) + \
             glob.glob(os.path.join(cloud.data_dir, "**", server_id), recursive=True)
         assert not left, left
-        server_id = None
     finally:
-        if server_id:
-            sh(["virsh", "-c", URI, "destroy", server_id], check=False)
-            sh(["virsh", "-c", URI, "undefine", "--managed-save", server_id], check=False)
+        for sid in made:
+            if domain_state(sid) is not None:
+                sh(["virsh", "-c", URI, "destroy", sid], check=False)
+                sh(["virsh", "-c", URI, "undefine", "--managed-save", sid], check=False)
