@@ -151,6 +151,8 @@ int id_appcred_create(struct ts_http_req *req, struct ts_http_resp *resp, struct
 int id_appcred_list(struct ts_http_req *req, struct ts_http_resp *resp, struct ts_err *err);
 int id_appcred_get(struct ts_http_req *req, struct ts_http_resp *resp, struct ts_err *err);
 int id_appcred_delete(struct ts_http_req *req, struct ts_http_resp *resp, struct ts_err *err);
+int id_domain_config(struct ts_http_req *req, struct ts_http_resp *resp, struct ts_err *err);
+int id_domain_config_default(struct ts_http_req *req, struct ts_http_resp *resp, struct ts_err *err);
 int id_trust_create(struct ts_http_req *req, struct ts_http_resp *resp, struct ts_err *err);
 int id_trust_list(struct ts_http_req *req, struct ts_http_resp *resp, struct ts_err *err);
 int id_trust_one(struct ts_http_req *req, struct ts_http_resp *resp, struct ts_err *err);

@@ -109,6 +109,7 @@ static int domain_after_delete(struct ident *id, struct ts_http_req *req, const 
     exec_quiet(id, "DELETE FROM users WHERE domain_id = ?", key);
     exec_quiet(id, "DELETE FROM groups_ WHERE domain_id = ?", key);
     exec_quiet(id, "DELETE FROM roles WHERE domain_id = ?", key);
+    exec_quiet(id, "DELETE FROM domain_configs WHERE domain_id = ?", key);
     return 0;
 }
 

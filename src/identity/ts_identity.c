@@ -55,6 +55,7 @@ static const struct ts_db_migration migrations[] = {
         "  roles TEXT NOT NULL, created_at TEXT);"
         "CREATE INDEX trusts_trustor ON trusts (trustor_user_id);"
         "CREATE INDEX trusts_trustee ON trusts (trustee_user_id)"},
+    {4, "CREATE TABLE domain_configs (domain_id TEXT PRIMARY KEY, config TEXT NOT NULL)"},
 };
 
 /* ---- version discovery -------------------------------------------------------------------- */
@@ -178,6 +179,22 @@ static const struct ts_http_route routes[] = {
     {"GET", "/v3/users/{id}/application_credentials", id_appcred_list, 0},
     {"GET", "/v3/users/{id}/application_credentials/{cred}", id_appcred_get, 0},
     {"DELETE", "/v3/users/{id}/application_credentials/{cred}", W(id_appcred_delete), 0},
+    {"GET", "/v3/domains/{id}/config", id_domain_config, 0},
+    {"HEAD", "/v3/domains/{id}/config", id_domain_config, 0},
+    {"PUT", "/v3/domains/{id}/config", id_domain_config, 0},
+    {"PATCH", "/v3/domains/{id}/config", id_domain_config, 0},
+    {"DELETE", "/v3/domains/{id}/config", id_domain_config, 0},
+    {"GET", "/v3/domains/config/default", id_domain_config_default, 0},
+    {"GET", "/v3/domains/{id}/config/{group}", id_domain_config, 0},
+    {"HEAD", "/v3/domains/{id}/config/{group}", id_domain_config, 0},
+    {"PATCH", "/v3/domains/{id}/config/{group}", id_domain_config, 0},
+    {"DELETE", "/v3/domains/{id}/config/{group}", id_domain_config, 0},
+    {"GET", "/v3/domains/config/{group}/default", id_domain_config_default, 0},
+    {"GET", "/v3/domains/{id}/config/{group}/{option}", id_domain_config, 0},
+    {"HEAD", "/v3/domains/{id}/config/{group}/{option}", id_domain_config, 0},
+    {"PATCH", "/v3/domains/{id}/config/{group}/{option}", id_domain_config, 0},
+    {"DELETE", "/v3/domains/{id}/config/{group}/{option}", id_domain_config, 0},
+    {"GET", "/v3/domains/config/{group}/{option}/default", id_domain_config_default, 0},
     {"POST", "/v3/OS-TRUST/trusts", id_trust_create, 0},
     {"GET", "/v3/OS-TRUST/trusts", id_trust_list, 0},
     {"GET", "/v3/OS-TRUST/trusts/{id}", id_trust_one, 0},
