@@ -60,6 +60,7 @@ class Cloud:
     # ---- lifecycle -------------------------------------------------------------
     def init(self):
         os.makedirs(self.data_dir, exist_ok=True)
+        os.chmod(self.data_dir, 0o755)  # QEMU runs as libvirt-qemu and must reach instance disks
         args = [TINYSTACK, "init", "--data", self.data_dir, "--admin-password", self.admin_password]
         sets = {}
         for svc in SERVICES:
@@ -152,7 +153,8 @@ class Cloud:
 
     def openstack(self, *args, env=None, check=True, timeout=300):
         args = list(args)
-        want_json = any(a in ("list", "show", "create", "issue") for a in args[:3]) and "-f" not in args
+        want_json = (any(a in ("list", "show", "create", "issue") for a in args[:3]) and "-f" not in args
+                     and args[:1] != ["console"])  # console log/url print text
         verbs_without_output = {"delete", "set", "unset", "add", "remove", "revoke", "save"}
         if want_json and not any(a in verbs_without_output for a in args[:3]):
             args += ["-f", "json"]
