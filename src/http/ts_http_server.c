@@ -879,9 +879,10 @@ int ts_http_server_start(const struct ts_http_server_opts *opts, struct ts_http_
     OPT(MHD_OPTION_URI_LOG_CALLBACK, on_uri, srv);
     OPT(MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv);
     OPT(MHD_OPTION_CONNECTION_MEMORY_LIMIT, 64 * 1024, NULL);
-    OPT(MHD_OPTION_CONNECTION_TIMEOUT, 300, NULL);
+    /* idle seconds before a connection is dropped: also how long a client that vanished
+     * mid-upload can hold an upload open before its abort runs */
+    OPT(MHD_OPTION_CONNECTION_TIMEOUT, 60, NULL);
     OPT(MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024, NULL);
-    OPT(MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, NULL);
     OPT(MHD_OPTION_END, 0, NULL);
 #undef OPT
     srv->daemon = MHD_start_daemon(flags, (uint16_t)opts->port, NULL, NULL, on_request, srv, MHD_OPTION_ARRAY, ops,
