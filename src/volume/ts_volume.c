@@ -274,7 +274,10 @@ json_t *ts_volume_view(struct ts_volume_svc *svc, struct ts_http_req *req, const
     json_object_set_new(o, "os-vol-tenant-attr:tenant_id", json_string(ts_db_res_getn(res, r, "project_id")));
     ts_json_set_str(o, "os-vol-mig-status-attr:migstat", ts_db_res_getn(res, r, "migration_status"));
     json_object_set_new(o, "os-vol-mig-status-attr:name_id", json_null());
-    if (req && req->auth->is_admin) ts_json_set_str(o, "os-vol-host-attr:host", ts_db_res_getn(res, r, "host"));
+    if (req && req->auth->is_admin) {
+        ts_json_set_str(o, "os-vol-host-attr:host", ts_db_res_getn(res, r, "host"));
+        ts_json_set_str(o, "migration_status", ts_db_res_getn(res, r, "migration_status"));
+    }
     char tname[256];
     const char *tid = ts_db_res_getn(res, r, "volume_type_id");
     ts_volume_type_name(svc, tid, tname, sizeof(tname));
@@ -302,6 +305,15 @@ json_t *ts_volume_view(struct ts_volume_svc *svc, struct ts_http_req *req, const
                                               "bookmark", "href", self));
     free(self);
     return o;
+}
+
+json_t *ts_volume_view_brief(json_t *v)
+{
+    static const char *const drop[] = {"os-vol-tenant-attr:tenant_id", "os-vol-mig-status-attr:migstat", "migration_status",
+                                       "os-vol-mig-status-attr:name_id", "os-vol-host-attr:host",
+                                       "volume_image_metadata", NULL};
+    for (int i = 0; drop[i]; i++) json_object_del(v, drop[i]);
+    return v;
 }
 
 int ts_volume_set_status(struct ts_volume_svc *svc, const char *id, const char *status, struct ts_err *err)
@@ -519,6 +531,14 @@ static int h_version_v3(struct ts_http_req *req, struct ts_http_resp *resp, stru
     return 0;
 }
 
+/* PUT/DELETE on a collection without an id: Cinder answers 404. */
+static int h_no_id(struct ts_http_req *req, struct ts_http_resp *resp, struct ts_err *err)
+{
+    int mv, rc = ts_volume_begin(req, resp, &mv, err);
+    if (rc) return rc;
+    return ts_err_set(err, TS_ENOTFOUND, "The resource could not be found.");
+}
+
 #define P "/v3/{project_id}"
 static const struct ts_http_route routes[] = {
     {"GET", "/", h_versions, TS_ROUTE_PUBLIC},
@@ -529,6 +549,8 @@ static const struct ts_http_route routes[] = {
     {"GET", P "/volumes/summary", ts_volume_h_summary, 0},
     {"GET", P "/volumes/{volume_id}", ts_volume_h_show, 0},
     {"PUT", P "/volumes/{volume_id}", ts_volume_h_update, 0},
+    {"PUT", P "/volumes", h_no_id, 0},
+    {"DELETE", P "/volumes", h_no_id, 0},
     {"DELETE", P "/volumes/{volume_id}", ts_volume_h_delete, 0},
     {"*", P "/volumes/{volume_id}/metadata", ts_volume_h_metadata, 0},
     {"*", P "/volumes/{volume_id}/metadata/{key}", ts_volume_h_metadata, 0},
@@ -568,6 +590,10 @@ static const struct ts_http_route routes[] = {
     {"GET", P "/limits", ts_volume_h_limits, 0},
     {"GET", P "/os-availability-zone", ts_volume_h_azs, 0},
     {"GET", P "/os-services", ts_volume_h_services, 0},
+    {"PUT", P "/os-services/{action}", ts_volume_h_service_action, 0},
+    {"GET", P "/os-hosts", ts_volume_h_hosts, 0},
+    {"GET", P "/os-hosts/{host}", ts_volume_h_host_show, 0},
+    {"GET", P "/capabilities/{host}", ts_volume_h_capabilities, 0},
     {"GET", P "/scheduler-stats/get_pools", ts_volume_h_pools, 0},
     {"GET", P "/extensions", ts_volume_h_extensions, 0},
     {"GET", P "/messages", ts_volume_h_messages, 0},

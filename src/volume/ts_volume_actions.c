@@ -380,14 +380,19 @@ int ts_volume_h_action(struct ts_http_req *req, struct ts_http_resp *resp, struc
             if (rc == 0) ts_http_resp_body(resp, 202, NULL, "", 0);
         }
     } else if (!strcmp(action, "os-reserve")) {
-        rc = simple_cas(svc, resp, id, "available", ts_db_res_int(vol, 0, 14, 0) ? "in-use" : NULL, "reserved", err);
+        rc = simple_cas(svc, resp, id, "available", ts_db_res_int(vol, 0, 14, 0) ? "in-use" : NULL, "attaching", err);
     } else if (!strcmp(action, "os-unreserve")) {
         struct ts_db_res *r = NULL;
         rc = ts_db_exec(svc->db, "SELECT COUNT(*) FROM attachments WHERE volume_id = ? AND attach_status = 'attached'",
                         TS_DB_ARGS(TS_DB_S(id)), &r, err);
         bool attached = rc == 0 && ts_db_res_int(r, 0, 0, 0) > 0;
         ts_db_res_free(r);
-        if (rc == 0) rc = simple_cas(svc, resp, id, "reserved", NULL, attached ? "in-use" : "available", err);
+        if (rc == 0) {
+            static const char *const from[] = {"attaching", "reserved", NULL};
+            rc = ts_volume_cas_status(svc, id, from, attached ? "in-use" : "available",
+                                      "Invalid volume: Volume status must be attaching or reserved to unreserve.", err);
+            if (rc == 0) ts_http_resp_body(resp, 202, NULL, "", 0);
+        }
     } else if (!strcmp(action, "os-begin_detaching")) {
         rc = simple_cas(svc, resp, id, "in-use", NULL, "detaching", err);
     } else if (!strcmp(action, "os-roll_detaching")) {

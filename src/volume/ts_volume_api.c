@@ -142,10 +142,7 @@ int ts_volume_h_create(struct ts_http_req *req, struct ts_http_resp *resp, struc
     char type_id[64] = "", type_name[256] = "", same_host[320] = "";
     const char *tsel = opt_str(v, "volume_type", NULL);
     if (tsel && *tsel) {
-        if ((rc = ts_volume_type_resolve(svc, req, tsel, type_id, type_name, err))) {
-            if (rc == -TS_ENOTFOUND) rc = ts_err_set(err, TS_EINVAL, "Invalid input received: Volume type %s could not be found.", tsel);
-            return rc;
-        }
+        if ((rc = ts_volume_type_resolve(svc, req, tsel, type_id, type_name, err))) return rc;
     }
     if (snap_id) {
         rc = ts_db_exec(svc->db, "SELECT s.size, s.status, s.project_id, v.volume_type_id, v.host FROM snapshots s "
@@ -256,7 +253,7 @@ int ts_volume_h_create(struct ts_http_req *req, struct ts_http_resp *resp, struc
         rc = ts_err_set(err, TS_EIO, "volume vanished");
         goto out;
     }
-    ts_http_resp_json(resp, 202, json_pack("{s:o}", "volume", ts_volume_view(svc, req, row, 0, mv)));
+    ts_http_resp_json(resp, 202, json_pack("{s:o}", "volume", ts_volume_view_brief(ts_volume_view(svc, req, row, 0, mv))));
     ts_db_res_free(row);
 out:
     ts_db_rollback(tx);
@@ -308,6 +305,9 @@ static int list_common(struct ts_http_req *req, struct ts_http_resp *resp, bool 
     struct ts_volume_svc *svc = req->svc;
     int mv, rc = ts_volume_begin(req, resp, &mv, err);
     if (rc) return rc;
+    /* "GET /volumes/" is a show with an empty id for Cinder: 404 */
+    if (!detail && req->raw_path && ts_endswith(req->raw_path, "/"))
+        return ts_err_set(err, TS_ENOTFOUND, "Volume could not be found.");
     struct ts_db_res *res = NULL, *mk = NULL;
     json_t *mdf = NULL;
     struct qb q = {.n = 0, .pool = req->pool};
@@ -389,7 +389,7 @@ static int list_common(struct ts_http_req *req, struct ts_http_resp *resp, bool 
                         err);
         if (rc) goto out;
         if (mk->nrows == 0 || (!req->auth->is_admin && !ts_streq(ts_db_res_getn(mk, 0, "project_id"), req->auth->project_id))) {
-            rc = ts_err_set(err, TS_EINVAL, "Invalid input received: marker [%s] not found", marker);
+            rc = ts_err_set(err, TS_ENOTFOUND, "Marker %s could not be found.", marker);
             goto out;
         }
         /* keyset: (k1 > v1) OR (k1 = v1 AND k2 > v2) ... with each key's direction */
@@ -527,7 +527,7 @@ int ts_volume_h_update(struct ts_http_req *req, struct ts_http_resp *resp, struc
     json_t *md = json_object_get(v, "metadata");
     if (md && (rc = ts_volume_metadata_set(svc, "volume_metadata", "volume_id", id, md, true, err))) return rc;
     if ((rc = ts_volume_get(svc, req, id, &r, err))) return rc;
-    ts_http_resp_json(resp, 200, json_pack("{s:o}", "volume", ts_volume_view(svc, req, r, 0, mv)));
+    ts_http_resp_json(resp, 200, json_pack("{s:o}", "volume", ts_volume_view_brief(ts_volume_view(svc, req, r, 0, mv))));
     ts_db_res_free(r);
     ts_volume_notify_volume(svc, "volume.update.end", id);
     return 0;

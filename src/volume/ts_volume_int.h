@@ -78,6 +78,9 @@ int ts_volume_get(struct ts_volume_svc *svc, struct ts_http_req *req, const char
 /* The API view of row r (detail), with metadata, attachments and type name. */
 json_t *ts_volume_view(struct ts_volume_svc *svc, struct ts_http_req *req, const struct ts_db_res *res, int r,
                        int mv);
+/* Drops what Cinder shows only on show/detail (tenant, host, migration attributes, image
+ * metadata): the create and update responses. Returns v. */
+json_t *ts_volume_view_brief(json_t *v);
 /* Sets the status (and updated_at) of a volume. */
 int ts_volume_set_status(struct ts_volume_svc *svc, const char *id, const char *status, struct ts_err *err);
 /* Atomic "status = to WHERE status IN (from...)": -TS_EINVAL with msg if it was not. */
@@ -176,6 +179,10 @@ TS_VOLUME_HANDLER(ts_volume_h_quota_class_update);
 TS_VOLUME_HANDLER(ts_volume_h_limits);
 TS_VOLUME_HANDLER(ts_volume_h_azs);
 TS_VOLUME_HANDLER(ts_volume_h_services);
+TS_VOLUME_HANDLER(ts_volume_h_service_action);
+TS_VOLUME_HANDLER(ts_volume_h_hosts);
+TS_VOLUME_HANDLER(ts_volume_h_host_show);
+TS_VOLUME_HANDLER(ts_volume_h_capabilities);
 TS_VOLUME_HANDLER(ts_volume_h_pools);
 TS_VOLUME_HANDLER(ts_volume_h_extensions);
 TS_VOLUME_HANDLER(ts_volume_h_messages);

@@ -92,7 +92,7 @@ json_t *ts_volume_mgr_pools(struct ts_volume_svc *svc, bool detail)
                                           "free_capacity_gb", p->free_gb, "provisioned_capacity_gb",
                                           p->provisioned_gb, "max_over_subscription_ratio", p->ratio,
                                           "thin_provisioning_support", p->thin, "thick_provisioning_support",
-                                          !p->thin, "storage_protocol", "file", "vendor_name", "tinystack",
+                                          !p->thin, "storage_protocol", "file", "vendor_name", "Open Source",
                                           "driver_version", "1.0", "timestamp", ts, "reserved_percentage", 0,
                                           "pool_name", p->backend));
         }

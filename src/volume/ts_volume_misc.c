@@ -288,6 +288,130 @@ int ts_volume_h_services(struct ts_http_req *req, struct ts_http_resp *resp, str
     return 0;
 }
 
+/* "<host>@<backend>" of backend i into out. */
+static void backend_host(struct ts_volume_svc *svc, int i, char *out, size_t len)
+{
+    snprintf(out, len, "%s@%s", svc->host, svc->backends[i]->name);
+}
+
+/* Index of the backend whose "<host>@<backend>[#pool]" is host, or -1. */
+static int find_backend_host(struct ts_volume_svc *svc, const char *host)
+{
+    for (int i = 0; host && i < svc->n_backends; i++) {
+        char h[320];
+        backend_host(svc, i, h, sizeof(h));
+        if (strncmp(host, h, strlen(h)) == 0 && (host[strlen(h)] == 0 || host[strlen(h)] == '#')) return i;
+    }
+    return -1;
+}
+
+int ts_volume_h_service_action(struct ts_http_req *req, struct ts_http_resp *resp, struct ts_err *err)
+{
+    struct ts_volume_svc *svc = req->svc;
+    int mv, rc = ts_volume_begin(req, resp, &mv, err);
+    if (rc) return rc;
+    if ((rc = need_admin(req, err))) return rc;
+    const char *action = ts_http_param(req, "action");
+    json_t *body = NULL;
+    if ((rc = ts_http_json_body(req, &body, err))) return rc;
+    const char *host = ts_json_str(body, "host", NULL), *binary = ts_json_str(body, "binary", "cinder-volume");
+    if (!strcmp(action, "freeze") || !strcmp(action, "thaw")) {
+        if (find_backend_host(svc, host) < 0) return ts_err_set(err, TS_EINVAL, "Host %s is not valid.", host ? host : "");
+        ts_http_resp_body(resp, 200, NULL, "", 0);
+        return 0;
+    }
+    if (strcmp(action, "enable") && strcmp(action, "disable") && strcmp(action, "disable-log-reason"))
+        return ts_err_set(err, TS_ENOTFOUND, "Unknown action");
+    if (!host) return ts_err_set(err, TS_EINVAL, "Missing required element 'host' in request body.");
+    const char *reason = ts_json_str(body, "disabled_reason", NULL);
+    if (!strcmp(action, "disable-log-reason") && (!reason || !*reason || strlen(reason) > 255))
+        return ts_err_set(err, TS_EINVAL, "Disabled reason contains invalid characters or is too long");
+    if (strcmp(host, svc->host) && find_backend_host(svc, host) < 0)
+        return ts_err_set(err, TS_ENOTFOUND, "Host %s could not be found.", host);
+    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:b}", "host", host, "binary", binary, "service", binary, "status",
+                          strcmp(action, "enable") ? "disabled" : "enabled", "disabled", strcmp(action, "enable") != 0);
+    if (!strcmp(action, "disable-log-reason")) json_object_set_new(o, "disabled_reason", json_string(reason));
+    else if (!strcmp(action, "enable")) json_object_set_new(o, "disabled_reason", json_null());
+    ts_http_resp_json(resp, 200, o);
+    return 0;
+}
+
+int ts_volume_h_hosts(struct ts_http_req *req, struct ts_http_resp *resp, struct ts_err *err)
+{
+    struct ts_volume_svc *svc = req->svc;
+    int mv, rc = ts_volume_begin(req, resp, &mv, err);
+    if (rc) return rc;
+    if ((rc = need_admin(req, err))) return rc;
+    char now[32];
+    ts_volume_now(now);
+    json_t *arr = json_array();
+    for (int i = -1; i < svc->n_backends; i++) {
+        char h[320];
+        if (i < 0) snprintf(h, sizeof(h), "%s", svc->host);
+        else backend_host(svc, i, h, sizeof(h));
+        json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "service-status", "available", "service",
+                                             i < 0 ? "cinder-scheduler" : "cinder-volume", "zone", svc->az,
+                                             "service-state", "enabled", "host_name", h, "last-update", now));
+    }
+    ts_http_resp_json(resp, 200, json_pack("{s:o}", "hosts", arr));
+    return 0;
+}
+
+int ts_volume_h_host_show(struct ts_http_req *req, struct ts_http_resp *resp, struct ts_err *err)
+{
+    struct ts_volume_svc *svc = req->svc;
+    int mv, rc = ts_volume_begin(req, resp, &mv, err);
+    if (rc) return rc;
+    if ((rc = need_admin(req, err))) return rc;
+    const char *host = ts_http_param(req, "host");
+    int i = find_backend_host(svc, host);
+    if (i < 0) return ts_err_set(err, TS_ENOTFOUND, "Host %s could not be found.", host);
+    struct ts_db_res *r = NULL;
+    if ((rc = ts_db_exec(svc->db, "SELECT project_id, COUNT(*), COALESCE(SUM(size), 0) FROM volumes WHERE backend = ? "
+                         "GROUP BY project_id", TS_DB_ARGS(TS_DB_S(svc->backends[i]->name)), &r, err)))
+        return rc;
+    json_t *arr = json_array();
+    int64_t tv = 0, tg = 0;
+    for (int k = 0; k < r->nrows; k++) {
+        tv += ts_db_res_int(r, k, 1, 0);
+        tg += ts_db_res_int(r, k, 2, 0);
+    }
+    char a[32], b[32];
+    snprintf(a, sizeof(a), "%lld", (long long)tv);
+    snprintf(b, sizeof(b), "%lld", (long long)tg);
+    json_array_append_new(arr, json_pack("{s:{s:s, s:s, s:s, s:s, s:s, s:s}}", "resource", "host", host, "project",
+                                         "(total)", "volume_count", a, "total_volume_gb", b, "snapshot_count", "0",
+                                         "total_snapshot_gb", "0"));
+    for (int k = 0; k < r->nrows; k++)
+        json_array_append_new(arr, json_pack("{s:{s:s, s:s, s:s, s:s, s:s, s:s}}", "resource", "host", host, "project",
+                                             ts_db_res_get(r, k, 0), "volume_count", ts_db_res_get(r, k, 1),
+                                             "total_volume_gb", ts_db_res_get(r, k, 2), "snapshot_count", "0",
+                                             "total_snapshot_gb", "0"));
+    ts_db_res_free(r);
+    ts_http_resp_json(resp, 200, json_pack("{s:o}", "host", arr));
+    return 0;
+}
+
+int ts_volume_h_capabilities(struct ts_http_req *req, struct ts_http_resp *resp, struct ts_err *err)
+{
+    struct ts_volume_svc *svc = req->svc;
+    int mv, rc = ts_volume_begin(req, resp, &mv, err);
+    if (rc) return rc;
+    if ((rc = need_admin(req, err))) return rc;
+    const char *host = ts_http_param(req, "host");
+    int i = find_backend_host(svc, host);
+    if (i < 0) return ts_err_set(err, TS_ENOTFOUND, "Host %s could not be found.", host);
+    struct ts_volume_backend *be = svc->backends[i];
+    char ns[400];
+    snprintf(ns, sizeof(ns), "OS::Storage::Capabilities::%s", host);
+    ts_http_resp_json(resp, 200,
+                      json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:n, s:n, s:s, s:[], s:{}}", "namespace", ns, "vendor_name",
+                                "Open Source", "volume_backend_name", be->name, "pool_name", be->name, "driver_version",
+                                "1.0", "storage_protocol", "file", "display_name", "description", "visibility", "pool",
+                                "replication_targets", "properties"));
+    return 0;
+}
+
 int ts_volume_h_pools(struct ts_http_req *req, struct ts_http_resp *resp, struct ts_err *err)
 {
     struct ts_volume_svc *svc = req->svc;
@@ -312,7 +436,7 @@ int ts_volume_h_extensions(struct ts_http_req *req, struct ts_http_resp *resp, s
         {"ExtendedSnapshotAttributes", "os-extended-snapshot-attributes"}, {"VolumeHostAttribute", "os-vol-host-attr"},
         {"VolumeTenantAttribute", "os-vol-tenant-attr"}, {"VolumeMigStatusAttribute", "os-vol-mig-status-attr"},
         {"SchedulerStats", "scheduler-stats"}, {"AdminActions", "os-admin-actions"}, {"UsedLimits", "os-used-limits"},
-        {"Types", "types"}, {"TypesManage", "os-types-manage"}, {"VolumeImageMetadata", "os-vol-image-meta"},
+        {"Types", "types"}, {"Hosts", "os-hosts"}, {"Capabilities", "capabilities"}, {"TypesManage", "os-types-manage"}, {"VolumeImageMetadata", "os-vol-image-meta"},
     };
     json_t *arr = json_array();
     for (size_t i = 0; i < sizeof(ext) / sizeof(ext[0]); i++)
@@ -342,7 +466,7 @@ static void key_hash(const char *salt, const char *key, char out[65])
     ts_hex(md, 32, out);
 }
 
-static json_t *transfer_view(struct ts_http_req *req, const struct ts_db_res *r, int i, bool detail)
+static json_t *transfer_view(struct ts_http_req *req, const struct ts_db_res *r, int i, bool detail, int mv)
 {
     const char *host = ts_http_header(req, "Host");
     char *href = ts_asprintf("http://%s/v3/%s/os-volume-transfer/%s", host ? host : "localhost", req->auth->project_id,
@@ -353,10 +477,12 @@ static json_t *transfer_view(struct ts_http_req *req, const struct ts_db_res *r,
     ts_json_set_str(o, "name", ts_db_res_get(r, i, 2));
     if (detail) {
         ts_json_set_str(o, "created_at", ts_db_res_get(r, i, 4));
-        ts_json_set_str(o, "source_project_id", ts_db_res_get(r, i, 3));
-        json_object_set_new(o, "destination_project_id", json_null());
-        json_object_set_new(o, "accepted", json_false());
-        json_object_set_new(o, "no_snapshots", json_false());
+        if (mv >= 57) {
+            ts_json_set_str(o, "source_project_id", ts_db_res_get(r, i, 3));
+            json_object_set_new(o, "destination_project_id", json_null());
+            json_object_set_new(o, "accepted", json_false());
+        }
+        if (mv >= 55) json_object_set_new(o, "no_snapshots", json_false());
     }
     return o;
 }
@@ -406,7 +532,7 @@ int ts_volume_h_transfer_create(struct ts_http_req *req, struct ts_http_resp *re
         goto out;
     }
     if ((rc = ts_db_exec(svc->db, "SELECT " TR_COLS " FROM transfers WHERE id = ?", TS_DB_ARGS(TS_DB_S(id)), &r, err))) goto out;
-    json_t *v = transfer_view(req, r, 0, true);
+    json_t *v = transfer_view(req, r, 0, true, mv);
     json_object_set_new(v, "auth_key", json_string(key));
     ts_http_resp_json(resp, 202, json_pack("{s:o}", "transfer", v));
     ts_bus_notify(svc->env->bus, svc->publisher, "transfer.create.end", "INFO",
@@ -430,7 +556,7 @@ static int transfer_list(struct ts_http_req *req, struct ts_http_resp *resp, boo
                          TS_DB_ARGS(TS_DB_I(all ? 1 : 0), TS_DB_S(req->auth->project_id)), &r, err)))
         return rc;
     json_t *arr = json_array();
-    for (int i = 0; i < r->nrows; i++) json_array_append_new(arr, transfer_view(req, r, i, detail));
+    for (int i = 0; i < r->nrows; i++) json_array_append_new(arr, transfer_view(req, r, i, detail, mv));
     ts_db_res_free(r);
     ts_http_resp_json(resp, 200, json_pack("{s:o}", "transfers", arr));
     return 0;
@@ -467,7 +593,7 @@ int ts_volume_h_transfer_show(struct ts_http_req *req, struct ts_http_resp *resp
     if (rc) return rc;
     struct ts_db_res *r = NULL;
     if ((rc = transfer_load(svc, req, ts_http_param(req, "transfer_id"), false, &r, err))) return rc;
-    ts_http_resp_json(resp, 200, json_pack("{s:o}", "transfer", transfer_view(req, r, 0, true)));
+    ts_http_resp_json(resp, 200, json_pack("{s:o}", "transfer", transfer_view(req, r, 0, true, mv)));
     ts_db_res_free(r);
     return 0;
 }
@@ -535,7 +661,7 @@ int ts_volume_h_transfer_accept(struct ts_http_req *req, struct ts_http_resp *re
     rc = ts_db_commit(tx, err);
     tx = NULL;
     if (rc) goto out;
-    json_t *v = transfer_view(req, r, 0, false);
+    json_t *v = transfer_view(req, r, 0, false, mv);
     ts_http_resp_json(resp, 202, json_pack("{s:o}", "transfer", v));
     ts_bus_notify(svc->env->bus, svc->publisher, "transfer.accept.end", "INFO",
                   json_pack("{s:s, s:s}", "id", id, "volume_id", vid));

@@ -59,7 +59,9 @@ int ts_volume_h_snap_create(struct ts_http_req *req, struct ts_http_resp *resp, 
     if ((rc = ts_http_json_body(req, &body, err))) return rc;
     if ((rc = ts_json_body_object(body, "snapshot", &s, err))) return rc;
     const char *vid = ts_json_str(s, "volume_id", NULL);
-    if (!json_is_string(json_object_get(s, "volume_id"))) return ts_err_set(err, TS_EINVAL, "Invalid input received: volume_id is required");
+    json_t *vv = json_object_get(s, "volume_id");
+    if (!vv || json_is_null(vv)) return ts_err_set(err, TS_ENOTFOUND, "Volume could not be found.");
+    if (!json_is_string(vv)) return ts_err_set(err, TS_EINVAL, "Invalid input received: volume_id must be a string");
     json_t *nv = json_object_get(s, "name");
     if (!nv || json_is_null(nv)) nv = json_object_get(s, "display_name");
     json_t *dv = json_object_get(s, "description");
@@ -115,7 +117,10 @@ int ts_volume_h_snap_create(struct ts_http_req *req, struct ts_http_resp *resp, 
                                         &e2) != 0)
         ts_db_exec(svc->db, "UPDATE snapshots SET status = 'error' WHERE id = ?", TS_DB_ARGS(TS_DB_S(id)), NULL, NULL);
     if ((rc = snap_load(svc, req, id, &r, err))) goto out;
-    ts_http_resp_json(resp, 202, json_pack("{s:o}", "snapshot", snap_view(svc, req, r, 0, mv)));
+    json_t *sv = snap_view(svc, req, r, 0, mv);
+    json_object_del(sv, "os-extended-snapshot-attributes:progress");
+    json_object_del(sv, "os-extended-snapshot-attributes:project_id");
+    ts_http_resp_json(resp, 202, json_pack("{s:o}", "snapshot", sv));
 out:
     ts_db_rollback(tx);
     ts_db_res_free(vol);
@@ -139,16 +144,26 @@ static int snap_list(struct ts_http_req *req, struct ts_http_resp *resp, bool de
     if (ls && (ts_parse_int64(ls, &limit) != 0 || limit < 0)) return ts_err_set(err, TS_EINVAL, "Invalid input received: limit must be an integer");
     if (os && (ts_parse_int64(os, &offset) != 0 || offset < 0)) return ts_err_set(err, TS_EINVAL, "Invalid input received: offset must be an integer");
     if (limit > 1000) limit = 1000;
-    const char *sort_dir = ts_http_query(req, "sort_dir");
-    bool asc = sort_dir && strcasecmp(sort_dir, "asc") == 0;
+    const char *sort_dir = ts_http_query(req, "sort_dir"), *sort_key = ts_http_query(req, "sort_key");
+    const char *sort = ts_http_query(req, "sort");
+    static const char *const skeys[] = {"id", "name", "display_name", "status", "size", "created_at", "updated_at",
+                                        "volume_id", NULL};
+    static const char *const scols[] = {"id", "name", "name", "status", "size", "created_at", "updated_at",
+                                        "volume_id", NULL};
+    struct ts_volume_sort sorts[8];
+    int ns = ts_volume_sort_parse(sort, sort_key, sort_dir, skeys, scols, sorts, 8, err);
+    if (ns < 0) return ns;
+    struct ts_buf sql;
+    ts_buf_init(&sql, 8192);
+    ts_buf_appends(&sql, "SELECT " SNAP_COLS " FROM snapshots WHERE (? = 1 OR project_id = ?) AND (? IS NULL OR status = ?) "
+                         "AND (? IS NULL OR volume_id = ?) AND (? IS NULL OR name = ?) ORDER BY ");
+    for (int i = 0; i < ns; i++)
+        ts_buf_printf(&sql, "%s%s %s", i ? ", " : "", sorts[i].key, sorts[i].desc ? "DESC" : "ASC");
     struct ts_db_res *r = NULL;
-    rc = ts_db_exec(svc->db,
-                    asc ? "SELECT " SNAP_COLS " FROM snapshots WHERE (? = 1 OR project_id = ?) AND (? IS NULL OR status = ?) "
-                          "AND (? IS NULL OR volume_id = ?) AND (? IS NULL OR name = ?) ORDER BY created_at ASC, id ASC"
-                        : "SELECT " SNAP_COLS " FROM snapshots WHERE (? = 1 OR project_id = ?) AND (? IS NULL OR status = ?) "
-                          "AND (? IS NULL OR volume_id = ?) AND (? IS NULL OR name = ?) ORDER BY created_at DESC, id DESC",
+    rc = ts_db_exec(svc->db, ts_buf_cstr(&sql),
                     TS_DB_ARGS(TS_DB_I(all ? 1 : 0), TS_DB_S(req->auth->project_id), TS_DB_S(status), TS_DB_S(status),
                                TS_DB_S(vid), TS_DB_S(vid), TS_DB_S(name), TS_DB_S(name)), &r, err);
+    ts_buf_free(&sql);
     if (rc) return rc;
     int start = (int)offset;
     if (marker) {
@@ -157,7 +172,7 @@ static int snap_list(struct ts_http_req *req, struct ts_http_resp *resp, bool de
             if (ts_streq(ts_db_res_get(r, i, 0), marker)) at_i = i;
         if (at_i < 0) {
             ts_db_res_free(r);
-            return ts_err_set(err, TS_EINVAL, "Invalid input received: marker [%s] not found", marker);
+            return ts_err_set(err, TS_ENOTFOUND, "Marker %s could not be found.", marker);
         }
         start = at_i + 1 + (int)offset;
     }
@@ -236,7 +251,10 @@ int ts_volume_h_snap_update(struct ts_http_req *req, struct ts_http_resp *resp, 
         if (rc) return rc;
     }
     if ((rc = snap_load(svc, req, id, &r, err))) return rc;
-    ts_http_resp_json(resp, 200, json_pack("{s:o}", "snapshot", snap_view(svc, req, r, 0, mv)));
+    json_t *sv = snap_view(svc, req, r, 0, mv);
+    json_object_del(sv, "os-extended-snapshot-attributes:progress");
+    json_object_del(sv, "os-extended-snapshot-attributes:project_id");
+    ts_http_resp_json(resp, 200, json_pack("{s:o}", "snapshot", sv));
     ts_db_res_free(r);
     return 0;
 }

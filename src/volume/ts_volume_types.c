@@ -19,7 +19,10 @@ static json_t *specs_of(struct ts_volume_svc *svc, const char *type_id)
     return ts_volume_metadata(svc, "type_extra_specs", "type_id", type_id);
 }
 
-static json_t *type_view(struct ts_volume_svc *svc, struct ts_http_req *req, const struct ts_db_res *r, int i)
+enum view_kind { VIEW_SHOW, VIEW_CREATE, VIEW_UPDATE };
+
+static json_t *type_view_kind(struct ts_volume_svc *svc, struct ts_http_req *req, const struct ts_db_res *r, int i,
+                              enum view_kind kind)
 {
     const char *id = ts_db_res_get(r, i, 0);
     bool pub = ts_db_res_int(r, i, 3, 1) != 0;
@@ -28,8 +31,8 @@ static json_t *type_view(struct ts_volume_svc *svc, struct ts_http_req *req, con
     json_object_set_new(o, "name", json_string(ts_db_res_get(r, i, 1)));
     ts_json_set_str(o, "description", ts_db_res_get(r, i, 2));
     json_object_set_new(o, "is_public", json_boolean(pub));
-    json_object_set_new(o, "os-volume-type-access:is_public", json_boolean(pub));
-    json_object_set_new(o, "qos_specs_id", json_null());
+    if (kind != VIEW_UPDATE) json_object_set_new(o, "os-volume-type-access:is_public", json_boolean(pub));
+    if (kind == VIEW_SHOW) json_object_set_new(o, "qos_specs_id", json_null());
     json_t *specs = specs_of(svc, id);
     if (!req->auth->is_admin) {
         /* users see only the multiattach/replication style keys, as Cinder's policy does */
@@ -45,6 +48,11 @@ static json_t *type_view(struct ts_volume_svc *svc, struct ts_http_req *req, con
     }
     json_object_set_new(o, "extra_specs", specs);
     return o;
+}
+
+static json_t *type_view(struct ts_volume_svc *svc, struct ts_http_req *req, const struct ts_db_res *r, int i)
+{
+    return type_view_kind(svc, req, r, i, VIEW_SHOW);
 }
 
 #define TYPE_COLS "id, name, description, is_public, created_at"
@@ -109,7 +117,7 @@ int ts_volume_h_type_create(struct ts_http_req *req, struct ts_http_resp *resp, 
     if (specs && (rc = ts_volume_metadata_set(svc, "type_extra_specs", "type_id", id, specs, false, err))) return rc;
     struct ts_db_res *r = NULL;
     if ((rc = type_load(svc, req, id, &r, err))) return rc;
-    ts_http_resp_json(resp, 200, json_pack("{s:o}", "volume_type", type_view(svc, req, r, 0)));
+    ts_http_resp_json(resp, 200, json_pack("{s:o}", "volume_type", type_view_kind(svc, req, r, 0, VIEW_CREATE)));
     ts_db_res_free(r);
     ts_bus_notify(svc->env->bus, svc->publisher, "volume_type.create", "INFO", json_pack("{s:s, s:s}", "id", id, "name", name));
     return 0;
@@ -209,7 +217,7 @@ int ts_volume_h_type_update(struct ts_http_req *req, struct ts_http_resp *resp, 
             return rc;
     }
     if ((rc = type_load(svc, req, id, &r, err))) return rc;
-    ts_http_resp_json(resp, 200, json_pack("{s:o}", "volume_type", type_view(svc, req, r, 0)));
+    ts_http_resp_json(resp, 200, json_pack("{s:o}", "volume_type", type_view_kind(svc, req, r, 0, VIEW_UPDATE)));
     ts_db_res_free(r);
     return 0;
 }
