@@ -146,6 +146,7 @@ void ts_object_meta_headers(struct ts_http_resp *resp, json_t *meta, bool owner)
     json_t *v;
     json_object_foreach(meta, k, v) {
         if (strstr(k, "-Sysmeta-")) continue;
+        if (!owner && strstr(k, "Temp-Url-Key")) continue;
         if (!owner && (strcasecmp(k, "X-Container-Read") == 0 || strcasecmp(k, "X-Container-Write") == 0))
             continue;
         /* libmicrohttpd refuses empty header values; one space reads as "" to every client */
@@ -426,7 +427,8 @@ static int do_listing(struct ts_object_req *s, const char *cont, const struct ts
             const char *name = ts_db_res_get(r, i, 0);
             if (dl) {
                 const char *d = strchr(name + plen, dl);
-                if (d && d[1] != '\0' ? true : (d && lp->path_mode)) {
+                /* as Swift: "dir/" itself is an object; "dir/x" rolls up into "dir/" */
+                if (d && d[1] != '\0') {
                     size_t dlen = (size_t)(d - name) + 1;
                     char *dir = ts_pool_strndup(pool, name, dlen);
                     if (!lp->path_mode && strcmp(dir, lp->marker) != 0) {
