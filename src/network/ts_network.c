@@ -1179,9 +1179,9 @@ void ts_network_notify(struct ts_network_svc *svc, const struct ts_network_kind 
 void ts_network_agent_event(struct ts_network_svc *svc, const char *event, const char *port_id)
 {
     if (!svc->env || !svc->env->bus) return;
-    json_t *a = json_pack("{s:s,s:s}", "event", event, "port_id", port_id);
-    ts_bus_fanout(svc->env->bus, "network_agent", "port_event", a, NULL);
-    json_decref(a);
+    /* ts_bus_fanout steals the arguments */
+    ts_bus_fanout(svc->env->bus, "network_agent", "port_event",
+                  json_pack("{s:s,s:s}", "event", event, "port_id", port_id), NULL);
 }
 
 int ts_network_nova_event(struct ts_network_svc *svc, const char *token, const char *name, const char *server_id,
