@@ -75,6 +75,7 @@ static const struct ts_db_migration migrations[] = {
      "CREATE TABLE allocations (consumer TEXT PRIMARY KEY, host TEXT NOT NULL, vcpus BIGINT NOT NULL,"
      " memory_mb BIGINT NOT NULL, disk_gb BIGINT NOT NULL, created_at DOUBLE PRECISION);"
      "CREATE INDEX allocations_host_idx ON allocations (host)"},
+    {2, "ALTER TABLE instances ADD COLUMN nw_info TEXT;"},
 };
 
 /* ---- microversions ----------------------------------------------------------------- */
@@ -217,11 +218,6 @@ static int h_version(struct ts_http_req *req, struct ts_http_resp *resp, struct 
     return 0;
 }
 
-static int h_not_found(struct ts_http_req *req, struct ts_http_resp *resp, struct ts_err *err)
-{
-    (void)req, (void)resp;
-    return ts_err_set(err, TS_ENOTFOUND, "The resource could not be found.");
-}
 
 #define V "/v2.1"
 static const struct ts_http_route routes[] = {
@@ -248,7 +244,17 @@ static const struct ts_http_route routes[] = {
     {"DELETE", V "/servers/{id}/tags/{tag}", ts_compute_h_server_tag_delete, 0},
     {"GET", V "/servers/{id}/os-instance-actions", ts_compute_h_server_actions_list, 0},
     {"GET", V "/servers/{id}/os-instance-actions/{req_id}", ts_compute_h_server_action_show, 0},
-    {"GET", V "/servers/{id}/os-interface", h_not_found, 0},
+    {"GET", V "/servers/{id}/os-interface", ts_compute_h_interfaces_list, 0},
+    {"POST", V "/servers/{id}/os-interface", ts_compute_h_interface_create, 0},
+    {"GET", V "/servers/{id}/os-interface/{port_id}", ts_compute_h_interface_show, 0},
+    {"DELETE", V "/servers/{id}/os-interface/{port_id}", ts_compute_h_interface_delete, 0},
+    {"GET", V "/servers/{id}/os-volume_attachments", ts_compute_h_vol_attachments_list, 0},
+    {"POST", V "/servers/{id}/os-volume_attachments", ts_compute_h_vol_attachment_create, 0},
+    {"GET", V "/servers/{id}/os-volume_attachments/{volume_id}", ts_compute_h_vol_attachment_show, 0},
+    {"DELETE", V "/servers/{id}/os-volume_attachments/{volume_id}", ts_compute_h_vol_attachment_delete, 0},
+    {"POST", V "/os-server-external-events", ts_compute_h_external_events, 0},
+    {"GET", V "/os-security-groups", ts_compute_h_sec_groups_list, 0},
+    {"GET", V "/os-security-groups/{sg_id}", ts_compute_h_sec_group_show, 0},
     {"GET", V "/flavors", ts_compute_h_flavors_list, 0},
     {"GET", V "/flavors/detail", ts_compute_h_flavors_detail, 0},
     {"POST", V "/flavors", ts_compute_h_flavors_create, 0},
@@ -301,7 +307,7 @@ static const struct ts_http_route routes[] = {
 /* ---- instances as JSON ------------------------------------------------------------ */
 
 static const char *const json_cols[] = {"flavor", "old_flavor", "bdm", "networks", "security_groups",
-                                        "request_spec", "fault", NULL};
+                                        "request_spec", "fault", "nw_info", NULL};
 static const char *const int_cols[] = {"id", "vcpus", "memory_mb", "root_gb", "power_state", "launch_index",
                                        "locked", "deleted", NULL};
 static const char *const dbl_cols[] = {"created_at", "updated_at", "launched_at", "terminated_at", "deleted_at",
@@ -357,7 +363,7 @@ static bool valid_col(const char *k)
         "memory_mb", "root_gb", "vm_state", "task_state", "power_state", "host", "node", "availability_zone",
         "key_name", "key_data", "user_data", "access_ip_v4", "access_ip_v6", "locked", "locked_reason", "bdm",
         "networks", "security_groups", "request_spec", "fault", "launched_at", "terminated_at", "old_vm_state",
-        NULL};
+        "nw_info", NULL};
     return in_list(ok, k);
 }
 

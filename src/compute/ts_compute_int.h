@@ -55,7 +55,7 @@ struct ts_db_val ts_compute_json_val(json_t *v, char **tmp);
     "old_flavor, vcpus, memory_mb, root_gb, vm_state, task_state, power_state, host, node, availability_zone, " \
     "key_name, key_data, user_data, config_drive, access_ip_v4, access_ip_v6, reservation_id, launch_index, "    \
     "locked, locked_reason, bdm, networks, security_groups, server_group, request_spec, fault, created_at, "     \
-    "updated_at, launched_at, terminated_at, deleted, deleted_at, old_vm_state"
+    "updated_at, launched_at, terminated_at, deleted, deleted_at, old_vm_state, nw_info"
 /* Row r of res (TS_COMPUTE_INST_COLS) as a JSON object keyed by column (json columns parsed). */
 json_t *ts_compute_inst_row(const struct ts_db_res *res, int r);
 /* Loads an instance (deleted ones too) by uuid; -TS_ENOTFOUND if absent. Caller decrefs. */
@@ -82,6 +82,71 @@ bool ts_compute_is_up(double last_seen, double down_time, bool forced_down);
 int64_t ts_compute_quota_limit(struct ts_compute_svc *svc, const char *project, const char *resource);
 int64_t ts_compute_quota_default(const struct ts_conf *conf, const char *resource);
 extern const char *const ts_compute_quota_resources[];
+
+
+/* ---- other services: network and block storage (ts_compute_ext.c) ---- */
+/* Base URL of service svc ("network", "volume"): [svc] url, else http://<bind>:<[svc] port>; NULL (and
+ * buf untouched) when the service is not enabled in this cloud. */
+const char *ts_compute_ext_url(const struct ts_service_env *env, const char *svc, char *buf, size_t cap);
+/* JSON request to svc at path. token NULL = the service token ([service_credentials], cached).
+ * hdr: one extra header or NULL. Returns 0 when an answer came (*status set, *out = parsed body or
+ * NULL), <0 when the service could not be reached. */
+int ts_compute_ext_call(const struct ts_service_env *env, const char *svc, const char *token, const char *method,
+                        const char *path, const json_t *body, const char *hdr, int *status, json_t **out,
+                        struct ts_err *err);
+/* The error message of a Neutron/Cinder error body, or def. */
+const char *ts_compute_ext_msg(const json_t *body, const char *def);
+
+/* Networking as Nova's neutron API does it. A VIF (element of instances.nw_info):
+ * {port_id, network_id, network_name, mac, mtu, created, fixed_ips:[{subnet_id, ip_address}],
+ *  ips:[{addr, version, type: fixed|floating}]}. */
+/* API side: the requested networks (array / "auto" / "none" / NULL) checked and made concrete:
+ * [{"uuid": net[, "fixed_ip"]} | {"port": id}]. 400/409 errors as Nova gives them. */
+int ts_compute_net_resolve(const struct ts_service_env *env, const char *token, const char *project,
+                           const json_t *requested, int64_t max_count, json_t **out, struct ts_err *err);
+/* Creates (or claims) one port for the instance and binds it to host. req: {"uuid"[, "fixed_ip"]} or
+ * {"port"}. sg_names: the instance's security_groups ([{name}]) or NULL. *vif gets the VIF. */
+int ts_compute_net_port_setup(const struct ts_service_env *env, const char *token, const json_t *inst,
+                              const char *host, const json_t *req, json_t **vif, struct ts_err *err);
+/* Deletes a port compute made (created) or unbinds a user's port. Service token. */
+void ts_compute_net_port_release(const struct ts_service_env *env, const char *port_id, bool created);
+/* Releases every port of the instance: those in nw_info with created deleted, the others unbound;
+ * ports still naming the instance as device_id are found through the API too. */
+void ts_compute_net_deallocate(const struct ts_service_env *env, const char *uuid, const json_t *nw_info);
+/* Current VIFs from the network API (ports of device_id uuid, their floating IPs, network names);
+ * created flags are kept from old. token NULL = service token. */
+int ts_compute_net_refresh(const struct ts_service_env *env, const char *token, const char *uuid, const json_t *old,
+                           json_t **out, struct ts_err *err);
+/* Nova's "addresses" object from nw_info. */
+json_t *ts_compute_net_addresses(const json_t *nw_info);
+/* Security group name or id -> id (visible to token); -TS_ENOTFOUND if none. */
+int ts_compute_net_sg_id(const struct ts_service_env *env, const char *token, const char *name, char *out,
+                         size_t cap, struct ts_err *err);
+
+/* Block storage through Cinder's attachments API (3.44). */
+/* Volume of the project (GET); *out the volume object. 404 -> -TS_ENOTFOUND. */
+int ts_compute_vol_get(const struct ts_service_env *env, const char *token, const char *project, const char *vol_id,
+                       json_t **out, struct ts_err *err);
+/* POST /attachments without connector (volume reserved); *att_id (37 bytes). */
+int ts_compute_vol_reserve(const struct ts_service_env *env, const char *token, const char *project,
+                           const char *vol_id, const char *inst_uuid, char *att_id, struct ts_err *err);
+/* PUT the connector (host) -> connection_info; then os-complete. *path gets the device path. */
+int ts_compute_vol_connect(const struct ts_service_env *env, const char *token, const char *project,
+                           const char *att_id, const char *host, char *path, size_t cap, char *format, size_t fcap,
+                           struct ts_err *err);
+int ts_compute_vol_complete(const struct ts_service_env *env, const char *token, const char *project,
+                            const char *att_id, struct ts_err *err);
+/* DELETE the attachment (token first, then the service token). */
+int ts_compute_vol_unreserve(const struct ts_service_env *env, const char *token, const char *project,
+                             const char *att_id, struct ts_err *err);
+/* Creates a volume (from image_id when not NULL) and waits up to timeout_s for available. */
+int ts_compute_vol_create_wait(const struct ts_service_env *env, const char *token, const char *project, int64_t size_gb,
+                               const char *image_id, const char *name, int timeout_s, char *vol_id,
+                               struct ts_err *err);
+int ts_compute_vol_delete(const struct ts_service_env *env, const char *token, const char *project,
+                          const char *vol_id, struct ts_err *err);
+/* Releases the volumes of a deleted instance: attachments deleted, delete_on_termination volumes deleted. */
+void ts_compute_vol_cleanup(const struct ts_service_env *env, const char *token, const json_t *inst);
 
 /* ---- parts ---- */
 int ts_compute_scheduler_start(struct ts_compute_svc *svc, struct ts_err *err);
@@ -155,5 +220,16 @@ TS_COMPUTE_HANDLER(groups_list);
 TS_COMPUTE_HANDLER(groups_create);
 TS_COMPUTE_HANDLER(groups_show);
 TS_COMPUTE_HANDLER(groups_delete);
+TS_COMPUTE_HANDLER(external_events);
+TS_COMPUTE_HANDLER(sec_groups_list);
+TS_COMPUTE_HANDLER(sec_group_show);
+TS_COMPUTE_HANDLER(interfaces_list);
+TS_COMPUTE_HANDLER(interface_show);
+TS_COMPUTE_HANDLER(interface_create);
+TS_COMPUTE_HANDLER(interface_delete);
+TS_COMPUTE_HANDLER(vol_attachments_list);
+TS_COMPUTE_HANDLER(vol_attachment_show);
+TS_COMPUTE_HANDLER(vol_attachment_create);
+TS_COMPUTE_HANDLER(vol_attachment_delete);
 
 #endif

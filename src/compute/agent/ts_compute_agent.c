@@ -25,7 +25,13 @@
 #define JS(o, k) json_string_value(json_object_get((o), (k)))
 #define JI(o, k) json_integer_value(json_object_get((o), (k)))
 
+struct ev {
+    char uuid[37], name[40], tag[64];
+    double at;
+};
+
 struct ts_compute_agent {
+    struct ts_service_env *env;
     struct ts_bus *bus;
     const struct ts_conf *conf;
     char host[256];
@@ -38,12 +44,16 @@ struct ts_compute_agent {
     struct ts_virt_driver *drv;
     int report_interval;
     pthread_t reporter;
-    bool reporter_started, serving;
+    bool reporter_started, serving, serving_events;
     pthread_mutex_t lock;           /* guards busy, stopping */
     pthread_cond_t cond;
     bool stopping;
     char (*busy)[37];
     int n_busy, cap_busy;
+    struct ev *evs;                 /* external events received (guarded by lock, broadcast on cond) */
+    int n_evs, cap_evs;
+    int vif_timeout;                /* [compute] vif_plugging_timeout, 0 = do not wait */
+    bool vif_fatal;                 /* [compute] vif_plugging_is_fatal */
 };
 
 /* ---- per-instance serialisation ---------------------------------------------------- */
@@ -199,6 +209,35 @@ out:
 
 /* ---- instance description for the driver ------------------------------------------------ */
 
+static void nic_fill(const json_t *vif, struct ts_virt_nic *n)
+{
+    const char *pid = JS(vif, "port_id") ? JS(vif, "port_id") : "";
+    const char *net = JS(vif, "network_id") ? JS(vif, "network_id") : "";
+    memset(n, 0, sizeof(*n));
+    snprintf(n->port_id, sizeof(n->port_id), "%s", pid);
+    snprintf(n->mac, sizeof(n->mac), "%s", JS(vif, "mac") ? JS(vif, "mac") : "");
+    snprintf(n->tap, sizeof(n->tap), "tap%.11s", pid);
+    snprintf(n->bridge, sizeof(n->bridge), "brq%.11s", net);
+    n->mtu = (int)JI(vif, "mtu");
+}
+
+static bool bdm_is_root(const json_t *b)
+{
+    json_t *bx = json_object_get(b, "boot_index");
+    return (json_is_integer(bx) && json_integer_value(bx) == 0) || ts_streq(json_string_value(bx), "0");
+}
+
+static void disk_fill(const json_t *b, struct ts_virt_disk *d)
+{
+    memset(d, 0, sizeof(*d));
+    snprintf(d->id, sizeof(d->id), "%s", JS(b, "volume_id") ? JS(b, "volume_id") : "");
+    snprintf(d->path, sizeof(d->path), "%s", JS(b, "path"));
+    snprintf(d->format, sizeof(d->format), "%s", ts_streq(JS(b, "format"), "qcow2") ? "qcow2" : "raw");
+    const char *dev = JS(b, "device_name");
+    if (dev && ts_startswith(dev, "/dev/")) dev += 5;
+    if (dev && strlen(dev) < sizeof(d->dev)) snprintf(d->dev, sizeof(d->dev), "%s", dev);
+}
+
 static void vinst_fill(struct ts_compute_agent *ag, const json_t *inst, struct ts_virt_instance *vi)
 {
     memset(vi, 0, sizeof(*vi));
@@ -220,6 +259,21 @@ static void vinst_fill(struct ts_compute_agent *ag, const json_t *inst, struct t
         free(fp);
     }
     vi->user_data = (char *)JS(inst, "user_data");
+    size_t i;
+    json_t *v;
+    json_array_foreach(json_object_get(inst, "nw_info"), i, v) {
+        if (vi->n_nics >= TS_VIRT_MAX_NICS) break;
+        nic_fill(v, &vi->nics[vi->n_nics++]);
+    }
+    /* volumes: the root volume first (boot from volume), then the others */
+    for (int pass = 0; pass < 2; pass++) {
+        json_array_foreach(json_object_get(inst, "bdm"), i, v) {
+            if (!JS(v, "path") || vi->n_disks >= TS_VIRT_MAX_DISKS) continue;
+            bool root = bdm_is_root(v);
+            if ((pass == 0) != (root && !vi->image_path[0])) continue;
+            disk_fill(v, &vi->disks[vi->n_disks++]);
+        }
+    }
 }
 
 static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
@@ -231,16 +285,241 @@ static int rm_entry(const char *path, const struct stat *st, int flag, struct FT
 
 static void rm_tree(const char *dir) { nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS); }
 
+/* ---- external events (network-vif-plugged) ----------------------------------------------- */
+
+static void ev_record(struct ts_compute_agent *ag, const char *uuid, const char *name, const char *tag)
+{
+    pthread_mutex_lock(&ag->lock);
+    double now = ts_mono();
+    for (int i = 0; i < ag->n_evs;) {
+        if (now - ag->evs[i].at > 900) ag->evs[i] = ag->evs[--ag->n_evs];
+        else i++;
+    }
+    if (ag->n_evs == ag->cap_evs) {
+        ag->cap_evs = ag->cap_evs ? ag->cap_evs * 2 : 32;
+        ag->evs = ts_realloc(ag->evs, (size_t)ag->cap_evs * sizeof(*ag->evs));
+    }
+    struct ev *e = &ag->evs[ag->n_evs++];
+    snprintf(e->uuid, sizeof(e->uuid), "%s", uuid);
+    snprintf(e->name, sizeof(e->name), "%s", name);
+    snprintf(e->tag, sizeof(e->tag), "%s", tag ? tag : "");
+    e->at = now;
+    pthread_cond_broadcast(&ag->cond);
+    pthread_mutex_unlock(&ag->lock);
+}
+
+/* Takes a recorded event (lock held). */
+static bool ev_take(struct ts_compute_agent *ag, const char *uuid, const char *name, const char *tag)
+{
+    for (int i = 0; i < ag->n_evs; i++) {
+        struct ev *e = &ag->evs[i];
+        if (!strcmp(e->uuid, uuid) && !strcmp(e->name, name) && !strcmp(e->tag, tag)) {
+            ag->evs[i] = ag->evs[--ag->n_evs];
+            return true;
+        }
+    }
+    return false;
+}
+
+static void ev_forget(struct ts_compute_agent *ag, const char *uuid)
+{
+    pthread_mutex_lock(&ag->lock);
+    for (int i = 0; i < ag->n_evs;) {
+        if (!strcmp(ag->evs[i].uuid, uuid)) ag->evs[i] = ag->evs[--ag->n_evs];
+        else i++;
+    }
+    pthread_mutex_unlock(&ag->lock);
+}
+
+static bool waits_for_vifs(struct ts_compute_agent *ag)
+{
+    /* fake hosts have no network agent: nothing would ever plug their VIFs */
+    return ag->vif_timeout > 0 && ag->ops != &ts_virt_fake_ops;
+}
+
+/* Waits for network-vif-plugged of every port in vifs (Nova's wait_for_instance_event). */
+static int wait_vifs(struct ts_compute_agent *ag, const char *uuid, const json_t *vifs, struct ts_err *err)
+{
+    size_t n = json_array_size(vifs);
+    if (!n || !waits_for_vifs(ag)) return 0;
+    bool *got = ts_calloc(n, sizeof(bool));
+    size_t left = n;
+    double t0 = ts_mono();
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += ag->vif_timeout;
+    int rc = 0;
+    pthread_mutex_lock(&ag->lock);
+    for (;;) {
+        for (size_t i = 0; i < n; i++) {
+            const char *pid = JS(json_array_get(vifs, i), "port_id");
+            if (!got[i] && pid && ev_take(ag, uuid, "network-vif-plugged", pid)) {
+                got[i] = true;
+                left--;
+            }
+        }
+        if (!left || ag->stopping) break;
+        if (pthread_cond_timedwait(&ag->cond, &ag->lock, &until) == ETIMEDOUT) break;
+    }
+    pthread_mutex_unlock(&ag->lock);
+    if (left) {
+        if (ag->vif_fatal)
+            rc = ts_err_set(err, TS_ETIMEDOUT, "Virtual Interface creation failed (no network-vif-plugged for %zu "
+                            "port(s) after %d s)", left, ag->vif_timeout);
+        else
+            ts_warn("agent", "%s: timeout waiting for %zu vif plugging events, continuing", uuid, left);
+    } else {
+        ts_debug("agent", "%s: %zu VIF(s) plugged after %.2f s", uuid, n, ts_mono() - t0);
+    }
+    free(got);
+    return rc;
+}
+
+/* ---- networks and volumes of a build --------------------------------------------------------- */
+
+static int allocate_networks(struct ts_compute_agent *ag, json_t *ctx, json_t *inst, struct ts_err *err)
+{
+    json_t *nets = json_object_get(inst, "networks");
+    if (!json_is_array(nets) || !json_array_size(nets)) return 0;
+    const char *uuid = JS(inst, "uuid");
+    json_t *vifs = json_array();
+    size_t i;
+    json_t *r;
+    int rc = 0;
+    json_array_foreach(nets, i, r) {
+        json_t *vif = NULL;
+        rc = ts_compute_net_port_setup(ag->env, JS(ctx, "token"), inst, ag->host, r, &vif, err);
+        if (rc) {
+            ts_compute_net_deallocate(ag->env, uuid, vifs);
+            json_decref(vifs);
+            return rc;
+        }
+        json_array_append_new(vifs, vif);
+    }
+    json_object_set(inst, "nw_info", vifs);
+    update(ag, uuid, json_pack("{s:o}", "nw_info", vifs), NULL, NULL, NULL, true, NULL, NULL);
+    return 0;
+}
+
+/* Next free vdX among the instance's bdm entries (vda is the root disk). */
+static void next_dev(const json_t *bdm, char out[16])
+{
+    for (char c = 'b'; c <= 'z'; c++) {
+        char dev[16];
+        snprintf(dev, sizeof(dev), "/dev/vd%c", c);
+        bool used = false;
+        size_t i;
+        json_t *b;
+        json_array_foreach(bdm, i, b) if (ts_streq(JS(b, "device_name"), dev)) used = true;
+        if (!used) {
+            snprintf(out, 16, "%s", dev);
+            return;
+        }
+    }
+    snprintf(out, 16, "/dev/vdz");
+}
+
+/* Connects an attachment to this host and fills the bdm entry's path. */
+static int connect_volume(struct ts_compute_agent *ag, const char *token, const char *project, json_t *b,
+                          struct ts_err *err)
+{
+    char path[512], fmt[16];
+    int rc = ts_compute_vol_connect(ag->env, token, project, JS(b, "attachment_id"), ag->host, path, sizeof(path), fmt,
+                                    sizeof(fmt), err);
+    if (rc) return rc;
+    ts_json_set_str(b, "path", path);
+    ts_json_set_str(b, "format", fmt);
+    return 0;
+}
+
+/* Boot from volume: creates volumes from images (or blank), attaches every volume of the bdm. */
+static int prepare_volumes(struct ts_compute_agent *ag, json_t *ctx, json_t *inst, struct ts_err *err)
+{
+    json_t *bdm = json_object_get(inst, "bdm");
+    if (!json_is_array(bdm)) return 0;
+    const char *token = JS(ctx, "token"), *project = JS(inst, "project_id"), *uuid = JS(inst, "uuid");
+    json_t *nb = json_deep_copy(bdm);
+    int rc = 0, timeout = (int)ts_conf_get_int(ag->conf, "compute", "block_device_allocate_timeout", 600);
+    bool any = false;
+    size_t i;
+    json_t *b;
+    json_array_foreach(nb, i, b) {
+        if (!ts_streq(JS(b, "destination_type"), "volume") || JS(b, "path")) continue;
+        const char *src = JS(b, "source_type");
+        char vid[37];
+        if (ts_streq(src, "volume")) {
+            snprintf(vid, sizeof(vid), "%s", JS(b, "uuid") ? JS(b, "uuid") : "");
+        } else if (ts_streq(src, "image") || ts_streq(src, "blank")) {
+            json_t *sz = json_object_get(b, "volume_size");
+            int64_t gb = json_is_integer(sz) ? json_integer_value(sz) : json_is_string(sz) ? atoll(json_string_value(sz))
+                                                                                           : 0;
+            if (gb <= 0) gb = JI(inst, "root_gb") > 0 ? JI(inst, "root_gb") : 1;
+            char *name = ts_asprintf("%s-volume", JS(inst, "display_name") ? JS(inst, "display_name") : "");
+            rc = ts_compute_vol_create_wait(ag->env, token, project, gb, ts_streq(src, "image") ? JS(b, "uuid") : NULL,
+                                            name, timeout, vid, err);
+            free(name);
+            if (rc) goto out;
+            json_object_set_new(b, "created_volume", json_true());
+        } else {
+            continue;
+        }
+        ts_json_set_str(b, "volume_id", vid);
+        char att[37];
+        rc = ts_compute_vol_reserve(ag->env, token, project, vid, uuid, att, err);
+        if (rc) goto out;
+        ts_json_set_str(b, "attachment_id", att);
+        any = true;
+        rc = connect_volume(ag, token, project, b, err);
+        if (rc) goto out;
+        if (bdm_is_root(b)) {
+            ts_json_set_str(b, "device_name", "/dev/vda");
+        } else if (!JS(b, "device_name")) {
+            char dev[16];
+            next_dev(nb, dev);
+            ts_json_set_str(b, "device_name", dev);
+        }
+        rc = ts_compute_vol_complete(ag->env, token, project, att, err);
+        if (rc) goto out;
+    }
+out:
+    if (any || rc) {
+        json_object_set(inst, "bdm", nb);
+        update(ag, uuid, json_pack("{s:O}", "bdm", nb), NULL, NULL, NULL, true, NULL, NULL);
+    }
+    json_decref(nb);
+    return rc;
+}
+
+/* Undoes what a failed build allocated (so a reschedule starts clean). */
+static void build_cleanup(struct ts_compute_agent *ag, json_t *ctx, json_t *inst, json_t *orig_bdm)
+{
+    const char *uuid = JS(inst, "uuid");
+    ts_compute_net_deallocate(ag->env, uuid, json_object_get(inst, "nw_info"));
+    size_t i;
+    json_t *b;
+    json_array_foreach(json_object_get(inst, "bdm"), i, b) {
+        struct ts_err e = {0};
+        if (JS(b, "attachment_id"))
+            ts_compute_vol_unreserve(ag->env, JS(ctx, "token"), JS(inst, "project_id"), JS(b, "attachment_id"), &e);
+        if (json_is_true(json_object_get(b, "created_volume")) && JS(b, "volume_id"))
+            ts_compute_vol_delete(ag->env, JS(ctx, "token"), JS(inst, "project_id"), JS(b, "volume_id"), &e);
+    }
+    update(ag, uuid, json_pack("{s:n, s:O}", "nw_info", "bdm", orig_bdm ? orig_bdm : json_null()), NULL, NULL, NULL,
+           true, NULL, NULL);
+    ev_forget(ag, uuid);
+}
+
 /* ---- operations ------------------------------------------------------------------------- */
 
 static int build(struct ts_compute_agent *ag, json_t *args)
 {
     const char *uuid = JS(args, "instance_uuid");
     json_t *ctx = json_object_get(args, "context");
-    json_t *inst = NULL;
+    json_t *inst = NULL, *orig_bdm = NULL;
     struct ts_err err = {0};
     struct ts_virt_instance vi;
     bool spawned = false;
+    const char *img = NULL;
     int rc = conductor(ag, "instance_get", json_pack("{s:s}", "instance_uuid", uuid), &inst, &err);
     if (rc) {
         ts_warn("agent", "build %s: cannot get instance: %s", uuid, err.msg);
@@ -261,12 +540,20 @@ static int build(struct ts_compute_agent *ag, json_t *args)
     }
     json_decref(inst);
     inst = cur;
-    const char *img = JS(inst, "image_ref");
+    orig_bdm = json_incref(json_object_get(inst, "bdm"));
+    /* ports created and bound to this host (the network agent plugs them), volumes attached */
+    rc = allocate_networks(ag, ctx, inst, &err);
+    if (rc) goto fail;
+    rc = prepare_volumes(ag, ctx, inst, &err);
+    if (rc) goto fail;
+    img = JS(inst, "image_ref");
     if (img && *img) {
         char path[512], fmt[16];
         rc = image_fetch(ag, ctx, img, path, sizeof(path), fmt, sizeof(fmt), &err);
         if (rc) goto fail;
     }
+    rc = wait_vifs(ag, uuid, json_object_get(inst, "nw_info"), &err);
+    if (rc) goto fail;
     vinst_fill(ag, inst, &vi);
     if (ts_mkdirs(vi.instance_dir, 0755) < 0) {
         rc = ts_err_set(&err, TS_EIO, "cannot create %s", vi.instance_dir);
@@ -283,6 +570,12 @@ static int build(struct ts_compute_agent *ag, json_t *args)
         /* deleted while we were building: clean up */
         ag->ops->destroy(ag->drv, &vi, NULL);
         rm_tree(vi.instance_dir);
+        json_t *now = NULL;
+        if (conductor(ag, "instance_get", json_pack("{s:s}", "instance_uuid", uuid), &now, NULL) == 0) {
+            ts_compute_vol_cleanup(ag->env, JS(ctx, "token"), now);
+            ts_compute_net_deallocate(ag->env, uuid, json_object_get(now, "nw_info"));
+        }
+        json_decref(now);
         conductor(ag, "build_aborted", json_pack("{s:s}", "instance_uuid", uuid), NULL, NULL);
         goto out;
     }
@@ -296,6 +589,7 @@ fail:
         ag->ops->destroy(ag->drv, &vi, NULL);
         rm_tree(vi.instance_dir);
     }
+    build_cleanup(ag, ctx, inst, orig_bdm);
     update(ag, uuid, NULL, NULL, ctx, "compute__do_build_and_run_instance", false, err.msg, NULL);
     conductor(ag, "build_failed",
               json_pack("{s:s, s:s, s:s, s:O}", "instance_uuid", uuid, "host", ag->host, "message",
@@ -303,6 +597,7 @@ fail:
               NULL, NULL);
 out:
     json_decref(inst);
+    json_decref(orig_bdm);
     return 0;
 }
 
@@ -318,6 +613,10 @@ static int terminate(struct ts_compute_agent *ag, json_t *args)
     vinst_fill(ag, inst, &vi);
     if (ag->ops->destroy(ag->drv, &vi, &err) < 0) ts_warn("agent", "destroy %s: %s", uuid, err.msg);
     rm_tree(vi.instance_dir);
+    /* volumes detached (and deleted with delete_on_termination), ports released */
+    ts_compute_vol_cleanup(ag->env, JS(json_object_get(args, "context"), "token"), inst);
+    ts_compute_net_deallocate(ag->env, uuid, json_object_get(inst, "nw_info"));
+    ev_forget(ag, uuid);
     if (conductor(ag, "instance_destroy", json_pack("{s:s}", "instance_uuid", uuid), &gone, &err) == 0)
         ts_compute_notify(ag->bus, ag->publisher, "compute.instance.delete.end", gone);
 out:
@@ -517,6 +816,185 @@ static int console_output(struct ts_compute_agent *ag, json_t *args, json_t **re
     return 0;
 }
 
+/* ---- hotplug: volumes and interfaces (bus calls from the API) ------------------------------ */
+
+static int attach_volume(struct ts_compute_agent *ag, json_t *args, json_t **reply, struct ts_err *err)
+{
+    const char *uuid = JS(args, "instance_uuid"), *vid = JS(args, "volume_id"), *att = JS(args, "attachment_id");
+    const char *token = JS(json_object_get(args, "context"), "token");
+    json_t *inst = NULL;
+    if (!vid || !att) return ts_err_set(err, TS_EINVAL, "attach_volume without volume or attachment");
+    int rc = conductor(ag, "instance_get", json_pack("{s:s}", "instance_uuid", uuid), &inst, err);
+    if (rc) return rc;
+    json_t *bdm = json_is_array(json_object_get(inst, "bdm")) ? json_deep_copy(json_object_get(inst, "bdm"))
+                                                              : json_array();
+    json_t *b = json_pack("{s:s, s:s, s:s, s:s, s:i, s:b}", "source_type", "volume", "destination_type", "volume",
+                          "volume_id", vid, "attachment_id", att, "boot_index", -1, "delete_on_termination",
+                          json_is_true(json_object_get(args, "delete_on_termination")));
+    if (JS(args, "tag")) ts_json_set_str(b, "tag", JS(args, "tag"));
+    rc = connect_volume(ag, token, JS(inst, "project_id"), b, err);
+    if (rc) goto out;
+    struct ts_virt_instance vi;
+    vinst_fill(ag, inst, &vi);
+    struct ts_virt_disk d;
+    disk_fill(b, &d);
+    const char *want = JS(args, "device");
+    if (want && ts_startswith(want, "/dev/vd") && strlen(want) == 8 && !ts_streq(want, "/dev/vda")) {
+        bool used = false;
+        size_t i;
+        json_t *x;
+        json_array_foreach(bdm, i, x) if (ts_streq(JS(x, "device_name"), want)) used = true;
+        if (!used) snprintf(d.dev, sizeof(d.dev), "%s", want + 5);
+    }
+    if (!d.dev[0]) {
+        char dev[16];
+        next_dev(bdm, dev);
+        snprintf(d.dev, sizeof(d.dev), "%s", dev + 5);
+    }
+    rc = ag->ops->attach_disk(ag->drv, &vi, &d, err);
+    if (rc) goto out;
+    char devname[32];
+    snprintf(devname, sizeof(devname), "/dev/%s", d.dev);
+    ts_json_set_str(b, "device_name", devname);
+    rc = ts_compute_vol_complete(ag->env, token, JS(inst, "project_id"), att, err);
+    if (rc) {
+        ag->ops->detach_disk(ag->drv, &vi, &d, NULL);
+        goto out;
+    }
+    json_array_append(bdm, b);
+    update(ag, uuid, json_pack("{s:O}", "bdm", bdm), NULL, NULL, NULL, true, NULL, NULL);
+    *reply = json_pack("{s:s}", "device", devname);
+out:
+    json_decref(b);
+    json_decref(bdm);
+    json_decref(inst);
+    return rc;
+}
+
+static int detach_volume(struct ts_compute_agent *ag, json_t *args, json_t **reply, struct ts_err *err)
+{
+    const char *uuid = JS(args, "instance_uuid"), *vid = JS(args, "volume_id");
+    const char *token = JS(json_object_get(args, "context"), "token");
+    json_t *inst = NULL;
+    int rc = conductor(ag, "instance_get", json_pack("{s:s}", "instance_uuid", uuid), &inst, err);
+    if (rc) return rc;
+    json_t *bdm = json_deep_copy(json_object_get(inst, "bdm"));
+    size_t i;
+    json_t *b;
+    ssize_t at = -1;
+    json_array_foreach(bdm, i, b) if (ts_streq(JS(b, "volume_id"), vid)) at = (ssize_t)i;
+    if (at < 0) {
+        rc = ts_err_set(err, TS_ENOTFOUND, "volume %s is not attached to %s", vid ? vid : "", uuid);
+        goto out;
+    }
+    b = json_array_get(bdm, (size_t)at);
+    if (JS(b, "path")) {
+        struct ts_virt_instance vi;
+        vinst_fill(ag, inst, &vi);
+        struct ts_virt_disk d;
+        disk_fill(b, &d);
+        rc = ag->ops->detach_disk(ag->drv, &vi, &d, err);
+        if (rc == -TS_ENOTFOUND) rc = 0;
+        if (rc) goto out;
+    }
+    if (JS(b, "attachment_id")) {
+        struct ts_err e2 = {0};
+        if (ts_compute_vol_unreserve(ag->env, token, JS(inst, "project_id"), JS(b, "attachment_id"), &e2) < 0)
+            ts_warn("agent", "attachment %s of volume %s: %s", JS(b, "attachment_id"), vid, e2.msg);
+    }
+    json_array_remove(bdm, (size_t)at);
+    update(ag, uuid, json_pack("{s:O}", "bdm", bdm), NULL, NULL, NULL, true, NULL, NULL);
+    *reply = json_object();
+out:
+    json_decref(bdm);
+    json_decref(inst);
+    return rc;
+}
+
+static int attach_interface(struct ts_compute_agent *ag, json_t *args, json_t **reply, struct ts_err *err)
+{
+    const char *uuid = JS(args, "instance_uuid");
+    const char *token = JS(json_object_get(args, "context"), "token");
+    json_t *inst = NULL, *vif = NULL;
+    int rc = conductor(ag, "instance_get", json_pack("{s:s}", "instance_uuid", uuid), &inst, err);
+    if (rc) return rc;
+    rc = ts_compute_net_port_setup(ag->env, token, inst, ag->host, json_object_get(args, "request"), &vif, err);
+    if (rc) goto out;
+    json_t *one = json_pack("[O]", vif);
+    rc = wait_vifs(ag, uuid, one, err);
+    json_decref(one);
+    struct ts_virt_nic nic;
+    nic_fill(vif, &nic);
+    struct ts_virt_instance vi;
+    vinst_fill(ag, inst, &vi);
+    if (!rc) rc = ag->ops->attach_nic(ag->drv, &vi, &nic, err);
+    if (rc) {
+        ts_compute_net_port_release(ag->env, JS(vif, "port_id"), json_is_true(json_object_get(vif, "created")));
+        goto out;
+    }
+    json_t *nw = json_is_array(json_object_get(inst, "nw_info")) ? json_deep_copy(json_object_get(inst, "nw_info"))
+                                                                 : json_array();
+    json_array_append(nw, vif);
+    update(ag, uuid, json_pack("{s:o}", "nw_info", nw), NULL, NULL, NULL, true, NULL, NULL);
+    *reply = json_incref(vif);
+out:
+    json_decref(vif);
+    json_decref(inst);
+    return rc;
+}
+
+static int detach_interface(struct ts_compute_agent *ag, json_t *args, json_t **reply, struct ts_err *err)
+{
+    const char *uuid = JS(args, "instance_uuid"), *pid = JS(args, "port_id");
+    json_t *inst = NULL;
+    int rc = conductor(ag, "instance_get", json_pack("{s:s}", "instance_uuid", uuid), &inst, err);
+    if (rc) return rc;
+    json_t *nw = json_deep_copy(json_object_get(inst, "nw_info"));
+    size_t i;
+    json_t *v;
+    ssize_t at = -1;
+    json_array_foreach(nw, i, v) if (ts_streq(JS(v, "port_id"), pid)) at = (ssize_t)i;
+    bool created = false;
+    if (at >= 0) {
+        v = json_array_get(nw, (size_t)at);
+        created = json_is_true(json_object_get(v, "created"));
+        struct ts_virt_instance vi;
+        vinst_fill(ag, inst, &vi);
+        struct ts_virt_nic nic;
+        nic_fill(v, &nic);
+        rc = ag->ops->detach_nic(ag->drv, &vi, &nic, err);
+        if (rc == -TS_ENOTFOUND) rc = 0;
+        if (rc) goto out;
+        json_array_remove(nw, (size_t)at);
+        update(ag, uuid, json_pack("{s:O}", "nw_info", nw), NULL, NULL, NULL, true, NULL, NULL);
+    }
+    ts_compute_net_port_release(ag->env, pid, created);
+    *reply = json_object();
+out:
+    json_decref(nw);
+    json_decref(inst);
+    return rc;
+}
+
+/* "compute_events.<host>": external events, on their own workers so that builds waiting for
+ * network-vif-plugged never starve their delivery. */
+static int events_handler(void *ctx, const char *method, json_t *args, json_t **reply, struct ts_err *err)
+{
+    struct ts_compute_agent *ag = ctx;
+    (void)reply;
+    if (strcmp(method, "external_instance_event")) return ts_err_set(err, TS_EINVAL, "unknown method %s", method);
+    size_t i;
+    json_t *e;
+    json_array_foreach(json_object_get(args, "events"), i, e) {
+        const char *uuid = JS(e, "server_uuid"), *name = JS(e, "name");
+        if (!uuid || !name || !ts_uuid_valid(uuid)) continue;
+        ts_debug("agent", "event %s %s tag %s", uuid, name, JS(e, "tag") ? JS(e, "tag") : "");
+        if (ts_streq(JS(e, "status"), "failed")) continue;
+        ev_record(ag, uuid, name, JS(e, "tag"));
+    }
+    return 0;
+}
+
 static int handler(void *ctx, const char *method, json_t *args, json_t **reply, struct ts_err *err)
 {
     struct ts_compute_agent *ag = ctx;
@@ -528,6 +1006,10 @@ static int handler(void *ctx, const char *method, json_t *args, json_t **reply, 
     if (!strcmp(method, "build_and_run_instance")) rc = build(ag, args);
     else if (!strcmp(method, "terminate_instance")) rc = terminate(ag, args);
     else if (!strcmp(method, "snapshot_instance")) rc = snapshot(ag, args);
+    else if (!strcmp(method, "attach_volume")) rc = attach_volume(ag, args, reply, err);
+    else if (!strcmp(method, "detach_volume")) rc = detach_volume(ag, args, reply, err);
+    else if (!strcmp(method, "attach_interface")) rc = attach_interface(ag, args, reply, err);
+    else if (!strcmp(method, "detach_interface")) rc = detach_interface(ag, args, reply, err);
     else rc = simple_op(ag, method, args);
     inst_unlock(ag, uuid);
     return rc;
@@ -610,6 +1092,11 @@ void ts_compute_agent_stop(struct ts_compute_agent *ag)
 {
     if (!ag) return;
     if (ag->serving) ts_bus_unserve(ag->bus, ag->topic);
+    if (ag->serving_events) {
+        char *t = ts_asprintf("compute_events.%s", ag->host);
+        ts_bus_unserve(ag->bus, t);
+        free(t);
+    }
     pthread_mutex_lock(&ag->lock);
     ag->stopping = true;
     pthread_cond_broadcast(&ag->cond);
@@ -619,6 +1106,7 @@ void ts_compute_agent_stop(struct ts_compute_agent *ag)
     pthread_mutex_destroy(&ag->lock);
     pthread_cond_destroy(&ag->cond);
     free(ag->busy);
+    free(ag->evs);
     free(ag->base_dir);
     free(ag->instances_dir);
     free(ag);
@@ -630,8 +1118,11 @@ int ts_compute_agent_start(struct ts_service_env *env, const char *driver, struc
     struct ts_compute_agent *ag = ts_calloc(1, sizeof(*ag));
     pthread_mutex_init(&ag->lock, NULL);
     pthread_cond_init(&ag->cond, NULL);
+    ag->env = env;
     ag->bus = env->bus;
     ag->conf = env->conf;
+    ag->vif_timeout = (int)ts_conf_get_int(env->conf, "compute", "vif_plugging_timeout", 300);
+    ag->vif_fatal = ts_conf_get_bool(env->conf, "compute", "vif_plugging_is_fatal", true);
     snprintf(ag->host, sizeof(ag->host), "%s", env->host ? env->host : "localhost");
     snprintf(ag->topic, sizeof(ag->topic), "compute.%s", ag->host);
     snprintf(ag->publisher, sizeof(ag->publisher), "compute.%s", ag->host);
@@ -669,6 +1160,11 @@ int ts_compute_agent_start(struct ts_service_env *env, const char *driver, struc
                       err);
     if (rc) goto out;
     ag->serving = true;
+    char *evt = ts_asprintf("compute_events.%s", ag->host);
+    rc = ts_bus_serve(ag->bus, evt, events_handler, ag, 2, err);
+    free(evt);
+    if (rc) goto out;
+    ag->serving_events = true;
     report(ag);   /* schedulable right away */
     if (pthread_create(&ag->reporter, NULL, reporter_main, ag) == 0) ag->reporter_started = true;
     ts_info("agent", "compute agent for host %s running with the %s driver", ag->host, ag->ops->name);

@@ -33,5 +33,11 @@ int ts_compute_check_metadata(const json_t *md, int64_t limit, struct ts_err *er
 int ts_compute_quota_error(struct ts_err *err, const char *res, int64_t req, int64_t used, int64_t lim);
 bool ts_compute_host_up(struct ts_compute_svc *svc, const char *host);
 void ts_compute_local_delete(struct ts_compute_svc *svc, const char *uuid);
+/* Refreshes inst's nw_info from the network API (caller's token) when it has ports, and stores it. */
+void ts_compute_refresh_nw(struct ts_http_req *req, struct ts_compute_svc *svc, json_t *inst);
+/* Server actions of ts_compute_api_ext.c: addFloatingIp, removeFloatingIp, addSecurityGroup,
+ * removeSecurityGroup. Returns 1 if name is not one of them. */
+int ts_compute_ext_action(struct ts_http_req *req, struct ts_http_resp *resp, struct ts_compute_svc *svc,
+                          json_t *inst, const char *name, json_t *arg, struct ts_err *err);
 
 #endif

@@ -399,7 +399,7 @@ TS_COMPUTE_HANDLER(servers_action)
     else if (!strcmp(name, "os-getConsoleOutput")) rc = a_console(req, resp, svc, inst, arg, err);
     else if (!strcmp(name, "lock")) rc = a_lock(req, resp, svc, mv, inst, arg, true, err);
     else if (!strcmp(name, "unlock")) rc = a_lock(req, resp, svc, mv, inst, arg, false, err);
-    else rc = a_simple(req, resp, svc, inst, name, err);
+    else if ((rc = ts_compute_ext_action(req, resp, svc, inst, name, arg, err)) == 1) rc = a_simple(req, resp, svc, inst, name, err);
 out:
     json_decref(inst);
     return rc;

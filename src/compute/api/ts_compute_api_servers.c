@@ -218,7 +218,7 @@ json_t *ts_compute_server_view(struct ts_http_req *req, int mv, const json_t *in
     }
     set_time(s, "created", json_object_get(inst, "created_at"), false);
     set_time(s, "updated", json_object_get(inst, "updated_at"), false);
-    json_object_set_new(s, "addresses", json_object());
+    json_object_set_new(s, "addresses", ts_compute_net_addresses(json_object_get(inst, "nw_info")));
     json_object_set_new(s, "accessIPv4", json_string(JS(inst, "access_ip_v4") ? JS(inst, "access_ip_v4") : ""));
     json_object_set_new(s, "accessIPv6", json_string(JS(inst, "access_ip_v6") ? JS(inst, "access_ip_v6") : ""));
     json_object_set_new(s, "links", link_pair(base, "servers", uuid));
@@ -377,6 +377,7 @@ int ts_compute_show_one(struct ts_http_req *req, struct ts_http_resp *resp, int 
     json_t *inst = NULL, *meta = NULL, *tags = NULL, *hs = NULL;
     int rc = ts_compute_inst_visible(req, svc, uuid, &inst, err);
     if (rc) return rc;
+    ts_compute_refresh_nw(req, svc, inst);
     json_t *one = json_pack("[O]", inst);
     rc = load_meta_tags(svc, one, &meta, &tags, err);
     if (!rc) {
@@ -791,7 +792,7 @@ TS_COMPUTE_HANDLER(servers_create)
     if (rc) return rc;
     if ((rc = ts_compute_check_writer(req, err))) return rc;
     const struct ts_auth *a = req->auth;
-    json_t *body = NULL, *srv = NULL, *flavor = NULL, *image = NULL, *created = json_array();
+    json_t *body = NULL, *srv = NULL, *flavor = NULL, *image = NULL, *created = json_array(), *resolved = NULL;
     struct ts_db_res *res = NULL;
     struct ts_db_conn *tx = NULL;
     char *flavor_s = NULL, *bdm_s = NULL, *nets_s = NULL, *sgs_s = NULL, *spec_s = NULL;
@@ -972,6 +973,10 @@ TS_COMPUTE_HANDLER(servers_create)
         }
     }
 
+    /* networks made concrete (ports and networks checked with the caller's token) */
+    rc = ts_compute_net_resolve(svc->env, a->token, a->project_id, nets, max_count, &resolved, err);
+    if (rc) goto out;
+
     /* the request spec the scheduler works from */
     json_t *spec = json_pack("{s:I, s:I, s:I, s:i, s:[]}", "vcpus", (json_int_t)JI(flavor, "vcpus"), "memory_mb",
                              (json_int_t)JI(flavor, "memory_mb"), "root_gb",
@@ -985,7 +990,7 @@ TS_COMPUTE_HANDLER(servers_create)
     json_decref(spec);
     flavor_s = ts_json_dump(flavor);
     bdm_s = bdm ? ts_json_dump(bdm) : NULL;
-    nets_s = nets ? ts_json_dump(nets) : NULL;
+    nets_s = json_array_size(resolved) ? ts_json_dump(resolved) : NULL;
     if (sgs) sgs_s = ts_json_dump(sgs);
     else sgs_s = ts_strdup("[{\"name\": \"default\"}]");
     char resv[16];
@@ -1144,6 +1149,7 @@ out:
     json_decref(flavor);
     json_decref(image);
     json_decref(created);
+    json_decref(resolved);
     free(flavor_s);
     free(bdm_s);
     free(nets_s);
@@ -1232,8 +1238,12 @@ bool ts_compute_host_up(struct ts_compute_svc *svc, const char *host)
 void ts_compute_local_delete(struct ts_compute_svc *svc, const char *uuid)
 {
     json_t *inst = NULL;
-    if (ts_compute_inst_load(svc->db, uuid, &inst, NULL) == 0)
+    if (ts_compute_inst_load(svc->db, uuid, &inst, NULL) == 0) {
         ts_compute_notify(svc->env->bus, svc->publisher, "compute.instance.delete.start", inst);
+        /* no agent to do it: release volumes and ports here (service token) */
+        ts_compute_vol_cleanup(svc->env, NULL, inst);
+        ts_compute_net_deallocate(svc->env, uuid, json_object_get(inst, "nw_info"));
+    }
     json_decref(inst);
     inst = NULL;
     ts_compute_inst_destroy(svc->db, uuid, NULL);
