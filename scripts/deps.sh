@@ -13,6 +13,8 @@ PKGS=(
   libvirt-daemon libvirt-daemon-driver-qemu libvirt-daemon-system libvirt-clients
   dnsmasq-base iptables iproute2 iputils-ping conntrack socat
   rabbitmq-server amqp-tools postgresql sqlite3 dropbear-bin
+  # the object service's Ceph RADOS backend and the one-node Ceph of scripts/ceph-local.sh
+  ceph-mon ceph-osd ceph-common librados-dev
   # tests: the real OpenStack clients and Tempest
   python3-openstackclient python3-openstacksdk python3-swiftclient python3-pytest
   python3-requests python3-yaml tempest curl

@@ -7,7 +7,8 @@
  * row, remove the old blob", and a crash at any point leaves either blob referenced.
  *
  * The file backend (ts_object_store_file_new) keeps blobs under <dir>/<xx>/<id>.data with
- * temp files in <dir>/tmp; a RADOS backend can implement the same ops later.
+ * temp files in <dir>/tmp; the RADOS backend (ts_object_store_rados_new) keeps them as
+ * striped objects in a Ceph pool (see ts_object_store_rados.c and docs/internals/object.md).
  * All ops are thread-safe.
  */
 #ifndef TS_OBJECT_STORE_H
@@ -58,5 +59,18 @@ struct ts_object_store {
 
 /* The file backend rooted at dir (created if missing). */
 int ts_object_store_file_new(const char *dir, struct ts_object_store **out, struct ts_err *err);
+
+struct ts_object_store_rados_opts {
+    const char *conf_path;   /* a ceph.conf ([object] rados_conf) */
+    const char *pool;        /* created if missing ([object] rados_pool) */
+    const char *client_id;   /* NULL = "admin" ([object] rados_client) */
+    int op_timeout;          /* seconds for mon/osd ops and connect; <= 0 = 30 */
+    int64_t orphan_grace;    /* reconcile spares unreferenced objects younger than this (s) */
+};
+
+/* The RADOS backend: connects to the cluster now (-TS_EUNAVAIL if it does not answer within
+ * op_timeout) and keeps one cluster handle until ops->free. */
+int ts_object_store_rados_new(const struct ts_object_store_rados_opts *opts, struct ts_object_store **out,
+                              struct ts_err *err);
 
 #endif
