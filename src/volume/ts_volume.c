@@ -46,6 +46,11 @@ static const struct ts_db_migration migrations[] = {
      " PRIMARY KEY (class_name, resource));"
      "CREATE TABLE transfers (id TEXT PRIMARY KEY, volume_id TEXT NOT NULL, name TEXT, key_hash TEXT NOT NULL,"
      " source_project_id TEXT NOT NULL, created_at TEXT NOT NULL)"},
+    {2,
+     "CREATE TABLE backups (id TEXT PRIMARY KEY, volume_id TEXT NOT NULL, project_id TEXT NOT NULL, user_id TEXT,"
+     " name TEXT, description TEXT, status TEXT NOT NULL, size BIGINT NOT NULL, container TEXT, host TEXT,"
+     " fail_reason TEXT, snapshot_id TEXT, created_at TEXT NOT NULL, updated_at TEXT, data_timestamp TEXT);"
+     "CREATE INDEX backups_project_idx ON backups (project_id)"},
 };
 
 /* ---- shared helpers --------------------------------------------------------------------- */
@@ -609,6 +614,14 @@ static const struct ts_http_route routes[] = {
     {"GET", P "/volume-transfers/{transfer_id}", ts_volume_h_transfer_show, 0},
     {"DELETE", P "/volume-transfers/{transfer_id}", ts_volume_h_transfer_delete, 0},
     {"POST", P "/volume-transfers/{transfer_id}/accept", ts_volume_h_transfer_accept, 0},
+    {"POST", P "/backups", ts_volume_h_backup_create, 0},
+    {"GET", P "/backups", ts_volume_h_backup_list, 0},
+    {"GET", P "/backups/detail", ts_volume_h_backup_detail, 0},
+    {"GET", P "/backups/{backup_id}", ts_volume_h_backup_show, 0},
+    {"PUT", P "/backups/{backup_id}", ts_volume_h_backup_update, 0},
+    {"DELETE", P "/backups/{backup_id}", ts_volume_h_backup_delete, 0},
+    {"POST", P "/backups/{backup_id}/restore", ts_volume_h_backup_restore, 0},
+    {"POST", P "/backups/{backup_id}/action", ts_volume_h_backup_action, 0},
     {NULL, NULL, NULL, 0},
 };
 #undef P
@@ -642,6 +655,9 @@ static int volume_init(struct ts_service_env *env, struct ts_err *err)
     free(s);
     s = ts_asprintf("%s/volumes", env->data_dir);
     conf_default(env->conf, "volumes_dir", s);
+    free(s);
+    s = ts_asprintf("%s/backups", env->data_dir);
+    conf_default(env->conf, "backups_dir", s);
     free(s);
     conf_default(env->conf, "enabled_backends", "file");
     conf_default(env->conf, "default_volume_type", "__DEFAULT__");

@@ -325,6 +325,49 @@ static int act_revert(struct ts_volume_svc *svc, struct ts_http_req *req, struct
     return 0;
 }
 
+/* os-set/unset/show_image_metadata: the volume_image_metadata kept from the image. */
+static int act_image_metadata(struct ts_volume_svc *svc, struct ts_http_resp *resp, struct ts_db_res *vol,
+                              const char *action, json_t *a, struct ts_err *err)
+{
+    const char *id = ts_db_res_getn(vol, 0, "id"), *cur = ts_db_res_getn(vol, 0, "image_meta");
+    json_t *meta = cur ? json_loads(cur, 0, NULL) : NULL;
+    if (!json_is_object(meta)) {
+        json_decref(meta);
+        meta = json_object();
+    }
+    int rc = 0;
+    if (!strcmp(action, "os-set_image_metadata")) {
+        json_t *m = json_is_object(a) ? json_object_get(a, "metadata") : NULL;
+        if (!m || (rc = ts_volume_metadata_check(m, err))) {
+            if (!rc) rc = ts_err_set(err, TS_EINVAL, "Malformed request body");
+            goto out;
+        }
+        json_object_update(meta, m);
+    } else if (!strcmp(action, "os-unset_image_metadata")) {
+        const char *key = json_is_object(a) ? ts_json_str(a, "key", NULL) : NULL;
+        if (!key) {
+            rc = ts_err_set(err, TS_EINVAL, "Malformed request body");
+            goto out;
+        }
+        if (json_object_del(meta, key) != 0) {
+            rc = ts_err_set(err, TS_ENOTFOUND, "Glance metadata %s for volume %s could not be found.", key, id);
+            goto out;
+        }
+    }
+    if (strcmp(action, "os-show_image_metadata")) {
+        char *s = ts_json_dump(meta);
+        rc = ts_db_exec(svc->db, "UPDATE volumes SET image_meta = ? WHERE id = ?", TS_DB_ARGS(TS_DB_S(s), TS_DB_S(id)), NULL,
+                        err);
+        free(s);
+        if (rc) goto out;
+    }
+    if (!strcmp(action, "os-unset_image_metadata")) ts_http_resp_body(resp, 200, NULL, "", 0);
+    else ts_http_resp_json(resp, 200, json_pack("{s:O}", "metadata", meta));
+out:
+    json_decref(meta);
+    return rc;
+}
+
 static int simple_cas(struct ts_volume_svc *svc, struct ts_http_resp *resp, const char *id, const char *from1,
                       const char *from2, const char *to, struct ts_err *err)
 {
@@ -408,6 +451,9 @@ int ts_volume_h_action(struct ts_http_req *req, struct ts_http_resp *resp, struc
                                      ts_db_res_getn(vol, 0, "status"));
             else ts_http_resp_json(resp, 200, json_pack("{s:o}", "connection_info", ci));
         }
+    } else if (!strcmp(action, "os-set_image_metadata") || !strcmp(action, "os-unset_image_metadata") ||
+               !strcmp(action, "os-show_image_metadata")) {
+        rc = act_image_metadata(svc, resp, vol, action, a, err);
     } else if (!strcmp(action, "os-terminate_connection")) {
         ts_http_resp_body(resp, 202, NULL, "", 0);
     } else if (!strcmp(action, "os-attach")) {

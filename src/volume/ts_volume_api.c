@@ -145,7 +145,8 @@ int ts_volume_h_create(struct ts_http_req *req, struct ts_http_resp *resp, struc
         if ((rc = ts_volume_type_resolve(svc, req, tsel, type_id, type_name, err))) return rc;
     }
     if (snap_id) {
-        rc = ts_db_exec(svc->db, "SELECT s.size, s.status, s.project_id, v.volume_type_id, v.host FROM snapshots s "
+        rc = ts_db_exec(svc->db, "SELECT s.size, s.status, s.project_id, v.volume_type_id, v.host, v.bootable, "
+                        "v.image_meta FROM snapshots s "
                         "JOIN volumes v ON v.id = s.volume_id WHERE s.id = ?", TS_DB_ARGS(TS_DB_S(snap_id)), &src, err);
         if (rc) goto out;
         if (src->nrows == 0 || (!req->auth->is_admin && !ts_streq(ts_db_res_get(src, 0, 2), req->auth->project_id))) {
@@ -158,7 +159,8 @@ int ts_volume_h_create(struct ts_http_req *req, struct ts_http_resp *resp, struc
             goto out;
         }
     } else if (src_id) {
-        rc = ts_db_exec(svc->db, "SELECT size, status, project_id, volume_type_id, host FROM volumes WHERE id = ?",
+        rc = ts_db_exec(svc->db, "SELECT size, status, project_id, volume_type_id, host, bootable, image_meta FROM volumes "
+                        "WHERE id = ?",
                         TS_DB_ARGS(TS_DB_S(src_id)), &src, err);
         if (rc) goto out;
         if (src->nrows == 0 || (!req->auth->is_admin && !ts_streq(ts_db_res_get(src, 0, 2), req->auth->project_id))) {
@@ -216,11 +218,13 @@ int ts_volume_h_create(struct ts_http_req *req, struct ts_http_resp *resp, struc
     rc = ts_db_tx_exec(tx,
                        "INSERT INTO volumes (id, project_id, user_id, name, description, status, size, "
                        "availability_zone, volume_type_id, snapshot_id, source_volid, image_id, multiattach, "
-                       "created_at, updated_at) VALUES (?, ?, ?, ?, ?, 'creating', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                       "created_at, updated_at, bootable, image_meta) "
+                       "VALUES (?, ?, ?, ?, ?, 'creating', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                        TS_DB_ARGS(TS_DB_S(id), TS_DB_S(req->auth->project_id), TS_DB_S(req->auth->user_id),
                                   TS_DB_S(name), TS_DB_S(desc), TS_DB_I(size), TS_DB_S(svc->az), TS_DB_S(type_id),
                                   TS_DB_S(snap_id), TS_DB_S(src_id), TS_DB_S(image_id), TS_DB_B(multiattach),
-                                  TS_DB_S(now), TS_DB_S(now)),
+                                  TS_DB_S(now), TS_DB_S(now), TS_DB_I(src ? ts_db_res_int(src, 0, 5, 0) : 0),
+                                  TS_DB_S(src ? ts_db_res_get(src, 0, 6) : NULL)),
                        NULL, err);
     if (rc) goto out;
     if (md && json_is_object(md)) {

@@ -135,6 +135,11 @@ int ts_volume_cast_manager(struct ts_volume_svc *svc, const char *host, const ch
 /* Current pools as the scheduler sees them (for get_pools), caller decrefs. */
 json_t *ts_volume_mgr_pools(struct ts_volume_svc *svc, bool detail);
 
+/* Backups (ts_volume_backup.c): manager work and crash recovery. */
+void ts_volume_backup_create_work(struct ts_volume_svc *svc, struct ts_volume_backend *be, json_t *args);
+void ts_volume_backup_restore_work(struct ts_volume_svc *svc, struct ts_volume_backend *be, json_t *args);
+void ts_volume_backup_recover(struct ts_volume_svc *svc);
+
 /* Route handlers. */
 #define TS_VOLUME_HANDLER(name) int name(struct ts_http_req *req, struct ts_http_resp *resp, struct ts_err *err)
 TS_VOLUME_HANDLER(ts_volume_h_create);
@@ -192,5 +197,13 @@ TS_VOLUME_HANDLER(ts_volume_h_transfer_detail);
 TS_VOLUME_HANDLER(ts_volume_h_transfer_show);
 TS_VOLUME_HANDLER(ts_volume_h_transfer_delete);
 TS_VOLUME_HANDLER(ts_volume_h_transfer_accept);
+TS_VOLUME_HANDLER(ts_volume_h_backup_create);
+TS_VOLUME_HANDLER(ts_volume_h_backup_list);
+TS_VOLUME_HANDLER(ts_volume_h_backup_detail);
+TS_VOLUME_HANDLER(ts_volume_h_backup_show);
+TS_VOLUME_HANDLER(ts_volume_h_backup_update);
+TS_VOLUME_HANDLER(ts_volume_h_backup_delete);
+TS_VOLUME_HANDLER(ts_volume_h_backup_restore);
+TS_VOLUME_HANDLER(ts_volume_h_backup_action);
 
 #endif

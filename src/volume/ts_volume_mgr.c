@@ -484,6 +484,8 @@ static int mgr_handler(void *ctx, const char *method, json_t *args, json_t **rep
     if (strcmp(method, "delete_snapshot") == 0) return m_snapshot_delete(mc, args);
     if (strcmp(method, "revert_to_snapshot") == 0) return m_revert(mc, args);
     if (strcmp(method, "upload_image") == 0) return m_upload(mc, args);
+    if (strcmp(method, "create_backup") == 0) ts_volume_backup_create_work(mc->svc, mc->be, args);
+    if (strcmp(method, "restore_backup") == 0) ts_volume_backup_restore_work(mc->svc, mc->be, args);
     if (strcmp(method, "report") == 0) report_caps(mc->svc, mc->idx);
     return 0;
 }
@@ -526,6 +528,7 @@ static struct ts_volume_backend *backend_named(struct ts_volume_svc *svc, const 
 
 void ts_volume_mgr_recover(struct ts_volume_svc *svc)
 {
+    ts_volume_backup_recover(svc);
     for (int i = 0; i < svc->n_backends; i++) svc->backends[i]->ops->cleanup(svc->backends[i]);
     struct ts_db_res *r = NULL;
     if (ts_db_exec(svc->db,

@@ -323,6 +323,8 @@ int ts_volume_h_service_action(struct ts_http_req *req, struct ts_http_resp *res
     if (strcmp(action, "enable") && strcmp(action, "disable") && strcmp(action, "disable-log-reason"))
         return ts_err_set(err, TS_ENOTFOUND, "Unknown action");
     if (!host) return ts_err_set(err, TS_EINVAL, "Missing required element 'host' in request body.");
+    if (strcmp(binary, "cinder-volume") && strcmp(binary, "cinder-scheduler") && strcmp(binary, "cinder-backup"))
+        return ts_err_set(err, TS_ENOTFOUND, "Service %s could not be found.", binary);
     const char *reason = ts_json_str(body, "disabled_reason", NULL);
     if (!strcmp(action, "disable-log-reason") && (!reason || !*reason || strlen(reason) > 255))
         return ts_err_set(err, TS_EINVAL, "Disabled reason contains invalid characters or is too long");

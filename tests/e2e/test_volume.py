@@ -477,3 +477,52 @@ def test_crash_during_create_from_image(make_cloud, tmp_path):
     # the volume can be deleted either way
     assert c.request("DELETE", "volume", vol_url(pid, "/volumes/%s" % vid)).status_code == 202
     wait_volume(c, pid, vid, "deleted")
+
+
+def wait_backup(cloud, pid, bid, want, timeout=60):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        r = cloud.request("GET", "volume", vol_url(pid, "/backups/%s" % bid))
+        if r.status_code == 404 and want == "deleted":
+            return None
+        b = r.json()["backup"]
+        if b["status"] == want:
+            return b
+        time.sleep(0.1)
+    raise AssertionError("backup %s not %s" % (bid, want))
+
+
+def test_backup_create_restore_delete(cloud, admin_pid):
+    v = create(cloud, admin_pid, name="bsrc").json()["volume"]
+    wait_volume(cloud, admin_pid, v["id"], "available")
+    pattern = os.urandom(65536)
+    with open(backing_file(cloud, v["id"]), "r+b") as f:
+        f.seek(777777)
+        f.write(pattern)
+    b = cloud.openstack("volume", "backup", "create", "--name", "b1", v["id"])
+    wait_backup(cloud, admin_pid, b["id"], "available")
+    wait_volume(cloud, admin_pid, v["id"], "available")
+    listed = [x["ID"] for x in cloud.openstack("volume", "backup", "list")]
+    assert b["id"] in listed
+    # restore into a new volume
+    r = cloud.request("POST", "volume", vol_url(admin_pid, "/backups/%s/restore" % b["id"]), json={"restore": {}})
+    assert r.status_code == 202, r.text
+    nv = r.json()["restore"]["volume_id"]
+    wait_volume(cloud, admin_pid, nv, "available")
+    with open(backing_file(cloud, nv), "rb") as f:
+        f.seek(777777)
+        assert f.read(len(pattern)) == pattern
+    # restore over an existing volume
+    t = create(cloud, admin_pid, name="btarget").json()["volume"]
+    wait_volume(cloud, admin_pid, t["id"], "available")
+    r = cloud.request("POST", "volume", vol_url(admin_pid, "/backups/%s/restore" % b["id"]),
+                      json={"restore": {"volume_id": t["id"]}})
+    assert r.status_code == 202
+    wait_volume(cloud, admin_pid, t["id"], "available")
+    with open(backing_file(cloud, t["id"]), "rb") as f:
+        f.seek(777777)
+        assert f.read(len(pattern)) == pattern
+    cloud.openstack("volume", "backup", "delete", b["id"])
+    wait_backup(cloud, admin_pid, b["id"], "deleted")
+    for vid in (v["id"], nv, t["id"]):
+        cloud.request("DELETE", "volume", vol_url(admin_pid, "/volumes/%s" % vid))
