@@ -29,6 +29,8 @@ static const struct ts_db_migration migrations[] = {
      "CREATE TABLE image_members (image_id TEXT NOT NULL, member TEXT NOT NULL, status TEXT NOT NULL,"
      " created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL, PRIMARY KEY (image_id, member));"
      "CREATE INDEX image_members_member_idx ON image_members (member)"},
+    /* which store holds the data: NULL = file (images from before the swift store) */
+    {2, "ALTER TABLE images ADD COLUMN store TEXT"},
 };
 
 int64_t ts_image_now_us(void) { return (int64_t)(ts_now() * 1e6); }
@@ -83,9 +85,17 @@ json_t *ts_image_row_view(const struct ts_db_res *res, int r)
     free(s);
     json_object_set_new(o, "schema", json_string("/v2/schemas/image"));
     const char *status = ts_db_res_get(res, r, 2);
+    const char *store = ts_db_res_get(res, r, 18);
     if (ts_streq(status, "active") || ts_streq(status, "deactivated"))
-        json_object_set_new(o, "stores", json_string("file"));
+        json_object_set_new(o, "stores", json_string(store && *store ? store : "file"));
     return o;
+}
+
+struct ts_image_store *ts_image_store_of(struct ts_image_svc *svc, const char *name)
+{
+    if (!name || ts_streq(name, "file")) return svc->file;
+    if (ts_streq(name, "swift")) return svc->swift;
+    return NULL;
 }
 
 int ts_image_load(struct ts_image_svc *svc, const char *id, json_t **view, struct ts_err *err)
@@ -278,10 +288,20 @@ static int h_info_import(struct ts_http_req *req, struct ts_http_resp *resp, str
 
 static int h_info_stores(struct ts_http_req *req, struct ts_http_resp *resp, struct ts_err *err)
 {
-    (void)req, (void)err;
-    ts_http_resp_json(resp, 200,
-                      json_pack("{s:[{s:s, s:s, s:b}]}", "stores", "id", "file", "description",
-                                "Local filesystem store", "default", 1));
+    (void)err;
+    struct ts_image_svc *svc = req->svc;
+    json_t *arr = json_array();
+    /* the default first, as glance lists enabled_backends; "default" only on that one */
+    struct ts_image_store *order[] = {svc->store, svc->store == svc->file ? svc->swift : svc->file};
+    for (int i = 0; i < 2; i++) {
+        if (!order[i]) continue;
+        bool swift = order[i] == svc->swift;
+        json_t *o = json_pack("{s:s, s:s}", "id", swift ? "swift" : "file", "description",
+                              swift ? "Object storage (swift) store" : "Local filesystem store");
+        if (order[i] == svc->store) json_object_set_new(o, "default", json_true());
+        json_array_append_new(arr, o);
+    }
+    ts_http_resp_json(resp, 200, json_pack("{s:o}", "stores", arr));
     return 0;
 }
 
@@ -383,13 +403,72 @@ static int image_init(struct ts_service_env *env, struct ts_err *err)
     return rc;
 }
 
+static bool service_enabled(const struct ts_conf *conf, const char *name)
+{
+    const char *p = ts_conf_get(conf, "DEFAULT", "enabled_services", NULL);
+    if (!p) return true;   /* no list: every built-in service runs */
+    size_t n = strlen(name);
+    while (*p) {
+        while (*p == ',' || *p == ' ') p++;
+        const char *e = p;
+        while (*e && *e != ',' && *e != ' ') e++;
+        if ((size_t)(e - p) == n && strncmp(p, name, n) == 0) return true;
+        p = e;
+    }
+    return false;
+}
+
+static int conf_size(const struct ts_conf *conf, const char *key, uint64_t def, uint64_t *out, struct ts_err *err)
+{
+    const char *v = ts_conf_get(conf, "image", key, NULL);
+    if (!v || !*v) {
+        *out = def;
+        return 0;
+    }
+    if (ts_image_size_parse(v, out) != 0)
+        return ts_err_set(err, TS_EINVAL, "[image] %s = %s: expected a size in bytes (or with K, M, G, T)", key, v);
+    return 0;
+}
+
+/* The swift store when [image] default_store or [image] stores names it (glance_store's
+ * stores/default_store); *out stays NULL otherwise. */
+static int open_swift(struct ts_service_env *env, struct ts_image_store **out, struct ts_err *err)
+{
+    struct ts_conf *conf = env->conf;
+    bool file = true, swift = false;
+    int rc = ts_image_stores_parse(ts_conf_get(conf, "image", "stores", NULL),
+                                   ts_conf_get(conf, "image", "default_store", "file"), &file, &swift, err);
+    if (rc || !swift) return rc;
+    const char *url = ts_conf_get(conf, "image", "swift_url", NULL);
+    if (!(url && *url) && !service_enabled(conf, "object"))
+        return ts_err_set(err, TS_EINVAL, "the image swift store needs the object service: add \"object\" to "
+                                          "[DEFAULT] enabled_services or set [image] swift_url");
+    struct ts_image_swift_opts o = {
+        .url = url,
+        .object_host = ts_conf_get(conf, "DEFAULT", "public_host", "127.0.0.1"),
+        .object_port = (int)ts_conf_get_int(conf, "object", "port", 8080),
+        .identity_url = env->identity_url ? env->identity_url : "http://127.0.0.1:5000",
+        .username = ts_conf_get(conf, "service_credentials", "username", "tinystack"),
+        .password = ts_conf_get(conf, "service_credentials", "password", ""),
+        .project_name = ts_conf_get(conf, "service_credentials", "project_name", "service"),
+        .user_domain_id = ts_conf_get(conf, "service_credentials", "user_domain_id", "default"),
+        .project_domain_id = ts_conf_get(conf, "service_credentials", "project_domain_id", "default"),
+        .container = ts_conf_get(conf, "image", "swift_container", "glance"),
+    };
+    rc = conf_size(conf, "swift_large_object_size", 5ULL << 30, &o.large_object_size, err);
+    if (!rc) rc = conf_size(conf, "swift_large_object_chunk_size", 200ULL << 20, &o.segment_size, err);
+    if (!rc) rc = ts_image_store_open_swift(&o, out, err);
+    return rc;
+}
+
 static void image_stop(void *state)
 {
     struct ts_image_svc *svc = state;
     if (!svc) return;
     ts_http_server_stop(svc->http);
     ts_image_imports_wait(svc);
-    ts_image_store_close(svc->store);
+    ts_image_store_close(svc->file);
+    ts_image_store_close(svc->swift);
     ts_image_store_close(svc->staging);
     ts_db_close(svc->db);
     json_decref(svc->schema_image);
@@ -411,8 +490,12 @@ static int image_start(struct ts_service_env *env, void **state, struct ts_err *
     svc->quota_images = ts_conf_get_int(env->conf, "image", "quota_images_per_project", 0);
     rc = ts_db_open(ts_conf_get(env->conf, "image", "connection", NULL), &svc->db, err);
     if (rc) goto out;
-    rc = ts_image_store_open(ts_conf_get(env->conf, "image", "store_dir", NULL), &svc->store, err);
+    rc = ts_image_store_open(ts_conf_get(env->conf, "image", "store_dir", NULL), &svc->file, err);
     if (rc) goto out;
+    rc = open_swift(env, &svc->swift, err);
+    if (rc) goto out;
+    svc->store = ts_streq(ts_conf_get(env->conf, "image", "default_store", "file"), "swift") ? svc->swift : svc->file;
+    ts_info("image", "image store: %s%s", ts_image_store_name(svc->store), svc->swift ? " (file and swift enabled)" : "");
     rc = ts_image_store_open(ts_conf_get(env->conf, "image", "staging_dir", NULL), &svc->staging, err);
     if (rc) goto out;
     rc = ts_image_recover(svc, err);

@@ -282,7 +282,11 @@ int ts_image_h_delete(struct ts_http_req *req, struct ts_http_resp *resp, struct
     }
     rc = ts_db_commit(tx, err);
     if (rc) goto out;
-    ts_image_store_delete(svc->store, id, NULL);
+    /* every enabled store: a queued image may hold the leftovers of a crashed upload */
+    struct ts_err derr = {0};
+    ts_image_store_delete(svc->file, id, NULL);
+    if (svc->swift && ts_image_store_delete(svc->swift, id, &derr) != 0)
+        ts_warn("image", "image %s deleted but its swift data stays: %s", id, derr.msg);
     ts_image_store_delete(svc->staging, id, NULL);
     json_object_set_new(view, "status", json_string("deleted"));
     ts_image_notify(svc, "image.delete", view);

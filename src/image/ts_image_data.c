@@ -4,7 +4,9 @@
  * (os_hash_value), size and virtual size; status moves queued -> saving -> active
  * (or queued -> uploading for staging) and back to queued on any failure, with the
  * temporary data removed. Download streams from the store's fd with Range support.
- * Import (glance-direct) copies staged data into the store on a worker thread.
+ * Import (glance-direct) copies staged data into the store on a worker thread. New data
+ * goes to the default store (file or swift) and the image row records which one; reads
+ * and deletes follow that record, so images stay readable after default_store changes.
  * Crash recovery puts images stuck in a transitional state back.
  */
 #include "image/ts_image_int.h"
@@ -108,6 +110,9 @@ static void upload_abort(void *ctx)
 {
     struct upload *u = ctx;
     ts_warn("image", "upload of image %s aborted", u->id);
+    /* drop the partial data before the image is queued again and a retry may start */
+    ts_image_store_abort(u->w);
+    u->w = NULL;
     upload_restore(u);
     upload_free(u);
 }
@@ -138,9 +143,11 @@ static int upload_finish(void *ctx, struct ts_http_req *req, struct ts_http_resp
         }
         rc = ts_db_exec(svc->db,
                         "UPDATE images SET status = 'active', size = ?, virtual_size = ?, checksum = ?, "
-                        "os_hash_algo = 'sha512', os_hash_value = ?, updated_at = ? WHERE id = ? AND status = 'saving'",
+                        "os_hash_algo = 'sha512', os_hash_value = ?, store = ?, updated_at = ? "
+                        "WHERE id = ? AND status = 'saving'",
                         TS_DB_ARGS(TS_DB_I(u->h.size), TS_DB_I(vsize), TS_DB_S(md5), TS_DB_S(sha),
-                                   TS_DB_I(ts_image_now_us()), TS_DB_S(u->id)),
+                                   TS_DB_S(ts_image_store_name(svc->store)), TS_DB_I(ts_image_now_us()),
+                                   TS_DB_S(u->id)),
                         &res, err);
     }
     if (rc == 0 && res->changes == 0) {
@@ -222,7 +229,7 @@ static int start_upload(struct ts_http_req *req, bool staging, struct ts_err *er
     snprintf(u->id, sizeof(u->id), "%s", id);
     snprintf(u->disk_format, sizeof(u->disk_format), "%s", ts_image_vs(view, "disk_format") ?: "");
     hasher_init(&u->h);
-    rc = ts_image_store_open_write(staging ? svc->staging : svc->store, id, &u->w, err);
+    rc = ts_image_store_open_write_sized(staging ? svc->staging : svc->store, id, req->content_length, &u->w, err);
     if (rc) {
         upload_restore(u);
         upload_free(u);
@@ -252,6 +259,33 @@ int ts_image_h_stage(struct ts_http_req *req, struct ts_http_resp *resp, struct 
 
 /* ---- download ---------------------------------------------------------------------- */
 
+/* Stores without an fd (swift): the range is asked of the store and streamed through. */
+static int download_stream(struct ts_http_req *req, struct ts_http_resp *resp, struct ts_image_store *store,
+                           const json_t *view, struct ts_err *err)
+{
+    const char *id = ts_image_vs(view, "id");
+    json_int_t jsize = json_integer_value(json_object_get(view, "size"));
+    uint64_t size = jsize > 0 ? (uint64_t)jsize : 0;
+    uint64_t off = 0, len = size;
+    int range = ts_image_range_parse(ts_http_header(req, "Range"), size, &off, &len);
+    if (range == -TS_ERANGE || range == -TS_EINVAL) {
+        ts_http_resp_headerf(resp, "Content-Range", "bytes */%llu", (unsigned long long)size);
+        return ts_err_set(err, TS_ERANGE, "Requested range not satisfiable");
+    }
+    struct ts_image_store_reader *r = NULL;
+    int rc = ts_image_store_open_range(store, id, off, len, &r, err);
+    if (rc == -TS_ENOTFOUND) return ts_err_set(err, TS_ENOTFOUND, "Image data for %s could not be found", id);
+    if (rc) return rc;
+    const char *checksum = ts_image_vs(view, "checksum");
+    if (checksum) ts_http_resp_header(resp, "Content-MD5", checksum);
+    if (range == 0)
+        ts_http_resp_headerf(resp, "Content-Range", "bytes %llu-%llu/%llu", (unsigned long long)off,
+                             (unsigned long long)(off + len - 1), (unsigned long long)size);
+    ts_http_resp_stream(resp, range == 0 ? 206 : 200, "application/octet-stream", (int64_t)len,
+                        ts_image_store_reader_read, ts_image_store_reader_free, r);
+    return 0;
+}
+
 int ts_image_h_download(struct ts_http_req *req, struct ts_http_resp *resp, struct ts_err *err)
 {
     struct ts_image_svc *svc = req->svc;
@@ -269,9 +303,19 @@ int ts_image_h_download(struct ts_http_req *req, struct ts_http_resp *resp, stru
         ts_http_resp_no_body(resp, 204, 0);
         goto out;
     }
+    struct ts_image_store *store = ts_image_store_of(svc, ts_image_vs(view, "stores"));
+    if (!store) {
+        rc = ts_err_set(err, TS_EUNAVAIL, "The data of image %s is in the %s store, which is not enabled", id,
+                        ts_image_vs(view, "stores"));
+        goto out;
+    }
+    if (!ts_image_store_has_fd(store)) {
+        rc = download_stream(req, resp, store, view, err);
+        goto out;
+    }
     int fd = -1;
     uint64_t size = 0;
-    rc = ts_image_store_open_read(svc->store, id, &fd, &size, err);
+    rc = ts_image_store_open_read(store, id, &fd, &size, err);
     if (rc == -TS_ENOTFOUND) {
         rc = ts_err_set(err, TS_ENOTFOUND, "Image data for %s could not be found", id);
         goto out;
@@ -319,7 +363,7 @@ static int import_copy(struct import_job *j, struct ts_err *err)
     hasher_init(&h);
     int rc = ts_image_store_open_read(svc->staging, j->id, &fd, &size, err);
     if (rc) goto out;
-    rc = ts_image_store_open_write(svc->store, j->id, &w, err);
+    rc = ts_image_store_open_write_sized(svc->store, j->id, (int64_t)size, &w, err);
     if (rc) goto out;
     buf = ts_malloc(1 << 20);
     for (;;) {
@@ -345,10 +389,10 @@ static int import_copy(struct import_job *j, struct ts_err *err)
     }
     rc = ts_db_exec(svc->db,
                     "UPDATE images SET status = 'active', size = ?, virtual_size = ?, checksum = ?, "
-                    "os_hash_algo = 'sha512', os_hash_value = ?, staged_size = NULL, updated_at = ? "
+                    "os_hash_algo = 'sha512', os_hash_value = ?, staged_size = NULL, store = ?, updated_at = ? "
                     "WHERE id = ? AND status = 'importing'",
-                    TS_DB_ARGS(TS_DB_I(h.size), TS_DB_I(vsize), TS_DB_S(md5), TS_DB_S(sha), TS_DB_I(ts_image_now_us()),
-                               TS_DB_S(j->id)),
+                    TS_DB_ARGS(TS_DB_I(h.size), TS_DB_I(vsize), TS_DB_S(md5), TS_DB_S(sha),
+                               TS_DB_S(ts_image_store_name(svc->store)), TS_DB_I(ts_image_now_us()), TS_DB_S(j->id)),
                     &res, err);
     if (rc == 0 && res->changes == 0) {
         ts_image_store_delete(svc->store, j->id, NULL);

@@ -16,7 +16,9 @@
 struct ts_image_svc {
     struct ts_service_env *env;
     struct ts_db *db;
-    struct ts_image_store *store;      /* active image data */
+    struct ts_image_store *store;      /* where new image data goes ([image] default_store) */
+    struct ts_image_store *file;       /* the file store (always open) */
+    struct ts_image_store *swift;      /* the swift store, NULL unless enabled */
     struct ts_image_store *staging;    /* interoperable import staging area */
     struct ts_http_server *http;
     int64_t quota_bytes;               /* per project, 0 = unlimited */
@@ -31,7 +33,7 @@ struct ts_image_svc {
 /* The columns every image query selects, in this order. */
 #define TS_IMAGE_COLS "id, name, status, visibility, owner, protected, os_hidden, disk_format, " \
                       "container_format, min_disk, min_ram, size, virtual_size, checksum, os_hash_algo, " \
-                      "os_hash_value, created_at, updated_at"
+                      "os_hash_value, created_at, updated_at, store"
 
 /* Loads image id with its properties and tags as the API view (caller decrefs).
  * -TS_ENOTFOUND if absent. No access check. */
@@ -44,6 +46,9 @@ int ts_image_get_visible(struct ts_image_svc *svc, struct ts_http_req *req, cons
                          struct ts_err *err);
 /* true when the caller may change the image: admin or owner, and not a reader. */
 bool ts_image_can_modify(const struct ts_http_req *req, const json_t *view);
+/* The store holding an image's data by the name in its view's "stores" ("file" when
+ * absent), or NULL when that store is not enabled. */
+struct ts_image_store *ts_image_store_of(struct ts_image_svc *svc, const char *name);
 /* String attribute of a view or NULL. */
 const char *ts_image_vs(const json_t *view, const char *key);
 /* Publishes a notification with Glance's payload for view (borrowed). */

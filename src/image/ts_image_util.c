@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 static const char *const disk_formats[] = {"ami", "ari", "aki", "vhd", "vhdx", "vmdk", "raw",
                                            "qcow2", "vdi", "iso", "ploop", NULL};
@@ -474,4 +475,104 @@ int ts_image_range_parse(const char *h, uint64_t size, uint64_t *off, uint64_t *
     *off = a;
     *len = last - a + 1;
     return 0;
+}
+
+/* ---- stores -------------------------------------------------------------------------- */
+
+int ts_image_size_parse(const char *s, uint64_t *out)
+{
+    if (!s) return -TS_EINVAL;
+    while (*s == ' ') s++;
+    if (!isdigit((unsigned char)*s)) return -TS_EINVAL;
+    errno = 0;
+    char *end = NULL;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || end == s) return -TS_EINVAL;
+    unsigned shift = 0;
+    switch (toupper((unsigned char)*end)) {
+    case 'K': shift = 10; end++; break;
+    case 'M': shift = 20; end++; break;
+    case 'G': shift = 30; end++; break;
+    case 'T': shift = 40; end++; break;
+    default: break;
+    }
+    if (shift && (*end == 'i' || *end == 'I')) {
+        end++;
+        if (*end != 'B' && *end != 'b') return -TS_EINVAL;
+    }
+    if (*end == 'B' || *end == 'b') end++;
+    while (*end == ' ') end++;
+    if (*end) return -TS_EINVAL;
+    if (v == 0 || (shift && v > (UINT64_MAX >> shift))) return -TS_EINVAL;
+    *out = (uint64_t)v << shift;
+    return 0;
+}
+
+int ts_image_stores_parse(const char *stores, const char *default_store, bool *file, bool *swift,
+                          struct ts_err *err)
+{
+    *file = true;
+    *swift = false;
+    if (!default_store || !*default_store) default_store = "file";
+    if (strcmp(default_store, "swift") == 0) *swift = true;
+    else if (strcmp(default_store, "file") != 0)
+        return ts_err_set(err, TS_EINVAL, "[image] default_store = %s: unknown store (file or swift)", default_store);
+    const char *p = stores ? stores : "";
+    while (*p) {
+        while (*p == ',' || *p == ' ') p++;
+        const char *e = p;
+        while (*e && *e != ',' && *e != ' ') e++;
+        size_t n = (size_t)(e - p);
+        if (n == 5 && strncmp(p, "swift", 5) == 0) *swift = true;
+        else if (n == 4 && strncmp(p, "file", 4) == 0) *file = true;
+        else if (n) return ts_err_set(err, TS_EINVAL, "[image] stores: unknown store '%.*s' (file or swift)", (int)n, p);
+        p = e;
+    }
+    return 0;
+}
+
+int ts_image_token_parse(const char *body, size_t len, char *project_id, size_t cap, double *expires_at)
+{
+    int rc = -TS_EINVAL;
+    json_t *j = body ? json_loadb(body, len, 0, NULL) : NULL;
+    json_t *tok = json_object_get(j, "token");
+    const char *pid = json_string_value(json_object_get(json_object_get(tok, "project"), "id"));
+    const char *exp = json_string_value(json_object_get(tok, "expires_at"));
+    double t = 0;
+    if (!pid || !*pid || strlen(pid) >= cap || !exp || ts_time_parse(exp, &t) != 0) goto out;
+    for (const char *c = pid; *c; c++)
+        if (!isalnum((unsigned char)*c) && *c != '-' && *c != '_') goto out;
+    snprintf(project_id, cap, "%s", pid);
+    *expires_at = t;
+    rc = 0;
+out:
+    json_decref(j);
+    return rc;
+}
+
+bool ts_image_token_stale(double now, double issued_at, double expires_at)
+{
+    double life = expires_at - issued_at;
+    double margin = life / 4;
+    if (margin < 300) margin = 300;
+    if (margin > life / 2) margin = life / 2;   /* short-lived tokens: still use half */
+    return now >= expires_at - margin;
+}
+
+bool ts_image_etag_match(const char *etag, const char *md5_hex)
+{
+    if (!etag || !md5_hex) return false;
+    size_t n = strlen(etag);
+    if (n >= 2 && etag[0] == '"' && etag[n - 1] == '"') {
+        etag++;
+        n -= 2;
+    }
+    return n == strlen(md5_hex) && n > 0 && strncasecmp(etag, md5_hex, n) == 0;
+}
+
+int ts_image_segment_name(const char *id, int n, char *out, size_t cap)
+{
+    if (!id || n < 1) return -TS_EINVAL;
+    int w = snprintf(out, cap, "%s-%05d", id, n);
+    return w < 0 || (size_t)w >= cap ? -TS_EINVAL : 0;
 }

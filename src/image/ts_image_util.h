@@ -2,7 +2,8 @@
  * ts_image_util.h: the image service's pure helpers, kept apart from HTTP and SQL so
  * they can be unit tested: qcow2 header parsing, Glance's JSON-patch dialect applied to
  * an image's API view, validation of that view against the image schema, list filter
- * operators ("in:", "gte:"...), sort parameters and HTTP Range parsing.
+ * operators ("in:", "gte:"...), sort parameters, HTTP Range parsing, and the swift
+ * store's helpers (sizes, store lists, token bodies, ETags, segment names).
  */
 #ifndef TS_IMAGE_UTIL_H
 #define TS_IMAGE_UTIL_H
@@ -64,5 +65,25 @@ int ts_image_sort_parse(const char *sort, const char *const *sort_keys, int n_ke
  * satisfiable range, 1 when the header should be ignored (absent, multi-range, not bytes),
  * -TS_ERANGE when unsatisfiable, -TS_EINVAL when malformed. */
 int ts_image_range_parse(const char *h, uint64_t size, uint64_t *off, uint64_t *len);
+
+/* ---- stores -------------------------------------------------------------------------- */
+/* "5368709120", "5G", "200M", "64KiB", "1T" (binary units) -> *out bytes. -TS_EINVAL for
+ * anything else, zero, or an overflow. */
+int ts_image_size_parse(const char *s, uint64_t *out);
+/* [image] stores ("file,swift") and default_store: which stores are enabled. default_store
+ * is always enabled, file always is (staging and older images live there). -TS_EINVAL for
+ * an unknown store name. */
+int ts_image_stores_parse(const char *stores, const char *default_store, bool *file, bool *swift,
+                          struct ts_err *err);
+/* From a Keystone v3 token body: the project id (into project_id[cap]) and expires_at
+ * (epoch seconds). -TS_EINVAL when either is missing. */
+int ts_image_token_parse(const char *body, size_t len, char *project_id, size_t cap, double *expires_at);
+/* true when a token obtained at issued_at and expiring at expires_at should be renewed at
+ * now: in its last quarter of life and its last 5 minutes, but never in its first half. */
+bool ts_image_token_stale(double now, double issued_at, double expires_at);
+/* true when the ETag header value (quoted or not) names the md5 hex digest. */
+bool ts_image_etag_match(const char *etag, const char *md5_hex);
+/* "<id>-00001": segment n (from 1) of object id, into out[cap]. -TS_EINVAL if it does not fit. */
+int ts_image_segment_name(const char *id, int n, char *out, size_t cap);
 
 #endif

@@ -214,12 +214,101 @@ static void test_range(void **state)
     assert_int_equal(ts_image_range_parse("items=0-1", 100, &off, &len), 1);
 }
 
+static void test_sizes(void **state)
+{
+    (void)state;
+    uint64_t v = 0;
+    assert_int_equal(ts_image_size_parse("4096", &v), 0);
+    assert_true(v == 4096);
+    assert_int_equal(ts_image_size_parse("5G", &v), 0);
+    assert_true(v == 5ULL << 30);
+    assert_int_equal(ts_image_size_parse("200M", &v), 0);
+    assert_true(v == 200ULL << 20);
+    assert_int_equal(ts_image_size_parse("64KiB", &v), 0);
+    assert_true(v == 64 << 10);
+    assert_int_equal(ts_image_size_parse("1tb", &v), 0);
+    assert_true(v == 1ULL << 40);
+    assert_int_equal(ts_image_size_parse("0", &v), -TS_EINVAL);
+    assert_int_equal(ts_image_size_parse("-1", &v), -TS_EINVAL);
+    assert_int_equal(ts_image_size_parse("5X", &v), -TS_EINVAL);
+    assert_int_equal(ts_image_size_parse("5Gi", &v), -TS_EINVAL);
+    assert_int_equal(ts_image_size_parse("", &v), -TS_EINVAL);
+    assert_int_equal(ts_image_size_parse(NULL, &v), -TS_EINVAL);
+    assert_int_equal(ts_image_size_parse("99999999999999999999", &v), -TS_EINVAL);
+    assert_int_equal(ts_image_size_parse("17179869184T", &v), -TS_EINVAL);   /* overflows */
+}
+
+static void test_stores(void **state)
+{
+    (void)state;
+    bool file = false, swift = true;
+    struct ts_err err = {0};
+    assert_int_equal(ts_image_stores_parse(NULL, NULL, &file, &swift, &err), 0);
+    assert_true(file && !swift);
+    assert_int_equal(ts_image_stores_parse(NULL, "swift", &file, &swift, &err), 0);
+    assert_true(file && swift);
+    assert_int_equal(ts_image_stores_parse("file, swift", "file", &file, &swift, &err), 0);
+    assert_true(file && swift);
+    assert_int_equal(ts_image_stores_parse("file", "file", &file, &swift, &err), 0);
+    assert_true(file && !swift);
+    assert_int_equal(ts_image_stores_parse("file,rbd", "file", &file, &swift, &err), -TS_EINVAL);
+    assert_int_equal(ts_image_stores_parse(NULL, "http", &file, &swift, &err), -TS_EINVAL);
+}
+
+static void test_token(void **state)
+{
+    (void)state;
+    const char *b = "{\"token\": {\"expires_at\": \"2030-01-01T00:00:00.000000Z\", "
+                    "\"project\": {\"id\": \"4f1c0de0a1b2\", \"name\": \"service\"}}}";
+    char pid[65];
+    double exp = 0;
+    assert_int_equal(ts_image_token_parse(b, strlen(b), pid, sizeof(pid), &exp), 0);
+    assert_string_equal(pid, "4f1c0de0a1b2");
+    assert_true(exp == 1893456000.0);
+    assert_int_equal(ts_image_token_parse(b, strlen(b), pid, 5, &exp), -TS_EINVAL);
+    const char *unscoped = "{\"token\": {\"expires_at\": \"2030-01-01T00:00:00Z\"}}";
+    assert_int_equal(ts_image_token_parse(unscoped, strlen(unscoped), pid, sizeof(pid), &exp), -TS_EINVAL);
+    const char *odd = "{\"token\": {\"expires_at\": \"2030-01-01T00:00:00Z\", \"project\": {\"id\": \"a/b\"}}}";
+    assert_int_equal(ts_image_token_parse(odd, strlen(odd), pid, sizeof(pid), &exp), -TS_EINVAL);
+    assert_int_equal(ts_image_token_parse("nope", 4, pid, sizeof(pid), &exp), -TS_EINVAL);
+    assert_int_equal(ts_image_token_parse(NULL, 0, pid, sizeof(pid), &exp), -TS_EINVAL);
+
+    /* a 1 h token: renewed after 45 min; a 10 min token after 5; a 2 min token after 1 */
+    assert_false(ts_image_token_stale(1000 + 2699, 1000, 1000 + 3600));
+    assert_true(ts_image_token_stale(1000 + 2700, 1000, 1000 + 3600));
+    assert_false(ts_image_token_stale(1000 + 299, 1000, 1000 + 600));
+    assert_true(ts_image_token_stale(1000 + 300, 1000, 1000 + 600));
+    assert_false(ts_image_token_stale(1000 + 59, 1000, 1000 + 120));
+    assert_true(ts_image_token_stale(1000 + 60, 1000, 1000 + 120));
+    assert_true(ts_image_token_stale(5000, 1000, 1000 + 3600));   /* expired */
+}
+
+static void test_etag_segments(void **state)
+{
+    (void)state;
+    const char *md5 = "d41d8cd98f00b204e9800998ecf8427e";
+    assert_true(ts_image_etag_match(md5, md5));
+    assert_true(ts_image_etag_match("\"d41d8cd98f00b204e9800998ecf8427e\"", md5));
+    assert_true(ts_image_etag_match("D41D8CD98F00B204E9800998ECF8427E", md5));
+    assert_false(ts_image_etag_match("\"d41d8cd98f00b204e9800998ecf8427\"", md5));
+    assert_false(ts_image_etag_match("\"\"", ""));
+    assert_false(ts_image_etag_match(NULL, md5));
+    char n[64];
+    assert_int_equal(ts_image_segment_name("abc", 1, n, sizeof(n)), 0);
+    assert_string_equal(n, "abc-00001");
+    assert_int_equal(ts_image_segment_name("abc", 1000, n, sizeof(n)), 0);
+    assert_string_equal(n, "abc-01000");
+    assert_int_equal(ts_image_segment_name("abc", 0, n, sizeof(n)), -TS_EINVAL);
+    assert_int_equal(ts_image_segment_name("abcdef", 1, n, 8), -TS_EINVAL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_qcow2),   cmocka_unit_test(test_formats), cmocka_unit_test(test_patch),
         cmocka_unit_test(test_validate), cmocka_unit_test(test_filters), cmocka_unit_test(test_sort),
-        cmocka_unit_test(test_range),
+        cmocka_unit_test(test_range),   cmocka_unit_test(test_sizes),   cmocka_unit_test(test_stores),
+        cmocka_unit_test(test_token),   cmocka_unit_test(test_etag_segments),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
