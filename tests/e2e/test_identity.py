@@ -445,6 +445,18 @@ def _images(cloud, token):
     return cloud.request("GET", "image", "/v2/images", token=token).status_code
 
 
+def _rejected_soon(cloud, token, within=2.0):
+    """True when the image API refuses token within `within` seconds: the revocation
+    travels on the bus (asynchronous delivery), so allow a moment on a loaded machine."""
+    deadline = time.time() + within
+    while True:
+        if _images(cloud, token) == 401:
+            return True
+        if time.time() > deadline:
+            return False
+        time.sleep(0.05)
+
+
 def test_revocation_reaches_image_api(cloud):
     _image_or_skip(cloud)
     admin = cloud.token()
@@ -455,7 +467,7 @@ def test_revocation_reaches_image_api(cloud):
     assert _images(cloud, t) == 200
     r = cloud.request("DELETE", "identity", "/v3/auth/tokens", token=admin, headers={"X-Subject-Token": t})
     assert r.status_code == 204
-    assert _images(cloud, t) == 401
+    assert _rejected_soon(cloud, t)
     # 2. a token rescoped from a revoked one dies with it (audit chain)
     cloud._tokens = {}
     t1 = u.token()
@@ -464,13 +476,13 @@ def test_revocation_reaches_image_api(cloud):
     t2 = r.headers["X-Subject-Token"]
     assert _images(cloud, t2) == 200
     cloud.request("DELETE", "identity", "/v3/auth/tokens", token=admin, headers={"X-Subject-Token": t1})
-    assert _images(cloud, t2) == 401
+    assert _rejected_soon(cloud, t2)
     # 3. the role removed from the user on the project
     cloud._tokens = {}
     t = u.token()
     assert _images(cloud, t) == 200
     cloud.openstack("role", "remove", "--user", u.user_id, "--project", u.project_id, "member")
-    assert _images(cloud, t) == 401
+    assert _rejected_soon(cloud, t)
     # 4. the project disabled
     cloud.openstack("role", "add", "--user", u.user_id, "--project", u.project_id, "member")
     time.sleep(1.1)  # Fernet time stamps are in seconds
@@ -478,4 +490,4 @@ def test_revocation_reaches_image_api(cloud):
     t = u.token()
     assert _images(cloud, t) == 200
     cloud.openstack("project", "set", "--disable", u.project_id)
-    assert _images(cloud, t) == 401
+    assert _rejected_soon(cloud, t)
