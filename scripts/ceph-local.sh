@@ -19,31 +19,37 @@ POOL=${CEPH_POOL:-tinystack-objects}
 MEM=${CEPH_MEM_BYTES:-1073741824}
 CONF=$D/ceph.conf
 C=(-c "$CONF")
+el() { echo "$(date +%s.%N) - $t0" | bc; }
 
 pids_of() { local p; for p in "$D"/run/*.pid; do [ -s "$p" ] && cat "$p"; done; }
 
-stop_daemons() {
-  local pids alive p i
-  pids=$(pids_of 2>/dev/null | tr '\n' ' ')
-  [ -n "${pids// /}" ] || return 0
-  # shellcheck disable=SC2086
-  kill $pids 2>/dev/null
-  for i in $(seq 1 300); do
+# waits up to $2 tenths of a second for the pids in $1 to exit
+wait_pids() {
+  local i p alive
+  for i in $(seq 1 "$2"); do
     alive=0
-    for p in $pids; do kill -0 "$p" 2>/dev/null && alive=1; done
-    [ $alive = 0 ] && return 0
-    sleep 0.1
-  done
-  # still there after 30 s: the daemons hang (e.g. a lost mon); do not leave them behind
-  # shellcheck disable=SC2086
-  kill -9 $pids 2>/dev/null
-  for i in $(seq 1 50); do
-    alive=0
-    for p in $pids; do kill -0 "$p" 2>/dev/null && alive=1; done
+    for p in $1; do kill -0 "$p" 2>/dev/null && alive=1; done
     [ $alive = 0 ] && return 0
     sleep 0.1
   done
   return 1
+}
+
+# The osd first: it tells the mon it is going down and waits up to 5 s for an answer, so
+# stopping both at once costs those 5 s. A daemon still there after 30 s is killed.
+stop_daemons() {
+  local who pids
+  for who in osd mon; do
+    pids=$(cat "$D"/run/ceph-$who.*.pid 2>/dev/null | tr '\n' ' ')
+    [ -n "${pids// /}" ] || continue
+    # shellcheck disable=SC2086
+    kill $pids 2>/dev/null
+    wait_pids "$pids" 300 && continue
+    # shellcheck disable=SC2086
+    kill -9 $pids 2>/dev/null
+    wait_pids "$pids" 50 || return 1
+  done
+  return 0
 }
 
 case "${1:-}" in
@@ -94,27 +100,24 @@ EOF
   ceph-mon "${C[@]}" --mkfs -i a --monmap "$D/monmap" > "$D/log/mon-mkfs.out" 2>&1 ||
     { tail "$D/log/mon-mkfs.out" >&2; exit 1; }
   ceph-mon "${C[@]}" -i a || { echo "ceph-local: ceph-mon failed, see $D/log" >&2; exit 1; }
-  for i in $(seq 1 150); do ceph "${C[@]}" --connect-timeout 2 mon stat >/dev/null 2>&1 && break; sleep 0.2; done
-  ceph "${C[@]}" --connect-timeout 2 mon stat >/dev/null 2>&1 || { echo "ceph-local: mon not up" >&2; stop_daemons; exit 1; }
-  echo "ceph-local: mon up on 127.0.0.1:$PORT after $(echo "$(date +%s.%N) - $t0" | bc) s" >&2
+  # `rados` (C++) answers in ~0.1 s where the python `ceph` CLI takes ~1 s: poll and wait with it
+  for i in $(seq 1 150); do rados "${C[@]}" --client-mount-timeout 2 lspools >/dev/null 2>&1 && break; sleep 0.1; done
+  rados "${C[@]}" --client-mount-timeout 2 lspools >/dev/null 2>&1 || { echo "ceph-local: mon not up" >&2; stop_daemons; exit 1; }
+  echo "ceph-local: mon up on 127.0.0.1:$PORT after $(el) s" >&2
   OSD=$(ceph "${C[@]}" osd create) || { stop_daemons; exit 1; }
   ceph-osd "${C[@]}" -i "$OSD" --mkfs > "$D/log/osd-mkfs.out" 2>&1 ||
     { tail "$D/log/osd-mkfs.out" >&2; stop_daemons; exit 1; }
-  ceph "${C[@]}" osd crush add "osd.$OSD" 1.0 host=localhost root=default >/dev/null 2>&1
-  ceph-osd "${C[@]}" -i "$OSD" || { echo "ceph-local: ceph-osd failed, see $D/log" >&2; stop_daemons; exit 1; }
-  for i in $(seq 1 300); do ceph "${C[@]}" osd stat 2>/dev/null | grep -q "1 up" && break; sleep 0.2; done
-  ceph "${C[@]}" osd stat 2>/dev/null | grep -q "1 up" || { echo "ceph-local: osd not up" >&2; stop_daemons; exit 1; }
-  ceph "${C[@]}" osd pool create "$POOL" 8 >/dev/null 2>&1 &&
-    ceph "${C[@]}" osd pool application enable "$POOL" tinystack >/dev/null 2>&1 ||
+  # the osd puts itself in the crush map on start (osd crush update on start)
+  ceph-osd "${C[@]}" -i "$OSD" 2>> "$D/log/osd-start.out" || { echo "ceph-local: ceph-osd failed, see $D/log" >&2; stop_daemons; exit 1; }
+  echo "ceph-local: osd.$OSD (memstore) started after $(el) s" >&2
+  ceph "${C[@]}" osd pool create "$POOL" 8 >/dev/null 2>&1 ||
     { echo "ceph-local: pool $POOL not created" >&2; stop_daemons; exit 1; }
-  # the first write waits until the pool's PGs have peered: do it here, not in the caller
-  for i in $(seq 1 150); do
-    echo ok | rados "${C[@]}" -p "$POOL" put ts-ceph-local-probe - >/dev/null 2>&1 && break
-    sleep 0.2
-  done
-  rados "${C[@]}" -p "$POOL" rm ts-ceph-local-probe >/dev/null 2>&1 ||
+  # a write blocks until the osd is up and the pool's PGs have peered: the readiness check
+  echo ok > "$D/probe"
+  timeout 120 rados "${C[@]}" -p "$POOL" put ts-ceph-local-probe "$D/probe" >/dev/null 2>&1 &&
+    rados "${C[@]}" -p "$POOL" rm ts-ceph-local-probe >/dev/null 2>&1 ||
     { echo "ceph-local: pool $POOL not writable" >&2; stop_daemons; exit 1; }
-  echo "ceph-local: osd.$OSD (memstore) up, pool $POOL writable after $(echo "$(date +%s.%N) - $t0" | bc) s" >&2
+  echo "ceph-local: pool $POOL writable after $(el) s" >&2
   echo "$CONF"
   ;;
 stop) stop_daemons ;;

@@ -15,19 +15,29 @@ for s in "${steps[@]}"; do
     echo "== unit tests (ASan/UBSan)"
     cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DTS_SANITIZE=ON -DTS_MODULES= >/dev/null
     ninja -C build-asan
-    # the db and bus suites also run against real PostgreSQL and RabbitMQ servers
+    # the db and bus suites also run against real PostgreSQL and RabbitMQ servers, and the
+    # object store's RADOS backend against a one-node Ceph (started in the background: ~10 s)
     export PG_DIR=/var/tmp/ts-test-pg PG_PORT=26432
     export RMQ_DIR=/var/tmp/ts-test-rmq RMQ_PORT=26672 RMQ_DIST_PORT=26673 RMQ_EPMD_PORT=26369
-    trap 'bash scripts/pg-local.sh stop >/dev/null 2>&1; bash scripts/rabbitmq-local.sh stop >/dev/null 2>&1' EXIT
+    export CEPH_DIR=/var/tmp/ts-test-ceph CEPH_MON_PORT=26790
+    trap 'bash scripts/pg-local.sh stop >/dev/null 2>&1; bash scripts/rabbitmq-local.sh stop >/dev/null 2>&1;
+          bash scripts/ceph-local.sh stop >/dev/null 2>&1' EXIT
+    ceph_out=$(mktemp)
+    bash scripts/ceph-local.sh start >"$ceph_out" 2>"$ceph_out.err" &
+    ceph_pid=$!
     if TS_TEST_PG_URL=$(bash scripts/pg-local.sh start | tail -1); then export TS_TEST_PG_URL; else
       echo "test.sh: PostgreSQL did not start"; fail=1; fi
     if bash scripts/rabbitmq-local.sh start >/dev/null; then
       TS_TEST_AMQP_URL=$(bash scripts/rabbitmq-local.sh url); export TS_TEST_AMQP_URL
     else echo "test.sh: RabbitMQ did not start"; fail=1; fi
+    if wait $ceph_pid; then TS_TEST_CEPH_CONF=$(tail -1 "$ceph_out"); export TS_TEST_CEPH_CONF; else
+      echo "test.sh: Ceph did not start:"; cat "$ceph_out.err"; fail=1; fi
+    rm -f "$ceph_out" "$ceph_out.err"
     (cd build-asan && ctest --output-on-failure -j2) || fail=1
     bash scripts/pg-local.sh stop >/dev/null 2>&1 || true
     bash scripts/rabbitmq-local.sh stop >/dev/null 2>&1 || true
-    unset TS_TEST_PG_URL TS_TEST_AMQP_URL
+    bash scripts/ceph-local.sh stop >/dev/null 2>&1 || true
+    unset TS_TEST_PG_URL TS_TEST_AMQP_URL TS_TEST_CEPH_CONF
     ;;
   fuzz)
     echo "== fuzz corpus replay"
