@@ -51,6 +51,7 @@ static const struct ts_db_migration migrations[] = {
      " name TEXT, description TEXT, status TEXT NOT NULL, size BIGINT NOT NULL, container TEXT, host TEXT,"
      " fail_reason TEXT, snapshot_id TEXT, created_at TEXT NOT NULL, updated_at TEXT, data_timestamp TEXT);"
      "CREATE INDEX backups_project_idx ON backups (project_id)"},
+    {3, "ALTER TABLE backups ADD COLUMN volume_meta TEXT"},
 };
 
 /* ---- shared helpers --------------------------------------------------------------------- */

@@ -92,11 +92,27 @@ int ts_volume_h_backup_create(struct ts_http_req *req, struct ts_http_resp *resp
         return rc;
     bool force = ts_json_bool(b, "force", false);
     if (ts_json_bool(b, "incremental", false)) return ts_err_set(err, TS_EINVAL, "Invalid backup: incremental backups are not supported.");
-    if (snap) return ts_err_set(err, TS_EINVAL, "Invalid backup: backups of snapshots are not supported.");
     if ((rc = ts_volume_get(svc, req, vid, &vol, err))) return rc;
     const char *st = ts_db_res_getn(vol, 0, "status");
     bool in_use = ts_streq(st, "in-use");
-    if (!ts_streq(st, "available") && !(in_use && force)) {
+    if (snap) {
+        struct ts_db_res *s = NULL;
+        rc = ts_db_exec(svc->db, "SELECT status FROM snapshots WHERE id = ? AND volume_id = ?",
+                        TS_DB_ARGS(TS_DB_S(snap), TS_DB_S(vid)), &s, err);
+        bool ok = rc == 0 && s->nrows > 0 && ts_streq(ts_db_res_get(s, 0, 0), "available");
+        bool found = rc == 0 && s->nrows > 0;
+        ts_db_res_free(s);
+        if (rc) goto out;
+        if (!found) {
+            rc = ts_err_set(err, TS_ENOTFOUND, "Snapshot %s could not be found.", snap);
+            goto out;
+        }
+        if (!ok) {
+            rc = ts_err_set(err, TS_EINVAL, "Invalid snapshot: Snapshot to be backed up must be available.");
+            goto out;
+        }
+        in_use = true;   /* the volume itself is not touched */
+    } else if (!ts_streq(st, "available") && !(in_use && force)) {
         rc = ts_err_set(err, TS_EINVAL, "Invalid volume: Volume to be backed up must be available or in-use, but the "
                         "current status is \"%s\".", st);
         goto out;
@@ -127,14 +143,19 @@ int ts_volume_h_backup_create(struct ts_http_req *req, struct ts_http_resp *resp
                              "consumed.", (long long)size, (long long)lim, (long long)gb);
         goto out;
     }
-    if ((rc = ts_db_tx_exec(tx, "INSERT INTO backups (id, volume_id, project_id, user_id, name, description, status, size, "
-                            "container, host, created_at, updated_at, data_timestamp) VALUES "
-                            "(?, ?, ?, ?, ?, ?, 'creating', ?, ?, ?, ?, ?, ?)",
-                            TS_DB_ARGS(TS_DB_S(id), TS_DB_S(vid), TS_DB_S(project), TS_DB_S(req->auth->user_id),
-                                       TS_DB_S(name), TS_DB_S(desc), TS_DB_I(size), TS_DB_S(container ? container : "backups"),
-                                       TS_DB_S(ts_db_res_getn(vol, 0, "host")), TS_DB_S(now), TS_DB_S(now), TS_DB_S(now)),
-                            NULL, err)))
-        goto out;
+    json_t *md = ts_volume_metadata(svc, "volume_metadata", "volume_id", vid);
+    char *mds = ts_json_dump(md);
+    json_decref(md);
+    rc = ts_db_tx_exec(tx, "INSERT INTO backups (id, volume_id, project_id, user_id, name, description, status, size, "
+                       "container, host, created_at, updated_at, data_timestamp, snapshot_id, volume_meta) VALUES "
+                       "(?, ?, ?, ?, ?, ?, 'creating', ?, ?, ?, ?, ?, ?, ?, ?)",
+                       TS_DB_ARGS(TS_DB_S(id), TS_DB_S(vid), TS_DB_S(project), TS_DB_S(req->auth->user_id),
+                                  TS_DB_S(name), TS_DB_S(desc), TS_DB_I(size), TS_DB_S(container ? container : "backups"),
+                                  TS_DB_S(ts_db_res_getn(vol, 0, "host")), TS_DB_S(now), TS_DB_S(now), TS_DB_S(now),
+                                  TS_DB_S(snap), TS_DB_S(mds)),
+                       NULL, err);
+    free(mds);
+    if (rc) goto out;
     if (!in_use &&
         (rc = ts_db_tx_exec(tx, "UPDATE volumes SET status = 'backing-up', updated_at = ? WHERE id = ? AND status = 'available'",
                             TS_DB_ARGS(TS_DB_S(now), TS_DB_S(vid)), NULL, err)))
@@ -143,8 +164,8 @@ int ts_volume_h_backup_create(struct ts_http_req *req, struct ts_http_resp *resp
     tx = NULL;
     if (rc) goto out;
     ts_volume_cast_manager(svc, ts_db_res_getn(vol, 0, "host"), "create_backup",
-                           json_pack("{s:s, s:s, s:s}", "backup_id", id, "volume_id", vid, "restore_status",
-                                     in_use ? "in-use" : "available"), NULL);
+                           json_pack("{s:s, s:s, s:s, s:s?}", "backup_id", id, "volume_id", vid, "restore_status",
+                                     in_use ? "in-use" : "available", "snapshot_id", snap), NULL);
     if ((rc = bk_load(svc, req, id, &r, err))) goto out;
     ts_http_resp_json(resp, 202, json_pack("{s:o}", "backup", bk_view(svc, req, r, 0, false)));
     ts_bus_notify(svc->env->bus, svc->publisher, "backup.create.start", "INFO", json_pack("{s:s, s:s}", "backup_id", id,
@@ -316,6 +337,16 @@ int ts_volume_h_backup_restore(struct ts_http_req *req, struct ts_http_resp *res
         tx = NULL;
         if (rc) goto out;
     }
+    {
+        struct ts_db_res *m = NULL;
+        if (ts_db_exec(svc->db, "SELECT volume_meta FROM backups WHERE id = ?", TS_DB_ARGS(TS_DB_S(id)), &m, NULL) == 0 &&
+            m->nrows > 0 && ts_db_res_get(m, 0, 0)) {
+            json_t *md = json_loads(ts_db_res_get(m, 0, 0), 0, NULL);
+            if (json_is_object(md)) ts_volume_metadata_set(svc, "volume_metadata", "volume_id", new_id, md, false, NULL);
+            json_decref(md);
+        }
+        ts_db_res_free(m);
+    }
     ts_db_exec(svc->db, "UPDATE backups SET status = 'restoring', updated_at = ? WHERE id = ?",
                TS_DB_ARGS(TS_DB_S(now), TS_DB_S(id)), NULL, NULL);
     ts_volume_cast_manager(svc, host, "restore_backup", json_pack("{s:s, s:s}", "backup_id", id, "volume_id", new_id), NULL);
@@ -383,7 +414,9 @@ void ts_volume_backup_create_work(struct ts_volume_svc *svc, struct ts_volume_ba
     char src[1200], tmp[1200], fin[1200], now[32];
     struct ts_err e = {0};
     ts_mkdirs(ts_conf_get(svc->env->conf, "volume", "backups_dir", "/tmp"), 0700);
-    be->ops->path(be, vid, src, sizeof(src));
+    const char *snap = ts_json_str(args, "snapshot_id", NULL);
+    if (snap) snprintf(src, sizeof(src), "%s/snapshot-%s", be->dir, snap);   /* file backend layout */
+    else be->ops->path(be, vid, src, sizeof(src));
     backup_path(svc, id, true, tmp, sizeof(tmp));
     backup_path(svc, id, false, fin, sizeof(fin));
     int rc = copy_file(src, tmp, 0, &e);
