@@ -8,7 +8,7 @@
  *
  * The file backend (ts_object_store_file_new) keeps blobs under <dir>/<xx>/<id>.data with
  * temp files in <dir>/tmp; the RADOS backend (ts_object_store_rados_new) keeps them as
- * striped objects in a Ceph pool (see ts_object_store_rados.c and docs/internals/object.md).
+ * striped objects in a Ceph pool (see ts_object_store_rados.c, docs/internals/object-rados.md).
  * All ops are thread-safe.
  */
 #ifndef TS_OBJECT_STORE_H

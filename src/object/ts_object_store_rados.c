@@ -99,7 +99,8 @@ static int rados_fail(struct ts_err *err, int r, const char *what, const char *n
 static int ioctx(struct rados_store *rs, rados_ioctx_t *io, struct ts_err *err)
 {
     int r = rados_ioctx_create(rs->cluster, rs->pool, io);
-    if (r < 0) return rados_fail(err, r, "pool", rs->pool);
+    /* a vanished pool is an outage, not "this blob is gone" (reconcile drops rows on 404) */
+    if (r < 0) return rados_fail(err, r == -ENOENT ? -ENOTCONN : r, "pool", rs->pool);
     return 0;
 }
 
