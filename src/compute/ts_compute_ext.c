@@ -299,8 +299,9 @@ fail:
 }
 
 int ts_compute_net_sg_id(const struct ts_service_env *env, const char *token, const char *name, char *out,
-                         size_t cap, struct ts_err *err)
+                         size_t cap, char *name_out, size_t name_cap, struct ts_err *err)
 {
+    if (name_out && name_cap) name_out[0] = 0;
     json_t *o = NULL;
     struct ts_pool *pool = ts_pool_new();
     int rc = net_call(env, token, "GET", "/v2.0/security-groups?fields=id&fields=name&fields=project_id", NULL, &o,
@@ -312,6 +313,7 @@ int ts_compute_net_sg_id(const struct ts_service_env *env, const char *token, co
     json_array_foreach(json_object_get(o, "security_groups"), i, g) {
         if (ts_streq(JS(g, "id"), name) || ts_streq(JS(g, "name"), name)) {
             snprintf(out, cap, "%s", JS(g, "id"));
+            if (name_out && name_cap) snprintf(name_out, name_cap, "%s", JS(g, "name") ? JS(g, "name") : "");
             rc = 0;
             if (ts_streq(JS(g, "id"), name)) break;
         }
@@ -388,7 +390,7 @@ int ts_compute_net_port_setup(const struct ts_service_env *env, const char *toke
                 char id[64];
                 const char *nm = JS(g, "name");
                 if (!nm) continue;
-                rc = ts_compute_net_sg_id(env, token, nm, id, sizeof(id), err);
+                rc = ts_compute_net_sg_id(env, token, nm, id, sizeof(id), NULL, 0, err);
                 if (rc) {
                     json_decref(ids);
                     json_decref(p);

@@ -119,9 +119,9 @@ int ts_compute_net_refresh(const struct ts_service_env *env, const char *token, 
                            json_t **out, struct ts_err *err);
 /* Nova's "addresses" object from nw_info. */
 json_t *ts_compute_net_addresses(const json_t *nw_info);
-/* Security group name or id -> id (visible to token); -TS_ENOTFOUND if none. */
+/* Security group name or id -> id (and its name, if name_out) visible to token; -TS_ENOTFOUND if none. */
 int ts_compute_net_sg_id(const struct ts_service_env *env, const char *token, const char *name, char *out,
-                         size_t cap, struct ts_err *err);
+                         size_t cap, char *name_out, size_t name_cap, struct ts_err *err);
 
 /* Block storage through Cinder's attachments API (3.44). */
 /* Volume of the project (GET); *out the volume object. 404 -> -TS_ENOTFOUND. */

@@ -337,7 +337,7 @@ TS_COMPUTE_HANDLER(vol_attachment_create)
 {
     struct ts_compute_svc *svc = req->svc;
     int mv;
-    json_t *inst = NULL, *body = NULL, *vol = NULL, *reply = NULL;
+    json_t *inst = NULL, *body = NULL, *vol = NULL, *reply = NULL, *args = NULL;
     char att[37] = "";
     int rc = begin(req, resp, err, true, &mv, &inst);
     if (rc) return rc;
@@ -382,11 +382,11 @@ TS_COMPUTE_HANDLER(vol_attachment_create)
         if (rc != -TS_EFORBIDDEN && rc != -TS_EQUOTA) rc = rewrap(err, TS_EINVAL, "Invalid volume: ", "");
         goto out;
     }
-    json_t *args = json_pack("{s:s, s:s, s:s?, s:b}", "volume_id", vid, "attachment_id", att, "device",
+    args = json_pack("{s:s, s:s, s:s?, s:b}", "volume_id", vid, "attachment_id", att, "device",
                              json_string_value(dev), "delete_on_termination",
                              mv >= 79 && json_is_true(json_object_get(va, "delete_on_termination")));
     if (mv >= 49 && JS(va, "tag")) ts_json_set_str(args, "tag", JS(va, "tag"));
-    rc = host_call(req, svc, inst, "attach_volume", args, &reply, err);
+    rc = host_call(req, svc, inst, "attach_volume", json_incref(args), &reply, err);
     if (rc) {
         struct ts_err e2 = {0};
         ts_compute_vol_unreserve(svc->env, req->auth->token, JS(inst, "project_id"), att, &e2);
@@ -402,6 +402,7 @@ TS_COMPUTE_HANDLER(vol_attachment_create)
     ts_http_resp_json(resp, 200, json_pack("{s:o}", "volumeAttachment", vatt_view(mv, JS(inst, "uuid"), bv)));
     json_decref(bv);
 out:
+    json_decref(args);
     json_decref(reply);
     json_decref(vol);
     json_decref(inst);
@@ -611,8 +612,8 @@ static int a_security_group(struct ts_http_req *req, struct ts_http_resp *resp, 
     const char *name = JS(arg, "name");
     json_t *ports = NULL, *sgs = NULL;
     if (!name || !*name) return ts_err_set(err, TS_EINVAL, "Invalid input for field/attribute name.");
-    char id[64];
-    int rc = ts_compute_net_sg_id(svc->env, req->auth->token, name, id, sizeof(id), err);
+    char id[64], sgname[256];
+    int rc = ts_compute_net_sg_id(svc->env, req->auth->token, name, id, sizeof(id), sgname, sizeof(sgname), err);
     if (rc == -TS_ENOTFOUND)
         return ts_err_set(err, TS_ENOTFOUND, "Security group %s not found for project %s.", name,
                           req->auth->project_id);
@@ -646,13 +647,14 @@ static int a_security_group(struct ts_http_req *req, struct ts_http_resp *resp, 
                                                                                                     "security_groups"))
                                                                   : json_array();
     ssize_t at = -1;
-    json_array_foreach(sgs, i, g) if (ts_streq(JS(g, "name"), name) || ts_streq(JS(g, "name"), id)) at = (ssize_t)i;
+    json_array_foreach(sgs, i, g) if (ts_streq(JS(g, "name"), name) || ts_streq(JS(g, "name"), id) ||
+                                      ts_streq(JS(g, "name"), sgname)) at = (ssize_t)i;
     if (!add && at < 0 && !had) {
         rc = ts_err_set(err, TS_ENOTFOUND, "Security group %s not associated with the instance %s", name,
                         JS(inst, "uuid"));
         goto out;
     }
-    if (add && at < 0) json_array_append_new(sgs, json_pack("{s:s}", "name", name));
+    if (add && at < 0) json_array_append_new(sgs, json_pack("{s:s}", "name", sgname[0] ? sgname : name));
     if (!add && at >= 0) json_array_remove(sgs, (size_t)at);
     json_t *vals = json_pack("{s:O}", "security_groups", sgs);
     ts_compute_inst_update(svc->db, JS(inst, "uuid"), vals, NULL, NULL, NULL);
