@@ -392,6 +392,7 @@ static int image_init(struct ts_service_env *env, struct ts_err *err)
     s = ts_asprintf("%s/image-staging", env->data_dir);
     conf_default(env->conf, "staging_dir", s);
     free(s);
+    conf_default(env->conf, "default_store", "file");
     conf_default(env->conf, "quota_total_bytes_per_project", "0");
     conf_default(env->conf, "quota_images_per_project", "0");
 
