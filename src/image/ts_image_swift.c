@@ -36,16 +36,16 @@
 #define LIST_LIMIT 1000
 
 struct ts_image_swift {
-    char *url_conf;               /* NULL: derived from object_host/port and the project id */
+    char *url_conf; /* NULL: derived from object_host/port and the project id */
     char *object_host;
     int object_port;
     char *identity_url, *username, *password, *project_name, *user_domain, *project_domain;
     char *container;
     uint64_t large_object_size, segment_size;
-    pthread_mutex_t lock;         /* guards everything below */
+    pthread_mutex_t lock; /* guards everything below */
     char token[TOKEN_MAX];
     double issued_at, expires_at;
-    char base[BASE_MAX];          /* ".../v1/AUTH_<project>" */
+    char base[BASE_MAX]; /* ".../v1/AUTH_<project>" */
     bool container_ok;
 };
 
@@ -53,10 +53,10 @@ struct ts_image_swift {
 
 static int fetch_token(struct ts_image_swift *sw, struct ts_err *err)
 {
-    json_t *body = json_pack("{s:{s:{s:[s],s:{s:{s:s,s:{s:s},s:s}}},s:{s:{s:s,s:{s:s}}}}}", "auth", "identity",
-                             "methods", "password", "password", "user", "name", sw->username, "domain", "id",
-                             sw->user_domain, "password", sw->password, "scope", "project", "name",
-                             sw->project_name, "domain", "id", sw->project_domain);
+    json_t *body = json_pack("{s:{s:{s:[s],s:{s:{s:s,s:{s:s},s:s}}},s:{s:{s:s,s:{s:s}}}}}", "auth",
+                             "identity", "methods", "password", "password", "user", "name", sw->username,
+                             "domain", "id", sw->user_domain, "password", sw->password, "scope", "project",
+                             "name", sw->project_name, "domain", "id", sw->project_domain);
     char *text = ts_json_dump(body);
     json_decref(body);
     char *url = ts_asprintf("%s/v3/auth/tokens", sw->identity_url);
@@ -70,7 +70,8 @@ static int fetch_token(struct ts_image_swift *sw, struct ts_err *err)
     tok = r.status == 201 ? ts_http_client_resp_header(&r, "X-Subject-Token") : NULL;
     if (!tok || strlen(tok) >= sizeof(sw->token) ||
         ts_image_token_parse(r.body, r.body_len, pid, sizeof(pid), &exp) != 0) {
-        rc = ts_err_set(err, TS_EUNAVAIL, "image swift store: no token for user %s in project %s from %s (status %d)",
+        rc = ts_err_set(err, TS_EUNAVAIL,
+                        "image swift store: no token for user %s in project %s from %s (status %d)",
                         sw->username, sw->project_name, url, r.status);
         goto out;
     }
@@ -80,13 +81,18 @@ static int fetch_token(struct ts_image_swift *sw, struct ts_err *err)
     if (sw->url_conf) {
         /* an explicit URL may carry Keystone's catalog marker */
         const char *m = strstr(sw->url_conf, "%(project_id)s");
-        if (m) snprintf(sw->base, sizeof(sw->base), "%.*s%s%s", (int)(m - sw->url_conf), sw->url_conf, pid, m + 14);
-        else snprintf(sw->base, sizeof(sw->base), "%s", sw->url_conf);
+        if (m)
+            snprintf(sw->base, sizeof(sw->base), "%.*s%s%s", (int)(m - sw->url_conf), sw->url_conf, pid,
+                     m + 14);
+        else
+            snprintf(sw->base, sizeof(sw->base), "%s", sw->url_conf);
     } else {
-        snprintf(sw->base, sizeof(sw->base), "http://%s:%d/v1/AUTH_%s", sw->object_host, sw->object_port, pid);
+        snprintf(sw->base, sizeof(sw->base), "http://%s:%d/v1/AUTH_%s", sw->object_host, sw->object_port,
+                 pid);
     }
     size_t l = strlen(sw->base);
-    while (l && sw->base[l - 1] == '/') sw->base[--l] = 0;
+    while (l && sw->base[l - 1] == '/')
+        sw->base[--l] = 0;
 out:
     free(tok);
     ts_http_client_resp_free(&r);
@@ -96,7 +102,8 @@ out:
 }
 
 /* Copies a valid token and the account URL; renew forces a new token (after a 401). */
-static int auth(struct ts_image_swift *sw, bool renew, char tok[TOKEN_MAX], char base[BASE_MAX], struct ts_err *err)
+static int auth(struct ts_image_swift *sw, bool renew, char tok[TOKEN_MAX], char base[BASE_MAX],
+                struct ts_err *err)
 {
     int rc = 0;
     pthread_mutex_lock(&sw->lock);
@@ -137,8 +144,10 @@ static int call(struct ts_image_swift *sw, const char *method, const char *path,
 static int status_error(struct ts_err *err, const char *what, int status)
 {
     if (status == 404) return ts_err_set(err, TS_ENOTFOUND, "No image data could be found");
-    if (status == 413) return ts_err_set(err, TS_ETOOBIG, "image swift store: %s: the object store is full (413)", what);
-    return ts_err_set(err, TS_EUNAVAIL, "image swift store: %s: the object service answered %d", what, status);
+    if (status == 413)
+        return ts_err_set(err, TS_ETOOBIG, "image swift store: %s: the object store is full (413)", what);
+    return ts_err_set(err, TS_EUNAVAIL, "image swift store: %s: the object service answered %d", what,
+                      status);
 }
 
 static int ensure_container(struct ts_image_swift *sw, struct ts_err *err)
@@ -176,11 +185,14 @@ int ts_image_swift_new(const struct ts_image_swift_opts *o, struct ts_image_swif
 {
     if (!name_ok(o->container, 256))
         return ts_err_set(err, TS_EINVAL, "[image] swift_container: letters, digits, '-', '_' and '.' only");
-    if (!o->identity_url || !*o->identity_url) return ts_err_set(err, TS_EINVAL, "image swift store: no identity URL");
+    if (!o->identity_url || !*o->identity_url)
+        return ts_err_set(err, TS_EINVAL, "image swift store: no identity URL");
     if (!o->username || !*o->username || !o->project_name || !*o->project_name)
-        return ts_err_set(err, TS_EINVAL, "image swift store: [service_credentials] username and project_name needed");
+        return ts_err_set(err, TS_EINVAL,
+                          "image swift store: [service_credentials] username and project_name needed");
     if (!(o->url && *o->url) && (!o->object_host || o->object_port <= 0 || o->object_port > 65535))
-        return ts_err_set(err, TS_EINVAL, "image swift store: no [image] swift_url and no object service port");
+        return ts_err_set(err, TS_EINVAL,
+                          "image swift store: no [image] swift_url and no object service port");
     if (o->url && *o->url && strncmp(o->url, "http://", 7) != 0 && strncmp(o->url, "https://", 8) != 0)
         return ts_err_set(err, TS_EINVAL, "[image] swift_url must be an http(s) URL");
     /* the object service takes objects up to 5 GiB and SLOs up to 1000 segments */
@@ -225,9 +237,9 @@ void ts_image_swift_free(struct ts_image_swift *sw)
 /* ---- one streamed PUT ------------------------------------------------------------------- */
 
 struct put {
-    char name[160];               /* object name in the container */
+    char name[160]; /* object name in the container */
     char *url, *token_hdr;
-    int wfd, rfd;                 /* ours, the PUT thread's (it closes rfd when done) */
+    int wfd, rfd; /* ours, the PUT thread's (it closes rfd when done) */
     pthread_t thread;
     bool running;
     EVP_MD_CTX *md5;
@@ -299,10 +311,13 @@ static int put_end(struct put *p, bool check, char md5_out[33], struct ts_err *e
     ts_hex(d, n, md5);
     int rc = 0;
     if (check) {
-        if (p->rc) rc = ts_err_set(err, -p->rc, "image swift store: PUT %s: %s", p->name, p->err.msg);
-        else if (p->status != 201) rc = status_error(err, "storing the object", p->status);
+        if (p->rc)
+            rc = ts_err_set(err, -p->rc, "image swift store: PUT %s: %s", p->name, p->err.msg);
+        else if (p->status != 201)
+            rc = status_error(err, "storing the object", p->status);
         else if (!ts_image_etag_match(p->etag, md5))
-            rc = ts_err_set(err, TS_EIO, "image swift store: checksum mismatch for %s: sent md5 %s, stored ETag %s",
+            rc = ts_err_set(err, TS_EIO,
+                            "image swift store: checksum mismatch for %s: sent md5 %s, stored ETag %s",
                             p->name, md5, p->etag ? p->etag : "(none)");
         if (md5_out) memcpy(md5_out, md5, 33);
     }
@@ -324,7 +339,8 @@ static int put_send(struct put *p, const char *data, size_t len, struct ts_err *
             if (errno == EINTR) continue;
             /* the PUT ended early: report its answer rather than EPIPE */
             int rc = put_end(p, true, NULL, err);
-            return rc ? rc : ts_err_set(err, TS_EUNAVAIL, "image swift store: the object service stopped reading");
+            return rc ? rc
+                      : ts_err_set(err, TS_EUNAVAIL, "image swift store: the object service stopped reading");
         }
         data += n;
         len -= (size_t)n;
@@ -339,9 +355,9 @@ struct ts_image_swift_writer {
     struct ts_image_swift *sw;
     char id[130];
     bool segmented;
-    int nseg;                     /* segments started */
-    struct put cur;               /* the object being written (cur.running) */
-    json_t *manifest;             /* SLO entries of finished segments */
+    int nseg;         /* segments started */
+    struct put cur;   /* the object being written (cur.running) */
+    json_t *manifest; /* SLO entries of finished segments */
     uint64_t written;
 };
 
@@ -373,8 +389,8 @@ static int segment_done(struct ts_image_swift_writer *w, struct ts_err *err)
     snprintf(path, sizeof(path), "/%s/%s", w->sw->container, w->cur.name);
     int rc = put_end(&w->cur, true, md5, err);
     if (rc) return rc;
-    json_array_append_new(w->manifest,
-                          json_pack("{s:s, s:s, s:I}", "path", path, "etag", md5, "size_bytes", (json_int_t)bytes));
+    json_array_append_new(w->manifest, json_pack("{s:s, s:s, s:I}", "path", path, "etag", md5, "size_bytes",
+                                                 (json_int_t)bytes));
     return 0;
 }
 
@@ -386,8 +402,9 @@ int ts_image_swift_write(struct ts_image_swift_writer *w, const void *data, size
             char name[160];
             if (w->segmented) {
                 if (w->nseg >= 1000)
-                    return ts_err_set(err, TS_ETOOBIG, "Image too large for the swift store: more than 1000 segments "
-                                                       "(raise [image] swift_large_object_chunk_size)");
+                    return ts_err_set(err, TS_ETOOBIG,
+                                      "Image too large for the swift store: more than 1000 segments "
+                                      "(raise [image] swift_large_object_chunk_size)");
                 if (ts_image_segment_name(w->id, w->nseg + 1, name, sizeof(name)) != 0)
                     return ts_err_set(err, TS_EINVAL, "bad image id");
             } else {
@@ -398,7 +415,8 @@ int ts_image_swift_write(struct ts_image_swift_writer *w, const void *data, size
             if (w->segmented) w->nseg++;
         }
         size_t n = len;
-        if (w->segmented && n > w->sw->segment_size - w->cur.bytes) n = (size_t)(w->sw->segment_size - w->cur.bytes);
+        if (w->segmented && n > w->sw->segment_size - w->cur.bytes)
+            n = (size_t)(w->sw->segment_size - w->cur.bytes);
         int rc = put_send(&w->cur, p, n, err);
         if (rc) return rc;
         p += n;
@@ -412,7 +430,10 @@ int ts_image_swift_write(struct ts_image_swift_writer *w, const void *data, size
     return 0;
 }
 
-uint64_t ts_image_swift_written(const struct ts_image_swift_writer *w) { return w->written; }
+uint64_t ts_image_swift_written(const struct ts_image_swift_writer *w)
+{
+    return w->written;
+}
 
 static void writer_free(struct ts_image_swift_writer *w)
 {
@@ -428,8 +449,10 @@ int ts_image_swift_commit(struct ts_image_swift_writer *w, struct ts_err *err)
     char *path = NULL, *text = NULL;
     int rc = 0;
     if (w->cur.running) {
-        if (w->segmented) rc = segment_done(w, err);
-        else rc = put_end(&w->cur, true, NULL, err);
+        if (w->segmented)
+            rc = segment_done(w, err);
+        else
+            rc = put_end(&w->cur, true, NULL, err);
         if (rc) goto out;
     }
     if (w->segmented && json_array_size(w->manifest) > 0) {
@@ -475,11 +498,11 @@ void ts_image_swift_abort(struct ts_image_swift_writer *w)
 /* ---- reader ------------------------------------------------------------------------------- */
 
 struct ts_image_swift_reader {
-    int rfd, wfd;                 /* ours, the GET thread's (it closes wfd when done) */
+    int rfd, wfd; /* ours, the GET thread's (it closes wfd when done) */
     pthread_t thread;
     char *url, *token_hdr;
     char range_hdr[96];
-    pthread_mutex_t lock;         /* guards the fields below */
+    pthread_mutex_t lock; /* guards the fields below */
     pthread_cond_t cond;
     bool got_data, done;
     int rc, status;
@@ -499,7 +522,7 @@ static int reader_sink(void *ctx, const char *data, size_t len)
         ssize_t n = send(r->wfd, data, len, MSG_NOSIGNAL);
         if (n < 0) {
             if (errno == EINTR) continue;
-            return -TS_EIO;   /* the response went away */
+            return -TS_EIO; /* the response went away */
         }
         data += n;
         len -= (size_t)n;
@@ -528,7 +551,7 @@ static void *reader_main(void *arg)
 void ts_image_swift_reader_free(struct ts_image_swift_reader *r)
 {
     if (!r) return;
-    close(r->rfd);   /* the GET's next send fails and the transfer stops */
+    close(r->rfd); /* the GET's next send fails and the transfer stops */
     pthread_join(r->thread, NULL);
     pthread_mutex_destroy(&r->lock);
     pthread_cond_destroy(&r->cond);
@@ -580,7 +603,8 @@ int ts_image_swift_open_range(struct ts_image_swift *sw, const char *id, uint64_
         if (rc) return rc;
         /* wait for the answer: the first body bytes of a 2xx, or the end of the call */
         pthread_mutex_lock(&r->lock);
-        while (!r->got_data && !r->done) pthread_cond_wait(&r->cond, &r->lock);
+        while (!r->got_data && !r->done)
+            pthread_cond_wait(&r->cond, &r->lock);
         bool done = r->done;
         int crc = r->rc, status = r->status;
         struct ts_err e = r->err;
@@ -607,7 +631,8 @@ ssize_t ts_image_swift_read(struct ts_image_swift_reader *r, char *buf, size_t m
         if (n < 0) return -1;
         /* end of stream: clean only if the GET ended well */
         pthread_mutex_lock(&r->lock);
-        while (!r->done) pthread_cond_wait(&r->cond, &r->lock);
+        while (!r->done)
+            pthread_cond_wait(&r->cond, &r->lock);
         bool ok = r->rc == 0 && r->status >= 200 && r->status < 300;
         pthread_mutex_unlock(&r->lock);
         if (!ok) ts_warn(MOD, "swift store: download ended with status %d", r->status);
@@ -625,8 +650,10 @@ int ts_image_swift_exists(struct ts_image_swift *sw, const char *id, bool *exist
     struct ts_http_client_resp r;
     int rc = call(sw, "HEAD", path, NULL, NULL, 0, &r, err);
     if (!rc) {
-        if (r.status >= 200 && r.status < 300) *exists = true;
-        else if (r.status != 404) rc = status_error(err, "HEAD", r.status);
+        if (r.status >= 200 && r.status < 300)
+            *exists = true;
+        else if (r.status != 404)
+            rc = status_error(err, "HEAD", r.status);
     }
     ts_http_client_resp_free(&r);
     free(path);
@@ -640,7 +667,8 @@ int ts_image_swift_delete(struct ts_image_swift *sw, const char *id, struct ts_e
     int rc = 0;
     for (;;) {
         /* the listing is sorted: the manifest <id> goes before its segments <id>-NNNNN */
-        char *path = ts_asprintf("/%s?format=json&limit=%d&prefix=%s&marker=%s", sw->container, LIST_LIMIT, id, marker);
+        char *path = ts_asprintf("/%s?format=json&limit=%d&prefix=%s&marker=%s", sw->container, LIST_LIMIT,
+                                 id, marker);
         struct ts_http_client_resp r;
         rc = call(sw, "GET", path, NULL, NULL, 0, &r, err);
         free(path);
@@ -664,7 +692,8 @@ int ts_image_swift_delete(struct ts_image_swift *sw, const char *id, struct ts_e
         json_t *o;
         char before[sizeof(marker)];
         memcpy(before, marker, sizeof(marker));
-        json_array_foreach(arr, i, o) {
+        json_array_foreach(arr, i, o)
+        {
             const char *name = json_string_value(json_object_get(o, "name"));
             size_t il = strlen(id);
             if (!name || !name_ok(name, 190)) continue;

@@ -12,7 +12,7 @@ struct ts_image_swift_writer;
 struct ts_image_swift_reader;
 
 int ts_image_swift_new(const struct ts_image_swift_opts *o, struct ts_image_swift **out, struct ts_err *err);
-void ts_image_swift_free(struct ts_image_swift *sw);   /* NULL is a no-op */
+void ts_image_swift_free(struct ts_image_swift *sw); /* NULL is a no-op */
 
 /* size: expected bytes or -1. Creates the container when needed. */
 int ts_image_swift_open_write(struct ts_image_swift *sw, const char *id, int64_t size,
@@ -30,7 +30,7 @@ void ts_image_swift_abort(struct ts_image_swift_writer *w);
 int ts_image_swift_open_range(struct ts_image_swift *sw, const char *id, uint64_t off, uint64_t len,
                               struct ts_image_swift_reader **out, struct ts_err *err);
 ssize_t ts_image_swift_read(struct ts_image_swift_reader *r, char *buf, size_t max);
-void ts_image_swift_reader_free(struct ts_image_swift_reader *r);   /* NULL is a no-op */
+void ts_image_swift_reader_free(struct ts_image_swift_reader *r); /* NULL is a no-op */
 
 /* HEAD: 0 and *exists, or an error when the object service cannot be asked. */
 int ts_image_swift_exists(struct ts_image_swift *sw, const char *id, bool *exists, struct ts_err *err);
