@@ -52,6 +52,11 @@ static const struct ts_db_migration migrations[] = {
      " fail_reason TEXT, snapshot_id TEXT, created_at TEXT NOT NULL, updated_at TEXT, data_timestamp TEXT);"
      "CREATE INDEX backups_project_idx ON backups (project_id)"},
     {3, "ALTER TABLE backups ADD COLUMN volume_meta TEXT"},
+    {4,
+     "CREATE TABLE qos_specs (id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, consumer TEXT NOT NULL,"
+     " created_at TEXT NOT NULL);"
+     "CREATE TABLE qos_spec_keys (qos_id TEXT NOT NULL, key TEXT NOT NULL, value TEXT, PRIMARY KEY (qos_id, key));"
+     "ALTER TABLE volume_types ADD COLUMN qos_specs_id TEXT"},
 };
 
 /* ---- shared helpers --------------------------------------------------------------------- */
@@ -615,6 +620,13 @@ static const struct ts_http_route routes[] = {
     {"GET", P "/volume-transfers/{transfer_id}", ts_volume_h_transfer_show, 0},
     {"DELETE", P "/volume-transfers/{transfer_id}", ts_volume_h_transfer_delete, 0},
     {"POST", P "/volume-transfers/{transfer_id}/accept", ts_volume_h_transfer_accept, 0},
+    {"POST", P "/qos-specs", ts_volume_h_qos_create, 0},
+    {"GET", P "/qos-specs", ts_volume_h_qos_list, 0},
+    {"GET", P "/qos-specs/{qos_id}", ts_volume_h_qos_show, 0},
+    {"PUT", P "/qos-specs/{qos_id}", ts_volume_h_qos_set, 0},
+    {"DELETE", P "/qos-specs/{qos_id}", ts_volume_h_qos_delete, 0},
+    {"PUT", P "/qos-specs/{qos_id}/delete_keys", ts_volume_h_qos_delete_keys, 0},
+    {"GET", P "/qos-specs/{qos_id}/{op}", ts_volume_h_qos_op, 0},
     {"POST", P "/backups", ts_volume_h_backup_create, 0},
     {"GET", P "/backups", ts_volume_h_backup_list, 0},
     {"GET", P "/backups/detail", ts_volume_h_backup_detail, 0},
