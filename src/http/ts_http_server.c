@@ -15,6 +15,7 @@
 #include "json/ts_json.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -28,6 +29,11 @@
 /* A body we refuse (auth failure, 404, ...) is read and dropped up to this size so the
  * connection stays usable; a larger one is answered at once and the connection closed. */
 #define DISCARD_MAX (1024 * 1024)
+/* idle seconds before MHD drops a connection: also how long a client that vanished
+ * mid-upload could hold an upload open if client_gone() did not notice */
+#define IDLE_TIMEOUT 60
+/* idle seconds left to a chunked request whose client has closed its side */
+#define EOF_TIMEOUT 1
 
 struct hdr {
     struct hdr *next;
@@ -85,6 +91,7 @@ struct conn {
     enum conn_state state;
     bool has_body;
     bool upload_live;
+    bool eof_timeout;         /* client_gone() shortened the idle timeout */
     struct ts_buf body;
     uint64_t received;
     uint64_t discard_limit;
@@ -683,7 +690,53 @@ static enum MHD_Result discard_rest(struct conn *c)
     return MHD_YES;
 }
 
+/* Notices a client that went away (EOF or reset) while its body is incomplete.
+ *
+ * MHD 0.9.75 registers connections with EPOLLET and, after a short recv(), clears its
+ * "read ready" flag without reading on to EAGAIN. When the client's FIN arrives while
+ * body bytes it sent are still queued on the socket, no new edge follows once MHD has
+ * drained them: the EOF is never read and the request sits until the idle timeout, the
+ * upload neither finished nor aborted. MHD calls us after every recv() that delivered
+ * body bytes, so a peek here sees the pending EOF/reset.
+ *
+ * Returns true when the connection must be closed now (MHD_NO; on_completed then runs
+ * upload.abort). With a Content-Length an EOF before the last byte is a vanished client.
+ * A chunked body's terminator may already sit in MHD's buffer (a client that half-closed
+ * after sending everything), so an EOF there only shortens the idle timeout: the request
+ * either ends now or times out in EOF_TIMEOUT seconds. */
+static bool client_gone(struct conn *c)
+{
+    bool sized = c->req.content_length >= 0;
+    if (sized && c->received >= (uint64_t)c->req.content_length) return false;
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c->mc, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (!ci || ci->connect_fd < 0) return false;
+    char b;
+    ssize_t n = recv(ci->connect_fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n > 0) return false;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return false;
+    if (n < 0) return true;  /* reset or another hard error */
+    if (sized) return true;
+    if (!c->eof_timeout) {
+        c->eof_timeout = true;
+        MHD_set_connection_option(c->mc, MHD_CONNECTION_OPTION_TIMEOUT, (unsigned int)EOF_TIMEOUT);
+    }
+    return false;
+}
+
+static enum MHD_Result on_data_consume(struct conn *c, const char *data, size_t len);
+
 static enum MHD_Result on_data(struct conn *c, const char *data, size_t len)
+{
+    enum MHD_Result ret = on_data_consume(c, data, len);
+    if (ret == MHD_YES && c->state != ST_QUEUED && client_gone(c)) {
+        ts_info(MOD, "%s: client went away after %llu body bytes", c->req.request_id,
+                (unsigned long long)c->received);
+        return MHD_NO;
+    }
+    return ret;
+}
+
+static enum MHD_Result on_data_consume(struct conn *c, const char *data, size_t len)
 {
     struct ts_err err;
     ts_err_clear(&err);
@@ -722,6 +775,7 @@ static enum MHD_Result on_data(struct conn *c, const char *data, size_t len)
 
 static enum MHD_Result on_end(struct conn *c)
 {
+    if (c->eof_timeout) MHD_set_connection_option(c->mc, MHD_CONNECTION_OPTION_TIMEOUT, (unsigned int)IDLE_TIMEOUT);
     switch (c->state) {
     case ST_BUFFER: {
         const struct ts_http_route *route = c->route;
@@ -879,9 +933,7 @@ int ts_http_server_start(const struct ts_http_server_opts *opts, struct ts_http_
     OPT(MHD_OPTION_URI_LOG_CALLBACK, on_uri, srv);
     OPT(MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv);
     OPT(MHD_OPTION_CONNECTION_MEMORY_LIMIT, 64 * 1024, NULL);
-    /* idle seconds before a connection is dropped: also how long a client that vanished
-     * mid-upload can hold an upload open before its abort runs */
-    OPT(MHD_OPTION_CONNECTION_TIMEOUT, 60, NULL);
+    OPT(MHD_OPTION_CONNECTION_TIMEOUT, IDLE_TIMEOUT, NULL);
     OPT(MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024, NULL);
     OPT(MHD_OPTION_END, 0, NULL);
 #undef OPT

@@ -60,9 +60,11 @@ struct up {
     int *aborted;
 };
 
+static int upload_writes;
 static int up_write(void *ctx, const char *data, size_t len, struct ts_err *err)
 {
     (void)err;
+    __atomic_add_fetch(&upload_writes, 1, __ATOMIC_SEQ_CST);
     struct up *u = ctx;
     u->hash = fnv(u->hash, data, len);
     u->bytes += len;
@@ -373,6 +375,130 @@ static void test_stream_upload(void **state)
     close(fd);
     unlink(path);
     free(data);
+    ts_http_server_stop(srv);
+}
+
+static int raw_connect(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    return fd;
+}
+
+static void write_all(int fd, const char *d, size_t n)
+{
+    size_t sent = 0;
+    while (sent < n) {
+        ssize_t w = write(fd, d + sent, n - sent);
+        assert_true(w > 0);
+        sent += (size_t)w;
+    }
+}
+
+/* 1 MiB of body: plain, or as chunks of 8 KiB (without the terminating chunk) */
+static char *make_body(bool chunked, size_t *len)
+{
+    size_t n = 1024 * 1024, chunk = 8192;
+    if (!chunked) {
+        char *b = malloc(n);
+        memset(b, 'x', n);
+        *len = n;
+        return b;
+    }
+    size_t cap = n + (n / chunk) * 16, off = 0;
+    char *b = malloc(cap);
+    for (size_t i = 0; i < n / chunk; i++) {
+        off += (size_t)sprintf(b + off, "%zx\r\n", chunk);
+        memset(b + off, 'x', chunk);
+        off += chunk;
+        memcpy(b + off, "\r\n", 2);
+        off += 2;
+    }
+    *len = off;
+    return b;
+}
+
+/* A client sends part of a large body and vanishes (FIN, or RST with SO_LINGER 0) while
+ * the bytes it sent are still queued on the server's socket: abort must run promptly, not
+ * after the 60 s idle timeout (MHD's edge-triggered epoll never reads the EOF by itself). */
+static void vanish_mid_upload(int port, bool chunked, bool rst)
+{
+    int before = __atomic_load_n(&aborted_count, __ATOMIC_SEQ_CST);
+    int writes = __atomic_load_n(&upload_writes, __ATOMIC_SEQ_CST);
+    int fd = raw_connect(port);
+    const char *hdr = chunked ? "PUT /upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                              : "PUT /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 10485760\r\n\r\n";
+    write_all(fd, hdr, strlen(hdr));
+    size_t n;
+    char *body = make_body(chunked, &n);
+    write_all(fd, body, n);
+    free(body);
+    /* the server must have started the upload (else there is nothing to abort) */
+    for (int i = 0; i < 2000 && __atomic_load_n(&upload_writes, __ATOMIC_SEQ_CST) == writes; i++) usleep(1000);
+    assert_true(__atomic_load_n(&upload_writes, __ATOMIC_SEQ_CST) > writes);
+    if (rst) {
+        struct linger l = {1, 0};
+        setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
+    }
+    double t0 = ts_mono();
+    close(fd);
+    while (__atomic_load_n(&aborted_count, __ATOMIC_SEQ_CST) == before && ts_mono() - t0 < 10) usleep(10000);
+    double took = ts_mono() - t0;
+    if (took > 3)
+        fail_msg("abort after %.1f s (%s, %s)", took, chunked ? "chunked" : "Content-Length", rst ? "RST" : "FIN");
+    assert_int_equal(__atomic_load_n(&aborted_count, __ATOMIC_SEQ_CST), before + 1);
+}
+
+/* A client that sends the whole body and then half-closes still gets its answer. */
+static void half_close_after_body(int port, bool chunked)
+{
+    int before = __atomic_load_n(&aborted_count, __ATOMIC_SEQ_CST);
+    int fd = raw_connect(port);
+    size_t n;
+    char *body = make_body(chunked, &n);
+    char hdr[128];
+    if (chunked)
+        snprintf(hdr, sizeof(hdr), "PUT /upload HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                                   "Transfer-Encoding: chunked\r\n\r\n");
+    else
+        snprintf(hdr, sizeof(hdr), "PUT /upload HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: %zu\r\n\r\n", n);
+    write_all(fd, hdr, strlen(hdr));
+    write_all(fd, body, n);
+    if (chunked) write_all(fd, "0\r\n\r\n", 5);
+    free(body);
+    shutdown(fd, SHUT_WR);
+    char buf[512];
+    size_t got = 0;
+    struct timeval tv = {10, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    for (;;) {
+        ssize_t r = read(fd, buf + got, sizeof(buf) - 1 - got);
+        if (r <= 0) break;
+        got += (size_t)r;
+    }
+    buf[got] = '\0';
+    close(fd);
+    if (strncmp(buf, "HTTP/1.1 201", 12) != 0) fail_msg("half-close (%s): got '%s'", chunked ? "chunked" : "sized", buf);
+    assert_non_null(strstr(buf, "\"bytes\":1048576"));
+    assert_int_equal(__atomic_load_n(&aborted_count, __ATOMIC_SEQ_CST), before);
+}
+
+static void test_upload_client_vanishes(void **state)
+{
+    (void)state;
+    char base[64];
+    struct ts_http_server *srv = start(TS_FAULT_NOVA, base);
+    int port = ts_http_server_port(srv);
+    for (int i = 0; i < 3; i++) {
+        vanish_mid_upload(port, false, false);
+        vanish_mid_upload(port, false, true);
+        vanish_mid_upload(port, true, false);
+        vanish_mid_upload(port, true, true);
+        half_close_after_body(port, false);
+        half_close_after_body(port, true);
+    }
     ts_http_server_stop(srv);
 }
 
@@ -704,6 +830,7 @@ int main(void)
         cmocka_unit_test(test_json_and_headers),
         cmocka_unit_test(test_413),
         cmocka_unit_test(test_stream_upload),
+        cmocka_unit_test(test_upload_client_vanishes),
         cmocka_unit_test(test_stream_download),
         cmocka_unit_test(test_fault_styles),
         cmocka_unit_test(test_auth),
