@@ -366,7 +366,13 @@ static struct MHD_Response *build_response(struct conn *c)
     for (struct hdr *h = r->headers; h; h = h->next) {
         if (strcasecmp(h->name, "Content-Length") == 0 || strcasecmp(h->name, "Transfer-Encoding") == 0)
             continue;
-        MHD_add_response_header(mr, h->name, h->value);
+        /* MHD refuses an empty value (0.9.75 and later alike; no response flag allows it) and
+         * writes "Name: value\r\n". One space gives "Name:  \r\n": whitespace around a field
+         * value is not part of it (RFC 9110 5.5), so every client reads "" (Swift's empty
+         * X-Object-Meta-* values). */
+        const char *v = h->value[0] ? h->value : " ";
+        if (MHD_add_response_header(mr, h->name, v) != MHD_YES)
+            ts_warn(MOD, "%s: response header '%s' refused (bad name or value)", c->req.request_id, h->name);
     }
     return mr;
 }

@@ -29,6 +29,7 @@ static int h_hello(struct ts_http_req *req, struct ts_http_resp *resp, struct ts
 {
     (void)req, (void)err;
     ts_http_resp_header(resp, "X-Test", "yes");
+    ts_http_resp_header(resp, "X-Empty", "");
     ts_http_resp_json(resp, 200, json_pack("{s:s}", "hello", "world"));
     return 0;
 }
@@ -222,6 +223,10 @@ static void test_json_and_headers(void **state)
     char *xt = ts_http_client_resp_header(&r, "x-test");
     assert_string_equal(xt, "yes");
     free(xt);
+    char *xe = ts_http_client_resp_header(&r, "x-empty");   /* an empty value is sent, not dropped */
+    assert_non_null(xe);
+    assert_string_equal(xe, "");
+    free(xe);
     ts_http_client_resp_free(&r);
 
     /* HEAD on a GET route: same Content-Length, no body */
@@ -737,6 +742,12 @@ static void test_malformed(void **state)
     raw(port, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\nGET /hello HTTP/1.1\r\nHost: x\r\n\r\n", buf, sizeof(buf));
     const char *second = strstr(buf + 1, "HTTP/1.1 200");
     assert_non_null(second);
+    /* the empty header's line: name, colon, nothing but whitespace */
+    const char *xe = strstr(buf, "\r\nX-Empty:");
+    assert_non_null(xe);
+    xe += strlen("\r\nX-Empty:");
+    while (*xe == ' ') xe++;
+    assert_true(strncmp(xe, "\r\n", 2) == 0);
     ts_http_server_stop(srv);
 }
 
