@@ -1,7 +1,9 @@
 /*
  * test_ts_compute.c: compute helpers without a server: Nova's status mapping, service
  * liveness, quota defaults (and their conf overrides), and instance rows stored,
- * updated with a task_state guard, and destroyed in a real SQLite database.
+ * updated with a task_state guard, and destroyed in a real SQLite database; Nova's
+ * "addresses" built from a VIF cache, and what a disabled network service means for
+ * requested networks.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -110,12 +112,68 @@ static void test_instance_rows(void **state)
     ts_db_close(db);
 }
 
+static void test_addresses_and_resolve(void **state)
+{
+    (void)state;
+    json_t *nw = json_loads("[{\"port_id\": \"p1\", \"network_id\": \"n1\", \"network_name\": \"priv\", "
+                            "\"mac\": \"fa:16:3e:00:00:01\", \"ips\": [{\"addr\": \"10.0.0.5\", \"version\": 4, "
+                            "\"type\": \"fixed\"}, {\"addr\": \"172.24.4.9\", \"version\": 4, \"type\": "
+                            "\"floating\"}]}, {\"port_id\": \"p2\", \"network_id\": \"n2\", \"ips\": []}]",
+                            0, NULL);
+    assert_non_null(nw);
+    json_t *a = ts_compute_net_addresses(nw);
+    json_t *priv = json_object_get(a, "priv");
+    assert_int_equal(json_array_size(priv), 2);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(priv, 1), "OS-EXT-IPS:type")), "floating");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(priv, 0), "OS-EXT-IPS-MAC:mac_addr")),
+                        "fa:16:3e:00:00:01");
+    /* a network without a name is keyed by its id, even with no addresses */
+    assert_int_equal(json_array_size(json_object_get(a, "n2")), 0);
+    assert_non_null(json_object_get(a, "n2"));
+    json_decref(a);
+    json_decref(nw);
+    a = ts_compute_net_addresses(NULL);
+    assert_int_equal(json_object_size(a), 0);
+    json_decref(a);
+
+    /* without a network service: none/absent are fine, a network or auto is a 400 */
+    struct ts_conf *conf = ts_conf_new();
+    ts_conf_set(conf, "DEFAULT", "enabled_services", "compute");
+    struct ts_service_env env = {.conf = conf, .bind = "127.0.0.1"};
+    struct ts_err err = {0};
+    json_t *out = NULL;
+    assert_int_equal(ts_compute_net_resolve(&env, "tok", "proj", NULL, 1, &out, &err), 0);
+    assert_int_equal(json_array_size(out), 0);
+    json_decref(out);
+    json_t *none = json_string("none");
+    assert_int_equal(ts_compute_net_resolve(&env, "tok", "proj", none, 1, &out, &err), 0);
+    json_decref(out);
+    json_decref(none);
+    json_t *autoj = json_string("auto");
+    assert_int_equal(ts_compute_net_resolve(&env, "tok", "proj", autoj, 1, &out, &err), -TS_EINVAL);
+    assert_null(out);
+    json_decref(autoj);
+    json_t *bad = json_loads("[{\"uuid\": \"a;b\"}]", 0, NULL);
+    assert_int_equal(ts_compute_net_resolve(&env, "tok", "proj", bad, 1, &out, &err), -TS_EINVAL);
+    json_decref(bad);
+    json_t *net = json_loads("[{\"uuid\": \"4b3d5a3c-0000-4000-8000-000000000000\"}]", 0, NULL);
+    assert_int_equal(ts_compute_net_resolve(&env, "tok", "proj", net, 1, &out, &err), -TS_EINVAL);
+    assert_non_null(strstr(err.msg, "could not be found"));
+    json_decref(net);
+    char buf[64];
+    assert_null(ts_compute_ext_url(&env, "network", buf, sizeof(buf)));
+    ts_conf_set(conf, "compute", "network_url", "http://10.0.0.1:9696/");
+    assert_string_equal(ts_compute_ext_url(&env, "network", buf, sizeof(buf)), "http://10.0.0.1:9696");
+    ts_conf_free(conf);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_status),
         cmocka_unit_test(test_liveness_quota),
         cmocka_unit_test(test_instance_rows),
+        cmocka_unit_test(test_addresses_and_resolve),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
