@@ -709,8 +709,8 @@ static int att_list(struct ts_http_req *req, struct ts_http_resp *resp, bool det
     struct ts_db_res *r = NULL;
     const char *vid = ts_http_query(req, "volume_id"), *inst = ts_http_query(req, "instance_id");
     rc = ts_db_exec(svc->db, "SELECT " ATT_COLS " FROM attachments a JOIN volumes v ON v.id = a.volume_id "
-                    "WHERE (v.project_id = ? OR ? = 1) AND (? IS NULL OR a.volume_id = ?) AND "
-                    "(? IS NULL OR a.instance_uuid = ?) ORDER BY a.created_at DESC",
+                    "WHERE (v.project_id = ? OR CAST(? AS BIGINT) = 1) AND (CAST(? AS TEXT) IS NULL OR a.volume_id = ?) AND "
+                    "(CAST(? AS TEXT) IS NULL OR a.instance_uuid = ?) ORDER BY a.created_at DESC",
                     TS_DB_ARGS(TS_DB_S(req->auth->project_id), TS_DB_I(req->auth->is_admin && ts_http_query(req, "all_tenants") ? 1 : 0),
                                TS_DB_S(vid), TS_DB_S(vid), TS_DB_S(inst), TS_DB_S(inst)), &r, err);
     if (rc) return rc;

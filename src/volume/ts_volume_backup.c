@@ -187,8 +187,8 @@ static int bk_list(struct ts_http_req *req, struct ts_http_resp *resp, bool deta
     if (at && req->auth->is_admin && ts_parse_bool(at, &all) != 0) all = true;
     const char *status = ts_http_query(req, "status"), *vid = ts_http_query(req, "volume_id"), *name = ts_http_query(req, "name");
     struct ts_db_res *r = NULL;
-    if ((rc = ts_db_exec(svc->db, "SELECT " BK_COLS " FROM backups WHERE (? = 1 OR project_id = ?) AND (? IS NULL OR status = ?) "
-                         "AND (? IS NULL OR volume_id = ?) AND (? IS NULL OR name = ?) ORDER BY created_at DESC, id DESC",
+    if ((rc = ts_db_exec(svc->db, "SELECT " BK_COLS " FROM backups WHERE (CAST(? AS BIGINT) = 1 OR project_id = ?) AND (CAST(? AS TEXT) IS NULL OR status = ?) "
+                         "AND (CAST(? AS TEXT) IS NULL OR volume_id = ?) AND (CAST(? AS TEXT) IS NULL OR name = ?) ORDER BY created_at DESC, id DESC",
                          TS_DB_ARGS(TS_DB_I(all), TS_DB_S(req->auth->project_id), TS_DB_S(status), TS_DB_S(status),
                                     TS_DB_S(vid), TS_DB_S(vid), TS_DB_S(name), TS_DB_S(name)), &r, err)))
         return rc;

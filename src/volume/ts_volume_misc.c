@@ -554,7 +554,7 @@ static int transfer_list(struct ts_http_req *req, struct ts_http_resp *resp, boo
     const char *at = ts_http_query(req, "all_tenants");
     if (at && req->auth->is_admin && ts_parse_bool(at, &all) != 0) all = true;
     struct ts_db_res *r = NULL;
-    if ((rc = ts_db_exec(svc->db, "SELECT " TR_COLS " FROM transfers WHERE ? = 1 OR source_project_id = ? ORDER BY created_at",
+    if ((rc = ts_db_exec(svc->db, "SELECT " TR_COLS " FROM transfers WHERE CAST(? AS BIGINT) = 1 OR source_project_id = ? ORDER BY created_at",
                          TS_DB_ARGS(TS_DB_I(all ? 1 : 0), TS_DB_S(req->auth->project_id)), &r, err)))
         return rc;
     json_t *arr = json_array();

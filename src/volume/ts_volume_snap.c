@@ -155,8 +155,8 @@ static int snap_list(struct ts_http_req *req, struct ts_http_resp *resp, bool de
     if (ns < 0) return ns;
     struct ts_buf sql;
     ts_buf_init(&sql, 8192);
-    ts_buf_appends(&sql, "SELECT " SNAP_COLS " FROM snapshots WHERE (? = 1 OR project_id = ?) AND (? IS NULL OR status = ?) "
-                         "AND (? IS NULL OR volume_id = ?) AND (? IS NULL OR name = ?) ORDER BY ");
+    ts_buf_appends(&sql, "SELECT " SNAP_COLS " FROM snapshots WHERE (CAST(? AS BIGINT) = 1 OR project_id = ?) AND (CAST(? AS TEXT) IS NULL OR status = ?) "
+                         "AND (CAST(? AS TEXT) IS NULL OR volume_id = ?) AND (CAST(? AS TEXT) IS NULL OR name = ?) ORDER BY ");
     for (int i = 0; i < ns; i++)
         ts_buf_printf(&sql, "%s%s %s", i ? ", " : "", sorts[i].key, sorts[i].desc ? "DESC" : "ASC");
     struct ts_db_res *r = NULL;

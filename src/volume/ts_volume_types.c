@@ -138,8 +138,8 @@ int ts_volume_h_type_list(struct ts_http_req *req, struct ts_http_resp *resp, st
     }
     struct ts_db_res *r = NULL;
     rc = ts_db_exec(svc->db,
-                    "SELECT " TYPE_COLS " FROM volume_types t WHERE ? = 2 OR (? = 1 AND (is_public = 1 OR EXISTS "
-                    "(SELECT 1 FROM type_access a WHERE a.type_id = t.id AND a.project_id = ?))) OR (? = 0 AND is_public = 0) "
+                    "SELECT " TYPE_COLS " FROM volume_types t WHERE CAST(? AS BIGINT) = 2 OR (CAST(? AS BIGINT) = 1 AND (is_public = 1 OR EXISTS "
+                    "(SELECT 1 FROM type_access a WHERE a.type_id = t.id AND a.project_id = ?))) OR (CAST(? AS BIGINT) = 0 AND is_public = 0) "
                     "ORDER BY name",
                     TS_DB_ARGS(TS_DB_I(mode), TS_DB_I(mode), TS_DB_S(req->auth->project_id), TS_DB_I(mode)), &r, err);
     if (rc) return rc;
