@@ -149,8 +149,7 @@ void ts_object_meta_headers(struct ts_http_resp *resp, json_t *meta, bool owner)
         if (!owner && strstr(k, "Temp-Url-Key")) continue;
         if (!owner && (strcasecmp(k, "X-Container-Read") == 0 || strcasecmp(k, "X-Container-Write") == 0))
             continue;
-        /* libmicrohttpd refuses empty header values; one space reads as "" to every client */
-        if (json_is_string(v)) ts_http_resp_header(resp, k, *json_string_value(v) ? json_string_value(v) : " ");
+        if (json_is_string(v)) ts_http_resp_header(resp, k, json_string_value(v));  /* "" is sent as empty */
     }
 }
 
