@@ -254,3 +254,23 @@ def test_boot_from_volume(ic):
     else:
         wait_for(lambda: vol_status(ic, vid) == "available", what="volume kept")
         ic.openstack("volume", "delete", vid)
+
+
+def test_external_events(ic):
+    s = boot(ic, "e1", "--network", "int-net")
+    pid = ports_of(ic, s["id"])[0]["ID"]
+    ev = {"name": "network-vif-plugged", "server_uuid": s["id"], "tag": pid, "status": "completed"}
+    missing = dict(ev, server_uuid="4b3d5a3c-0000-4000-8000-000000000000")
+    r = ic.request("POST", "compute", "/v2.1/os-server-external-events", json={"events": [ev]})
+    assert r.status_code == 200, r.text
+    assert r.json()["events"][0]["code"] == 200
+    r = ic.request("POST", "compute", "/v2.1/os-server-external-events", json={"events": [ev, missing]})
+    assert r.status_code == 207 and [e["code"] for e in r.json()["events"]] == [200, 404]
+    r = ic.request("POST", "compute", "/v2.1/os-server-external-events", json={"events": [missing]})
+    assert r.status_code == 404
+    r = ic.request("POST", "compute", "/v2.1/os-server-external-events", json={"events": [dict(ev, name="bogus")]})
+    assert r.status_code == 400
+    u = ic.new_project_user()
+    r = ic.request("POST", "compute", "/v2.1/os-server-external-events", json={"events": [ev]}, token=u.token())
+    assert r.status_code == 403
+    ic.openstack("server", "delete", "--wait", s["id"])
