@@ -127,7 +127,8 @@ mkdir -p "$(dirname "$OUT")"
 cat > "$OUT" <<EOF
 # Block storage service: tinystack (file backend)
 
-Measured by \`bench/volume.sh\` on $(date -u +%Y-%m-%d) ($(nproc) CPUs, $(uname -r)); one \`tinystack serve\`
+Measured by \`bench/volume.sh\` on $(date -u +%Y-%m-%d) ($(nproc) CPUs, $(uname -r), load average at the end:
+$(cut -d' ' -f1-3 /proc/loadavg)); one \`tinystack serve\`
 with identity, image and volume on loopback, SQLite, the file backend (sparse raw files) on the
 same disk as the data dir. No cinder side by side: Debian's cinder-volume needs LVM/iSCSI or NFS
 setup that is out of this script's scope.

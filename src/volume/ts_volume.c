@@ -226,6 +226,19 @@ int ts_volume_metadata_handle(struct ts_volume_svc *svc, struct ts_http_req *req
     return 0;
 }
 
+static json_t *attachment_json(const char *vol_id, const struct ts_db_res *r, int i, int off)
+{
+    json_t *a = json_object();
+    json_object_set_new(a, "id", json_string(vol_id));
+    json_object_set_new(a, "attachment_id", json_string(ts_db_res_get(r, i, off)));
+    json_object_set_new(a, "volume_id", json_string(vol_id));
+    ts_json_set_str(a, "server_id", ts_db_res_get(r, i, off + 1));
+    ts_json_set_str(a, "host_name", ts_db_res_get(r, i, off + 2));
+    ts_json_set_str(a, "device", ts_db_res_get(r, i, off + 3));
+    ts_json_set_str(a, "attached_at", ts_db_res_get(r, i, off + 4));
+    return a;
+}
+
 static json_t *attachments_of(struct ts_volume_svc *svc, const char *vol_id)
 {
     json_t *arr = json_array();
@@ -234,20 +247,67 @@ static json_t *attachments_of(struct ts_volume_svc *svc, const char *vol_id)
                    "SELECT id, instance_uuid, attached_host, mountpoint, attach_time FROM attachments "
                    "WHERE volume_id = ? AND attach_status = 'attached' ORDER BY created_at",
                    TS_DB_ARGS(TS_DB_S(vol_id)), &r, NULL) == 0) {
-        for (int i = 0; i < r->nrows; i++) {
-            json_t *a = json_object();
-            json_object_set_new(a, "id", json_string(vol_id));
-            json_object_set_new(a, "attachment_id", json_string(ts_db_res_get(r, i, 0)));
-            json_object_set_new(a, "volume_id", json_string(vol_id));
-            ts_json_set_str(a, "server_id", ts_db_res_get(r, i, 1));
-            ts_json_set_str(a, "host_name", ts_db_res_get(r, i, 2));
-            ts_json_set_str(a, "device", ts_db_res_get(r, i, 3));
-            ts_json_set_str(a, "attached_at", ts_db_res_get(r, i, 4));
-            json_array_append_new(arr, a);
-        }
+        for (int i = 0; i < r->nrows; i++) json_array_append_new(arr, attachment_json(vol_id, r, i, 0));
     }
     ts_db_res_free(r);
     return arr;
+}
+
+/* Runs sql (with "%s" where the "?, ?, ..." list of ids goes) for the ids of res. */
+static struct ts_db_res *query_ids(struct ts_volume_svc *svc, const char *sql_fmt, const struct ts_db_res *res)
+{
+    if (res->nrows == 0) return NULL;
+    struct ts_buf marks;
+    ts_buf_init(&marks, 1 << 20);
+    struct ts_db_val *args = ts_calloc((size_t)res->nrows, sizeof(*args));
+    for (int i = 0; i < res->nrows; i++) {
+        ts_buf_appends(&marks, i ? ", ?" : "?");
+        args[i] = TS_DB_S(ts_db_res_get(res, i, 0));
+    }
+    char *sql = ts_asprintf(sql_fmt, ts_buf_cstr(&marks));
+    struct ts_db_res *out = NULL;
+    if (ts_db_exec(svc->db, sql, args, res->nrows, &out, NULL) != 0) out = NULL;
+    free(sql);
+    free(args);
+    ts_buf_free(&marks);
+    return out;
+}
+
+void ts_volume_preload_load(struct ts_volume_svc *svc, const struct ts_db_res *res, struct ts_volume_preload *pre)
+{
+    pre->types = json_object();
+    pre->metadata = json_object();
+    pre->attachments = json_object();
+    struct ts_db_res *r = NULL;
+    if (ts_db_exec(svc->db, "SELECT id, name FROM volume_types", TS_DB_NOARGS, &r, NULL) == 0)
+        for (int i = 0; i < r->nrows; i++) json_object_set_new(pre->types, ts_db_res_get(r, i, 0), json_string(ts_db_res_get(r, i, 1)));
+    ts_db_res_free(r);
+    for (int i = 0; i < res->nrows; i++) {
+        json_object_set_new(pre->metadata, ts_db_res_get(res, i, 0), json_object());
+        json_object_set_new(pre->attachments, ts_db_res_get(res, i, 0), json_array());
+    }
+    r = query_ids(svc, "SELECT volume_id, key, value FROM volume_metadata WHERE volume_id IN (%s)", res);
+    for (int i = 0; r && i < r->nrows; i++) {
+        json_t *m = json_object_get(pre->metadata, ts_db_res_get(r, i, 0));
+        if (m) ts_json_set_str(m, ts_db_res_get(r, i, 1), ts_db_res_get(r, i, 2));
+    }
+    ts_db_res_free(r);
+    r = query_ids(svc, "SELECT volume_id, id, instance_uuid, attached_host, mountpoint, attach_time FROM attachments "
+                       "WHERE attach_status = 'attached' AND volume_id IN (%s) ORDER BY created_at", res);
+    for (int i = 0; r && i < r->nrows; i++) {
+        const char *vid = ts_db_res_get(r, i, 0);
+        json_t *a = json_object_get(pre->attachments, vid);
+        if (a) json_array_append_new(a, attachment_json(vid, r, i, 1));
+    }
+    ts_db_res_free(r);
+}
+
+void ts_volume_preload_free(struct ts_volume_preload *pre)
+{
+    json_decref(pre->types);
+    json_decref(pre->metadata);
+    json_decref(pre->attachments);
+    memset(pre, 0, sizeof(*pre));
 }
 
 void ts_volume_type_name(struct ts_volume_svc *svc, const char *type_id, char *out, size_t len)
@@ -263,6 +323,12 @@ void ts_volume_type_name(struct ts_volume_svc *svc, const char *type_id, char *o
 
 json_t *ts_volume_view(struct ts_volume_svc *svc, struct ts_http_req *req, const struct ts_db_res *res, int r, int mv)
 {
+    return ts_volume_view_pre(svc, req, res, r, mv, NULL);
+}
+
+json_t *ts_volume_view_pre(struct ts_volume_svc *svc, struct ts_http_req *req, const struct ts_db_res *res, int r,
+                           int mv, const struct ts_volume_preload *pre)
+{
     const char *id = ts_db_res_getn(res, r, "id");
     json_t *o = json_object();
     json_object_set_new(o, "id", json_string(id));
@@ -273,7 +339,8 @@ json_t *ts_volume_view(struct ts_volume_svc *svc, struct ts_http_req *req, const
     ts_json_set_str(o, "availability_zone", ts_db_res_getn(res, r, "availability_zone"));
     ts_json_set_str(o, "created_at", ts_db_res_getn(res, r, "created_at"));
     ts_json_set_str(o, "updated_at", ts_db_res_getn(res, r, "updated_at"));
-    json_object_set_new(o, "attachments", attachments_of(svc, id));
+    json_t *pa = pre && pre->attachments ? json_object_get(pre->attachments, id) : NULL;
+    json_object_set_new(o, "attachments", pa ? json_incref(pa) : attachments_of(svc, id));
     json_object_set_new(o, "bootable", json_string(ts_db_res_int(res, r, 13, 0) ? "true" : "false"));
     json_object_set_new(o, "encrypted", json_boolean(ts_db_res_int(res, r, 22, 0) != 0));
     json_object_set_new(o, "multiattach", json_boolean(ts_db_res_int(res, r, 14, 0) != 0));
@@ -289,11 +356,17 @@ json_t *ts_volume_view(struct ts_volume_svc *svc, struct ts_http_req *req, const
         ts_json_set_str(o, "os-vol-host-attr:host", ts_db_res_getn(res, r, "host"));
         ts_json_set_str(o, "migration_status", ts_db_res_getn(res, r, "migration_status"));
     }
-    char tname[256];
+    char tname[256] = "";
     const char *tid = ts_db_res_getn(res, r, "volume_type_id");
-    ts_volume_type_name(svc, tid, tname, sizeof(tname));
+    if (pre && pre->types) {
+        const char *tn = tid ? json_string_value(json_object_get(pre->types, tid)) : NULL;
+        snprintf(tname, sizeof(tname), "%s", tn ? tn : "");
+    } else {
+        ts_volume_type_name(svc, tid, tname, sizeof(tname));
+    }
     ts_json_set_str(o, "volume_type", tname[0] ? tname : NULL);
-    json_object_set_new(o, "metadata", ts_volume_metadata(svc, "volume_metadata", "volume_id", id));
+    json_t *pm = pre && pre->metadata ? json_object_get(pre->metadata, id) : NULL;
+    json_object_set_new(o, "metadata", pm ? json_deep_copy(pm) : ts_volume_metadata(svc, "volume_metadata", "volume_id", id));
     const char *im = ts_db_res_getn(res, r, "image_meta");
     if (im) {
         json_t *j = json_loads(im, 0, NULL);

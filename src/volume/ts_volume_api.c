@@ -445,16 +445,24 @@ static int list_common(struct ts_http_req *req, struct ts_http_resp *resp, bool 
     rc = ts_db_exec(svc->db, ts_buf_cstr(&q.sql), q.args, q.n, &res, err);
     if (rc) goto out;
     json_t *arr = json_array();
+    struct ts_volume_preload pre = {0};
+    if (detail) ts_volume_preload_load(svc, res, &pre);
     for (int i = 0; i < res->nrows; i++) {
-        json_t *view = ts_volume_view(svc, req, res, i, mv);
+        json_t *view = detail ? ts_volume_view_pre(svc, req, res, i, mv, &pre) : NULL;
         if (!detail) {
-            json_t *brief = json_pack("{s:O, s:O, s:O}", "id", json_object_get(view, "id"), "name",
-                                      json_object_get(view, "name"), "links", json_object_get(view, "links"));
-            json_decref(view);
-            view = brief;
+            const char *host = ts_http_header(req, "Host");
+            char *self = ts_asprintf("http://%s/v3/%s/volumes/%s", host ? host : "localhost", ts_db_res_get(res, i, 1),
+                                     ts_db_res_get(res, i, 0));
+            view = json_pack("{s:s, s:s?, s:[{s:s, s:s}, {s:s, s:s}]}", "id", ts_db_res_get(res, i, 0), "name",
+                             ts_db_res_get(res, i, 3), "links", "rel", "self", "href", self, "rel", "bookmark", "href",
+                             self);
+            free(self);
+            json_array_append_new(arr, view);
+            continue;
         }
         json_array_append_new(arr, view);
     }
+    ts_volume_preload_free(&pre);
     json_t *out = json_pack("{s:o}", "volumes", arr);
     if (res->nrows > 0 && res->nrows == limit) {
         const char *host = ts_http_header(req, "Host");

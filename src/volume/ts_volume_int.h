@@ -78,6 +78,17 @@ int ts_volume_get(struct ts_volume_svc *svc, struct ts_http_req *req, const char
 /* The API view of row r (detail), with metadata, attachments and type name. */
 json_t *ts_volume_view(struct ts_volume_svc *svc, struct ts_http_req *req, const struct ts_db_res *res, int r,
                        int mv);
+/* Per-page preloads for lists (each may be NULL: then the view queries itself):
+ * type id -> name, volume id -> metadata object, volume id -> attachments array. */
+struct ts_volume_preload {
+    json_t *types, *metadata, *attachments;
+};
+json_t *ts_volume_view_pre(struct ts_volume_svc *svc, struct ts_http_req *req, const struct ts_db_res *res, int r,
+                           int mv, const struct ts_volume_preload *pre);
+/* Loads the preloads for the volumes of res (column 0 = id). Caller frees with
+ * ts_volume_preload_free. */
+void ts_volume_preload_load(struct ts_volume_svc *svc, const struct ts_db_res *res, struct ts_volume_preload *pre);
+void ts_volume_preload_free(struct ts_volume_preload *pre);
 /* Drops what Cinder shows only on show/detail (tenant, host, migration attributes, image
  * metadata): the create and update responses. Returns v. */
 json_t *ts_volume_view_brief(json_t *v);
