@@ -42,21 +42,24 @@ static const struct ts_db_migration migrations[] = {
      " PRIMARY KEY (snapshot_id, key));"
      "CREATE TABLE quotas (project_id TEXT NOT NULL, resource TEXT NOT NULL, hard_limit BIGINT NOT NULL,"
      " PRIMARY KEY (project_id, resource));"
-     "CREATE TABLE quota_classes (class_name TEXT NOT NULL, resource TEXT NOT NULL, hard_limit BIGINT NOT NULL,"
+     "CREATE TABLE quota_classes (class_name TEXT NOT NULL, resource TEXT NOT NULL, hard_limit BIGINT NOT "
+     "NULL,"
      " PRIMARY KEY (class_name, resource));"
-     "CREATE TABLE transfers (id TEXT PRIMARY KEY, volume_id TEXT NOT NULL, name TEXT, key_hash TEXT NOT NULL,"
+     "CREATE TABLE transfers (id TEXT PRIMARY KEY, volume_id TEXT NOT NULL, name TEXT, key_hash TEXT NOT "
+     "NULL,"
      " source_project_id TEXT NOT NULL, created_at TEXT NOT NULL)"},
     {2,
-     "CREATE TABLE backups (id TEXT PRIMARY KEY, volume_id TEXT NOT NULL, project_id TEXT NOT NULL, user_id TEXT,"
+     "CREATE TABLE backups (id TEXT PRIMARY KEY, volume_id TEXT NOT NULL, project_id TEXT NOT NULL, user_id "
+     "TEXT,"
      " name TEXT, description TEXT, status TEXT NOT NULL, size BIGINT NOT NULL, container TEXT, host TEXT,"
      " fail_reason TEXT, snapshot_id TEXT, created_at TEXT NOT NULL, updated_at TEXT, data_timestamp TEXT);"
      "CREATE INDEX backups_project_idx ON backups (project_id)"},
     {3, "ALTER TABLE backups ADD COLUMN volume_meta TEXT"},
-    {4,
-     "CREATE TABLE qos_specs (id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, consumer TEXT NOT NULL,"
-     " created_at TEXT NOT NULL);"
-     "CREATE TABLE qos_spec_keys (qos_id TEXT NOT NULL, key TEXT NOT NULL, value TEXT, PRIMARY KEY (qos_id, key));"
-     "ALTER TABLE volume_types ADD COLUMN qos_specs_id TEXT"},
+    {4, "CREATE TABLE qos_specs (id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, consumer TEXT NOT NULL,"
+        " created_at TEXT NOT NULL);"
+        "CREATE TABLE qos_spec_keys (qos_id TEXT NOT NULL, key TEXT NOT NULL, value TEXT, PRIMARY KEY "
+        "(qos_id, key));"
+        "ALTER TABLE volume_types ADD COLUMN qos_specs_id TEXT"},
 };
 
 /* ---- shared helpers --------------------------------------------------------------------- */
@@ -65,7 +68,7 @@ void ts_volume_now(char out[32])
 {
     ts_time_iso(ts_now(), 6, out);
     size_t n = strlen(out);
-    if (n && out[n - 1] == 'Z') out[n - 1] = 0;   /* Cinder prints naive UTC */
+    if (n && out[n - 1] == 'Z') out[n - 1] = 0; /* Cinder prints naive UTC */
 }
 
 int ts_volume_begin(struct ts_http_req *req, struct ts_http_resp *resp, int *mv, struct ts_err *err)
@@ -82,7 +85,8 @@ int ts_volume_check_writer(struct ts_http_req *req, struct ts_err *err)
 {
     if (req->auth->is_reader_only)
         return ts_err_set(err, TS_EFORBIDDEN, "Policy doesn't allow this operation to be performed.");
-    if (!req->auth->project_id[0]) return ts_err_set(err, TS_EFORBIDDEN, "A project-scoped token is required.");
+    if (!req->auth->project_id[0])
+        return ts_err_set(err, TS_EFORBIDDEN, "A project-scoped token is required.");
     return 0;
 }
 
@@ -90,11 +94,13 @@ int ts_volume_get(struct ts_volume_svc *svc, struct ts_http_req *req, const char
                   struct ts_err *err)
 {
     struct ts_db_res *r = NULL;
-    if (!id || !*id || strlen(id) > 64) return ts_err_set(err, TS_ENOTFOUND, "Volume %s could not be found.", id ? id : "");
-    int rc = ts_db_exec(svc->db, "SELECT " TS_VOLUME_COLS " FROM volumes WHERE id = ?", TS_DB_ARGS(TS_DB_S(id)), &r,
-                        err);
+    if (!id || !*id || strlen(id) > 64)
+        return ts_err_set(err, TS_ENOTFOUND, "Volume %s could not be found.", id ? id : "");
+    int rc = ts_db_exec(svc->db, "SELECT " TS_VOLUME_COLS " FROM volumes WHERE id = ?",
+                        TS_DB_ARGS(TS_DB_S(id)), &r, err);
     if (rc) return rc;
-    if (r->nrows == 0 || (!req->auth->is_admin && !ts_streq(ts_db_res_getn(r, 0, "project_id"), req->auth->project_id))) {
+    if (r->nrows == 0 ||
+        (!req->auth->is_admin && !ts_streq(ts_db_res_getn(r, 0, "project_id"), req->auth->project_id))) {
         ts_db_res_free(r);
         return ts_err_set(err, TS_ENOTFOUND, "Volume %s could not be found.", id);
     }
@@ -109,26 +115,34 @@ json_t *ts_volume_metadata(struct ts_volume_svc *svc, const char *table, const c
     char sql[200];
     snprintf(sql, sizeof(sql), "SELECT key, value FROM %s WHERE %s = ? ORDER BY key", table, idcol);
     if (ts_db_exec(svc->db, sql, TS_DB_ARGS(TS_DB_S(id)), &r, NULL) == 0)
-        for (int i = 0; i < r->nrows; i++) ts_json_set_str(o, ts_db_res_get(r, i, 0), ts_db_res_get(r, i, 1));
+        for (int i = 0; i < r->nrows; i++)
+            ts_json_set_str(o, ts_db_res_get(r, i, 0), ts_db_res_get(r, i, 1));
     ts_db_res_free(r);
     return o;
 }
 
 int ts_volume_metadata_check(json_t *obj, struct ts_err *err)
 {
-    if (!json_is_object(obj)) return ts_err_set(err, TS_EINVAL, "Malformed request body: metadata must be an object");
+    if (!json_is_object(obj))
+        return ts_err_set(err, TS_EINVAL, "Malformed request body: metadata must be an object");
     const char *k;
     json_t *v;
-    json_object_foreach(obj, k, v) {
+    json_object_foreach(obj, k, v)
+    {
         if (!*k || strlen(k) > 255)
-            return ts_err_set(err, TS_EINVAL, "Invalid input for field/attribute metadata. Key must be 1 to 255 "
+            return ts_err_set(err, TS_EINVAL,
+                              "Invalid input for field/attribute metadata. Key must be 1 to 255 "
                               "characters.");
         if (!json_is_string(v))
-            return ts_err_set(err, TS_EINVAL, "Invalid input for field/attribute metadata. Value of %s must be a "
-                              "string.", k);
+            return ts_err_set(err, TS_EINVAL,
+                              "Invalid input for field/attribute metadata. Value of %s must be a "
+                              "string.",
+                              k);
         if (strlen(json_string_value(v)) > 255)
-            return ts_err_set(err, TS_EINVAL, "Invalid input for field/attribute metadata. Value of %s is longer "
-                              "than 255 characters.", k);
+            return ts_err_set(err, TS_EINVAL,
+                              "Invalid input for field/attribute metadata. Value of %s is longer "
+                              "than 255 characters.",
+                              k);
     }
     return 0;
 }
@@ -148,11 +162,15 @@ int ts_volume_metadata_set(struct ts_volume_svc *svc, const char *table, const c
     }
     const char *k;
     json_t *v;
-    snprintf(sql, sizeof(sql), "INSERT INTO %s (%s, key, value) VALUES (?, ?, ?) ON CONFLICT (%s, key) DO UPDATE "
-             "SET value = excluded.value", table, idcol, idcol);
-    json_object_foreach(obj, k, v) {
+    snprintf(sql, sizeof(sql),
+             "INSERT INTO %s (%s, key, value) VALUES (?, ?, ?) ON CONFLICT (%s, key) DO UPDATE "
+             "SET value = excluded.value",
+             table, idcol, idcol);
+    json_object_foreach(obj, k, v)
+    {
         if (rc) break;
-        rc = ts_db_tx_exec(tx, sql, TS_DB_ARGS(TS_DB_S(id), TS_DB_S(k), TS_DB_S(json_string_value(v))), NULL, err);
+        rc = ts_db_tx_exec(tx, sql, TS_DB_ARGS(TS_DB_S(id), TS_DB_S(k), TS_DB_S(json_string_value(v))), NULL,
+                           err);
     }
     if (rc) {
         ts_db_rollback(tx);
@@ -176,7 +194,8 @@ int ts_volume_metadata_handle(struct ts_volume_svc *svc, struct ts_http_req *req
         if (!ts_streq(m, "GET") && !ts_streq(m, "POST") && !ts_streq(m, "PUT"))
             return ts_err_set(err, TS_EMETHOD, "The method is not allowed for the requested URL.");
         if (ts_streq(m, "GET")) {
-            ts_http_resp_json(resp, 200, json_pack("{s:o}", "metadata", ts_volume_metadata(svc, table, idcol, id)));
+            ts_http_resp_json(resp, 200,
+                              json_pack("{s:o}", "metadata", ts_volume_metadata(svc, table, idcol, id)));
             return 0;
         }
         rc = ts_http_json_body(req, &body, err);
@@ -185,9 +204,10 @@ int ts_volume_metadata_handle(struct ts_volume_svc *svc, struct ts_http_req *req
         if (!md) return ts_err_set(err, TS_EINVAL, "Malformed request body");
         rc = ts_volume_metadata_set(svc, table, idcol, id, md, ts_streq(m, "PUT"), err);
         if (rc) return rc;
-        ts_http_resp_json(resp, 200, json_pack("{s:o}", "metadata",
-                                               ts_streq(m, "PUT") ? json_incref(md)
-                                                                  : ts_volume_metadata(svc, table, idcol, id)));
+        ts_http_resp_json(
+            resp, 200,
+            json_pack("{s:o}", "metadata",
+                      ts_streq(m, "PUT") ? json_incref(md) : ts_volume_metadata(svc, table, idcol, id)));
         return 0;
     }
     json_t *all = ts_volume_metadata(svc, table, idcol, id);
@@ -247,14 +267,16 @@ static json_t *attachments_of(struct ts_volume_svc *svc, const char *vol_id)
                    "SELECT id, instance_uuid, attached_host, mountpoint, attach_time FROM attachments "
                    "WHERE volume_id = ? AND attach_status = 'attached' ORDER BY created_at",
                    TS_DB_ARGS(TS_DB_S(vol_id)), &r, NULL) == 0) {
-        for (int i = 0; i < r->nrows; i++) json_array_append_new(arr, attachment_json(vol_id, r, i, 0));
+        for (int i = 0; i < r->nrows; i++)
+            json_array_append_new(arr, attachment_json(vol_id, r, i, 0));
     }
     ts_db_res_free(r);
     return arr;
 }
 
 /* Runs sql (with "%s" where the "?, ?, ..." list of ids goes) for the ids of res. */
-static struct ts_db_res *query_ids(struct ts_volume_svc *svc, const char *sql_fmt, const struct ts_db_res *res)
+static struct ts_db_res *query_ids(struct ts_volume_svc *svc, const char *sql_fmt,
+                                   const struct ts_db_res *res)
 {
     if (res->nrows == 0) return NULL;
     struct ts_buf marks;
@@ -273,14 +295,16 @@ static struct ts_db_res *query_ids(struct ts_volume_svc *svc, const char *sql_fm
     return out;
 }
 
-void ts_volume_preload_load(struct ts_volume_svc *svc, const struct ts_db_res *res, struct ts_volume_preload *pre)
+void ts_volume_preload_load(struct ts_volume_svc *svc, const struct ts_db_res *res,
+                            struct ts_volume_preload *pre)
 {
     pre->types = json_object();
     pre->metadata = json_object();
     pre->attachments = json_object();
     struct ts_db_res *r = NULL;
     if (ts_db_exec(svc->db, "SELECT id, name FROM volume_types", TS_DB_NOARGS, &r, NULL) == 0)
-        for (int i = 0; i < r->nrows; i++) json_object_set_new(pre->types, ts_db_res_get(r, i, 0), json_string(ts_db_res_get(r, i, 1)));
+        for (int i = 0; i < r->nrows; i++)
+            json_object_set_new(pre->types, ts_db_res_get(r, i, 0), json_string(ts_db_res_get(r, i, 1)));
     ts_db_res_free(r);
     for (int i = 0; i < res->nrows; i++) {
         json_object_set_new(pre->metadata, ts_db_res_get(res, i, 0), json_object());
@@ -292,8 +316,11 @@ void ts_volume_preload_load(struct ts_volume_svc *svc, const struct ts_db_res *r
         if (m) ts_json_set_str(m, ts_db_res_get(r, i, 1), ts_db_res_get(r, i, 2));
     }
     ts_db_res_free(r);
-    r = query_ids(svc, "SELECT volume_id, id, instance_uuid, attached_host, mountpoint, attach_time FROM attachments "
-                       "WHERE attach_status = 'attached' AND volume_id IN (%s) ORDER BY created_at", res);
+    r = query_ids(
+        svc,
+        "SELECT volume_id, id, instance_uuid, attached_host, mountpoint, attach_time FROM attachments "
+        "WHERE attach_status = 'attached' AND volume_id IN (%s) ORDER BY created_at",
+        res);
     for (int i = 0; r && i < r->nrows; i++) {
         const char *vid = ts_db_res_get(r, i, 0);
         json_t *a = json_object_get(pre->attachments, vid);
@@ -315,19 +342,21 @@ void ts_volume_type_name(struct ts_volume_svc *svc, const char *type_id, char *o
     out[0] = 0;
     if (!type_id) return;
     struct ts_db_res *r = NULL;
-    if (ts_db_exec(svc->db, "SELECT name FROM volume_types WHERE id = ?", TS_DB_ARGS(TS_DB_S(type_id)), &r, NULL) == 0 &&
+    if (ts_db_exec(svc->db, "SELECT name FROM volume_types WHERE id = ?", TS_DB_ARGS(TS_DB_S(type_id)), &r,
+                   NULL) == 0 &&
         r->nrows > 0)
         snprintf(out, len, "%s", ts_db_res_get(r, 0, 0));
     ts_db_res_free(r);
 }
 
-json_t *ts_volume_view(struct ts_volume_svc *svc, struct ts_http_req *req, const struct ts_db_res *res, int r, int mv)
+json_t *ts_volume_view(struct ts_volume_svc *svc, struct ts_http_req *req, const struct ts_db_res *res, int r,
+                       int mv)
 {
     return ts_volume_view_pre(svc, req, res, r, mv, NULL);
 }
 
-json_t *ts_volume_view_pre(struct ts_volume_svc *svc, struct ts_http_req *req, const struct ts_db_res *res, int r,
-                           int mv, const struct ts_volume_preload *pre)
+json_t *ts_volume_view_pre(struct ts_volume_svc *svc, struct ts_http_req *req, const struct ts_db_res *res,
+                           int r, int mv, const struct ts_volume_preload *pre)
 {
     const char *id = ts_db_res_getn(res, r, "id");
     json_t *o = json_object();
@@ -366,7 +395,8 @@ json_t *ts_volume_view_pre(struct ts_volume_svc *svc, struct ts_http_req *req, c
     }
     ts_json_set_str(o, "volume_type", tname[0] ? tname : NULL);
     json_t *pm = pre && pre->metadata ? json_object_get(pre->metadata, id) : NULL;
-    json_object_set_new(o, "metadata", pm ? json_deep_copy(pm) : ts_volume_metadata(svc, "volume_metadata", "volume_id", id));
+    json_object_set_new(
+        o, "metadata", pm ? json_deep_copy(pm) : ts_volume_metadata(svc, "volume_metadata", "volume_id", id));
     const char *im = ts_db_res_getn(res, r, "image_meta");
     if (im) {
         json_t *j = json_loads(im, 0, NULL);
@@ -382,21 +412,27 @@ json_t *ts_volume_view_pre(struct ts_volume_svc *svc, struct ts_http_req *req, c
     if (mv >= 63) ts_json_set_str(o, "volume_type_id", tid);
     if (mv >= 64) json_object_set_new(o, "encryption_key_id", json_null());
     if (mv >= 65) json_object_set_new(o, "consumes_quota", json_true());
-    char *self = ts_asprintf("http://%s/v3/%s/volumes/%s", req && ts_http_header(req, "Host") ? ts_http_header(req, "Host")
-                                                                                              : "localhost",
+    char *self = ts_asprintf("http://%s/v3/%s/volumes/%s",
+                             req && ts_http_header(req, "Host") ? ts_http_header(req, "Host") : "localhost",
                              ts_db_res_getn(res, r, "project_id"), id);
-    json_object_set_new(o, "links", json_pack("[{s:s, s:s}, {s:s, s:s}]", "rel", "self", "href", self, "rel",
-                                              "bookmark", "href", self));
+    json_object_set_new(
+        o, "links",
+        json_pack("[{s:s, s:s}, {s:s, s:s}]", "rel", "self", "href", self, "rel", "bookmark", "href", self));
     free(self);
     return o;
 }
 
 json_t *ts_volume_view_brief(json_t *v)
 {
-    static const char *const drop[] = {"os-vol-tenant-attr:tenant_id", "os-vol-mig-status-attr:migstat", "migration_status",
-                                       "os-vol-mig-status-attr:name_id", "os-vol-host-attr:host",
-                                       "volume_image_metadata", NULL};
-    for (int i = 0; drop[i]; i++) json_object_del(v, drop[i]);
+    static const char *const drop[] = {"os-vol-tenant-attr:tenant_id",
+                                       "os-vol-mig-status-attr:migstat",
+                                       "migration_status",
+                                       "os-vol-mig-status-attr:name_id",
+                                       "os-vol-host-attr:host",
+                                       "volume_image_metadata",
+                                       NULL};
+    for (int i = 0; drop[i]; i++)
+        json_object_del(v, drop[i]);
     return v;
 }
 
@@ -440,8 +476,8 @@ void ts_volume_notify_volume(struct ts_volume_svc *svc, const char *event, const
 {
     if (!svc->env || !svc->env->bus) return;
     struct ts_db_res *r = NULL;
-    if (ts_db_exec(svc->db, "SELECT " TS_VOLUME_COLS " FROM volumes WHERE id = ?", TS_DB_ARGS(TS_DB_S(vol_id)), &r,
-                   NULL) != 0)
+    if (ts_db_exec(svc->db, "SELECT " TS_VOLUME_COLS " FROM volumes WHERE id = ?",
+                   TS_DB_ARGS(TS_DB_S(vol_id)), &r, NULL) != 0)
         return;
     json_t *p;
     if (r->nrows == 0) {
@@ -472,8 +508,10 @@ void ts_volume_notify_snapshot(struct ts_volume_svc *svc, const char *event, con
 {
     if (!svc->env || !svc->env->bus) return;
     struct ts_db_res *r = NULL;
-    if (ts_db_exec(svc->db, "SELECT id, volume_id, project_id, user_id, name, status, size, created_at FROM snapshots "
-                   "WHERE id = ?", TS_DB_ARGS(TS_DB_S(snap_id)), &r, NULL) != 0)
+    if (ts_db_exec(svc->db,
+                   "SELECT id, volume_id, project_id, user_id, name, status, size, created_at FROM snapshots "
+                   "WHERE id = ?",
+                   TS_DB_ARGS(TS_DB_S(snap_id)), &r, NULL) != 0)
         return;
     json_t *p = json_pack("{s:s}", "snapshot_id", snap_id);
     if (r->nrows > 0) {
@@ -495,9 +533,17 @@ void ts_volume_notify_snapshot(struct ts_volume_svc *svc, const char *event, con
 
 static int64_t builtin_default(struct ts_volume_svc *svc, const char *resource)
 {
-    static const struct { const char *name; int64_t def; } d[] = {
-        {"volumes", 10}, {"snapshots", 10}, {"gigabytes", 1000}, {"backups", 10}, {"backup_gigabytes", 1000},
-        {"groups", 10}, {"per_volume_gigabytes", -1}, {NULL, 0}};
+    static const struct {
+        const char *name;
+        int64_t def;
+    } d[] = {{"volumes", 10},
+             {"snapshots", 10},
+             {"gigabytes", 1000},
+             {"backups", 10},
+             {"backup_gigabytes", 1000},
+             {"groups", 10},
+             {"per_volume_gigabytes", -1},
+             {NULL, 0}};
     for (int i = 0; d[i].name; i++) {
         if (strcmp(d[i].name, resource) == 0) {
             char key[64];
@@ -527,18 +573,18 @@ int64_t ts_volume_quota_limit(struct ts_volume_svc *svc, struct ts_db_conn *tx, 
     bool found;
     int64_t v = 0;
     if (project) {
-        v = lookup_limit(svc, tx, "SELECT hard_limit FROM quotas WHERE project_id = ? AND resource = ?", project,
-                         resource, &found);
+        v = lookup_limit(svc, tx, "SELECT hard_limit FROM quotas WHERE project_id = ? AND resource = ?",
+                         project, resource, &found);
         if (found) return v;
     }
-    v = lookup_limit(svc, tx, "SELECT hard_limit FROM quota_classes WHERE class_name = ? AND resource = ?", "default",
-                     resource, &found);
+    v = lookup_limit(svc, tx, "SELECT hard_limit FROM quota_classes WHERE class_name = ? AND resource = ?",
+                     "default", resource, &found);
     if (found) return v;
     return builtin_default(svc, resource);
 }
 
-int ts_volume_quota_check(struct ts_volume_svc *svc, struct ts_db_conn *tx, const char *project, int64_t add_volumes,
-                          int64_t add_snapshots, int64_t add_gb, struct ts_err *err)
+int ts_volume_quota_check(struct ts_volume_svc *svc, struct ts_db_conn *tx, const char *project,
+                          int64_t add_volumes, int64_t add_snapshots, int64_t add_gb, struct ts_err *err)
 {
     struct ts_db_res *r = NULL;
     int rc = ts_db_tx_exec(tx,
@@ -546,8 +592,8 @@ int ts_volume_quota_check(struct ts_volume_svc *svc, struct ts_db_conn *tx, cons
                            " (SELECT COALESCE(SUM(size), 0) FROM volumes WHERE project_id = ?),"
                            " (SELECT COUNT(*) FROM snapshots WHERE project_id = ?),"
                            " (SELECT COALESCE(SUM(size), 0) FROM snapshots WHERE project_id = ?)",
-                           TS_DB_ARGS(TS_DB_S(project), TS_DB_S(project), TS_DB_S(project), TS_DB_S(project)), &r,
-                           err);
+                           TS_DB_ARGS(TS_DB_S(project), TS_DB_S(project), TS_DB_S(project), TS_DB_S(project)),
+                           &r, err);
     if (rc) return rc;
     int64_t nvol = ts_db_res_int(r, 0, 0, 0), gb = ts_db_res_int(r, 0, 1, 0) + ts_db_res_int(r, 0, 3, 0),
             nsnap = ts_db_res_int(r, 0, 2, 0);
@@ -556,28 +602,36 @@ int ts_volume_quota_check(struct ts_volume_svc *svc, struct ts_db_conn *tx, cons
     if (add_gb > 0) {
         lim = ts_volume_quota_limit(svc, tx, project, "per_volume_gigabytes");
         if (lim >= 0 && add_gb > lim)
-            return ts_err_set_full(err, TS_EQUOTA, 413, NULL, "VolumeSizeExceedsLimit: Requested volume size "
-                                   "%lldG is larger than maximum allowed limit %lldG.", (long long)add_gb,
-                                   (long long)lim);
+            return ts_err_set_full(err, TS_EQUOTA, 413, NULL,
+                                   "VolumeSizeExceedsLimit: Requested volume size "
+                                   "%lldG is larger than maximum allowed limit %lldG.",
+                                   (long long)add_gb, (long long)lim);
     }
     if (add_volumes > 0) {
         lim = ts_volume_quota_limit(svc, tx, project, "volumes");
         if (lim >= 0 && nvol + add_volumes > lim)
-            return ts_err_set_full(err, TS_EQUOTA, 413, NULL, "VolumeLimitExceeded: Maximum number of volumes "
-                                   "allowed (%lld) exceeded for quota 'volumes'.", (long long)lim);
+            return ts_err_set_full(err, TS_EQUOTA, 413, NULL,
+                                   "VolumeLimitExceeded: Maximum number of volumes "
+                                   "allowed (%lld) exceeded for quota 'volumes'.",
+                                   (long long)lim);
     }
     if (add_snapshots > 0) {
         lim = ts_volume_quota_limit(svc, tx, project, "snapshots");
         if (lim >= 0 && nsnap + add_snapshots > lim)
-            return ts_err_set_full(err, TS_EQUOTA, 413, NULL, "SnapshotLimitExceeded: Maximum number of snapshots "
-                                   "allowed (%lld) exceeded", (long long)lim);
+            return ts_err_set_full(err, TS_EQUOTA, 413, NULL,
+                                   "SnapshotLimitExceeded: Maximum number of snapshots "
+                                   "allowed (%lld) exceeded",
+                                   (long long)lim);
     }
     if (add_gb > 0) {
         lim = ts_volume_quota_limit(svc, tx, project, "gigabytes");
         if (lim >= 0 && gb + add_gb > lim)
-            return ts_err_set_full(err, TS_EQUOTA, 413, NULL, "VolumeSizeExceedsAvailableQuota: Requested volume or "
-                                   "snapshot exceeds allowed gigabytes quota. Requested %lldG, quota is %lldG and "
-                                   "%lldG has been consumed.", (long long)add_gb, (long long)lim, (long long)gb);
+            return ts_err_set_full(
+                err, TS_EQUOTA, 413, NULL,
+                "VolumeSizeExceedsAvailableQuota: Requested volume or "
+                "snapshot exceeds allowed gigabytes quota. Requested %lldG, quota is %lldG and "
+                "%lldG has been consumed.",
+                (long long)add_gb, (long long)lim, (long long)gb);
     }
     return 0;
 }
@@ -590,8 +644,8 @@ static json_t *version_doc(struct ts_http_req *req)
     char *href = ts_asprintf("http://%s/v3/", host ? host : "127.0.0.1:8776");
     char maxv[16];
     snprintf(maxv, sizeof(maxv), "3.%d", TS_VOLUME_MV_MAX);
-    json_t *v = json_pack("{s:s, s:s, s:s, s:s, s:s, s:[{s:s, s:s, s:s}, {s:s, s:s}], s:[{s:s, s:s}]}", "id", "v3.0",
-                          "status", "CURRENT", "version", maxv, "min_version", "3.0", "updated",
+    json_t *v = json_pack("{s:s, s:s, s:s, s:s, s:s, s:[{s:s, s:s, s:s}, {s:s, s:s}], s:[{s:s, s:s}]}", "id",
+                          "v3.0", "status", "CURRENT", "version", maxv, "min_version", "3.0", "updated",
                           "2022-08-31T00:00:00Z", "links", "rel", "describedby", "type", "text/html", "href",
                           "https://docs.openstack.org/", "rel", "self", "href", href, "media-types", "base",
                           "application/json", "type", "application/vnd.openstack.volume+json;version=3");
@@ -724,11 +778,11 @@ static int ensure_default_type(struct ts_db *db, const char *name, struct ts_err
     char id[TS_UUID_LEN + 1], now[32];
     ts_uuid(id);
     ts_volume_now(now);
-    return ts_db_exec(db,
-                      "INSERT INTO volume_types (id, name, description, is_public, created_at) VALUES (?, ?, ?, 1, ?) "
-                      "ON CONFLICT (name) DO NOTHING",
-                      TS_DB_ARGS(TS_DB_S(id), TS_DB_S(name), TS_DB_S("Default Volume Type"), TS_DB_S(now)), NULL,
-                      err);
+    return ts_db_exec(
+        db,
+        "INSERT INTO volume_types (id, name, description, is_public, created_at) VALUES (?, ?, ?, 1, ?) "
+        "ON CONFLICT (name) DO NOTHING",
+        TS_DB_ARGS(TS_DB_S(id), TS_DB_S(name), TS_DB_S("Default Volume Type"), TS_DB_S(now)), NULL, err);
 }
 
 static int volume_init(struct ts_service_env *env, struct ts_err *err)
@@ -753,7 +807,9 @@ static int volume_init(struct ts_service_env *env, struct ts_err *err)
     int rc = ts_db_open(ts_conf_get(env->conf, "volume", "connection", NULL), &db, err);
     if (rc) return rc;
     rc = ts_db_migrate(db, migrations, sizeof(migrations) / sizeof(migrations[0]), err);
-    if (rc == 0) rc = ensure_default_type(db, ts_conf_get(env->conf, "volume", "default_volume_type", "__DEFAULT__"), err);
+    if (rc == 0)
+        rc = ensure_default_type(db, ts_conf_get(env->conf, "volume", "default_volume_type", "__DEFAULT__"),
+                                 err);
     ts_db_close(db);
     return rc;
 }
@@ -764,7 +820,8 @@ static void volume_stop(void *state)
     if (!svc) return;
     ts_http_server_stop(svc->http);
     ts_volume_mgr_stop(svc);
-    for (int i = 0; i < svc->n_backends; i++) svc->backends[i]->ops->free(svc->backends[i]);
+    for (int i = 0; i < svc->n_backends; i++)
+        svc->backends[i]->ops->free(svc->backends[i]);
     ts_db_close(svc->db);
     pthread_mutex_destroy(&svc->lock);
     free(svc);
@@ -782,7 +839,8 @@ static int open_backends(struct ts_volume_svc *svc, struct ts_err *err)
         char sect[128];
         snprintf(sect, sizeof(sect), "volume:%s", tok);
         const char *driver = ts_conf_get(c, sect, "driver", "file");
-        if (strcmp(driver, "file") != 0) return ts_err_set(err, TS_EINVAL, "volume backend %s: unknown driver %s", tok, driver);
+        if (strcmp(driver, "file") != 0)
+            return ts_err_set(err, TS_EINVAL, "volume backend %s: unknown driver %s", tok, driver);
         char *dflt = ts_asprintf("%s/%s", ts_conf_get(c, "volume", "volumes_dir", "/tmp"), tok);
         const char *dir = ts_conf_get(c, sect, "dir", dflt);
         struct ts_volume_backend *be = NULL;
@@ -808,11 +866,13 @@ static int volume_start(struct ts_service_env *env, void **state, struct ts_err 
     snprintf(svc->publisher, sizeof(svc->publisher), "volume.%s", svc->host);
     int rc = volume_init(env, err);
     if (rc) goto out;
-    snprintf(svc->az, sizeof(svc->az), "%s", ts_conf_get(env->conf, "volume", "storage_availability_zone", "nova"));
+    snprintf(svc->az, sizeof(svc->az), "%s",
+             ts_conf_get(env->conf, "volume", "storage_availability_zone", "nova"));
     snprintf(svc->default_type, sizeof(svc->default_type), "%s",
              ts_conf_get(env->conf, "volume", "default_volume_type", "__DEFAULT__"));
     const char *iu = ts_conf_get(env->conf, "volume", "image_url", NULL);
-    if (iu) snprintf(svc->image_url, sizeof(svc->image_url), "%s", iu);
+    if (iu)
+        snprintf(svc->image_url, sizeof(svc->image_url), "%s", iu);
     else
         snprintf(svc->image_url, sizeof(svc->image_url), "http://%s:%lld",
                  ts_conf_get(env->conf, "DEFAULT", "public_host", "127.0.0.1"),

@@ -48,11 +48,11 @@ struct ts_volume_backend_ops {
 
 struct ts_volume_backend {
     const struct ts_volume_backend_ops *ops;
-    char name[64];              /* volume_backend_name */
-    char dir[1024];             /* file backend: where volumes live */
-    char format[16];            /* file backend: raw | qcow2 */
-    double capacity_gb;         /* configured total, 0 = the filesystem's */
-    double ratio;               /* max_over_subscription_ratio */
+    char name[64];      /* volume_backend_name */
+    char dir[1024];     /* file backend: where volumes live */
+    char format[16];    /* file backend: raw | qcow2 */
+    double capacity_gb; /* configured total, 0 = the filesystem's */
+    double ratio;       /* max_over_subscription_ratio */
 };
 
 /* Opens the file backend: volumes as sparse raw (or qcow2) files in dir. */

@@ -54,9 +54,11 @@ int ts_volume_run(const char *const *argv, struct ts_err *err)
     msg[n] = 0;
     close(pfd[0]);
     int st;
-    while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {}
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+    }
     if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
-        while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == ' ')) msg[--n] = 0;
+        while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
+            msg[--n] = 0;
         return ts_err_set(err, TS_EIO, "%s failed: %s", argv[0], msg);
     }
     return 0;
@@ -72,7 +74,10 @@ static void tmp_path(struct ts_volume_backend *be, const char *prefix, const cha
     snprintf(out, len, "%s/.tmp-%s-%s", be->dir, prefix, id);
 }
 
-static bool is_qcow2(struct ts_volume_backend *be) { return strcmp(be->format, "qcow2") == 0; }
+static bool is_qcow2(struct ts_volume_backend *be)
+{
+    return strcmp(be->format, "qcow2") == 0;
+}
 
 /* fsync the file and its directory, then rename tmp over final. */
 static int commit_file(struct ts_volume_backend *be, const char *tmp, const char *final, struct ts_err *err)
@@ -143,14 +148,19 @@ static int f_create_from_image(struct ts_volume_backend *be, const char *vol_id,
     const char *argv[] = {"/usr/bin/qemu-img", "convert", "-q", "-O", fmt, image_path, tmp, NULL};
     int rc = ts_volume_run(argv, err);
     if (rc == 0) {
-        if (is_qcow2(be)) rc = qemu_resize(tmp, fmt, size_gb, err);
+        if (is_qcow2(be))
+            rc = qemu_resize(tmp, fmt, size_gb, err);
         else {
             struct stat st;
-            if (stat(tmp, &st) != 0) rc = ts_err_set(err, TS_EIO, "stat %s: %s", tmp, strerror(errno));
+            if (stat(tmp, &st) != 0)
+                rc = ts_err_set(err, TS_EIO, "stat %s: %s", tmp, strerror(errno));
             else if (st.st_size > (size_gb << 30))
-                rc = ts_err_set(err, TS_EINVAL, "Image virtual size is %lld bytes and doesn't fit in a volume "
-                                "of size %lldGB.", (long long)st.st_size, (long long)size_gb);
-            else rc = raw_truncate(tmp, size_gb << 30, false, err);
+                rc = ts_err_set(err, TS_EINVAL,
+                                "Image virtual size is %lld bytes and doesn't fit in a volume "
+                                "of size %lldGB.",
+                                (long long)st.st_size, (long long)size_gb);
+            else
+                rc = raw_truncate(tmp, size_gb << 30, false, err);
         }
     }
     if (rc) {
@@ -164,7 +174,8 @@ static int copy_into(struct ts_volume_backend *be, const char *src, const char *
                      struct ts_err *err)
 {
     if (is_qcow2(be)) {
-        const char *argv[] = {"/usr/bin/qemu-img", "convert", "-q", "-f", "qcow2", "-O", "qcow2", src, tmp, NULL};
+        const char *argv[] = {
+            "/usr/bin/qemu-img", "convert", "-q", "-f", "qcow2", "-O", "qcow2", src, tmp, NULL};
         int rc = ts_volume_run(argv, err);
         if (rc == 0 && size_gb > 0) rc = qemu_resize(tmp, "qcow2", size_gb, err);
         return rc;
@@ -205,7 +216,8 @@ static int f_delete(struct ts_volume_backend *be, const char *vol_id, struct ts_
 {
     char p[1200];
     vol_path(be, "volume", vol_id, p, sizeof(p));
-    if (unlink(p) != 0 && errno != ENOENT) return ts_err_set(err, TS_EIO, "unlink %s: %s", p, strerror(errno));
+    if (unlink(p) != 0 && errno != ENOENT)
+        return ts_err_set(err, TS_EIO, "unlink %s: %s", p, strerror(errno));
     tmp_path(be, "volume", vol_id, p, sizeof(p));
     unlink(p);
     return 0;
@@ -238,7 +250,8 @@ static int f_snapshot_delete(struct ts_volume_backend *be, const char *snap_id, 
 {
     char p[1200];
     vol_path(be, "snapshot", snap_id, p, sizeof(p));
-    if (unlink(p) != 0 && errno != ENOENT) return ts_err_set(err, TS_EIO, "unlink %s: %s", p, strerror(errno));
+    if (unlink(p) != 0 && errno != ENOENT)
+        return ts_err_set(err, TS_EIO, "unlink %s: %s", p, strerror(errno));
     return 0;
 }
 
@@ -294,7 +307,10 @@ static void f_cleanup(struct ts_volume_backend *be)
     closedir(d);
 }
 
-static void f_free(struct ts_volume_backend *be) { free(be); }
+static void f_free(struct ts_volume_backend *be)
+{
+    free(be);
+}
 
 static const struct ts_volume_backend_ops file_ops = {
     .driver = "file",

@@ -21,9 +21,9 @@
 
 /* What the scheduler knows about one pool (from the managers' capability reports). */
 struct ts_volume_pool {
-    char host[320];             /* "<host>@<backend>#<pool>" */
-    char backend[64];           /* volume_backend_name */
-    char topic[400];            /* manager topic "cinder-volume.<host>@<backend>" */
+    char host[320];   /* "<host>@<backend>#<pool>" */
+    char backend[64]; /* volume_backend_name */
+    char topic[400];  /* manager topic "cinder-volume.<host>@<backend>" */
     double total_gb, free_gb, provisioned_gb, ratio;
     bool thin;
     double updated;
@@ -41,26 +41,26 @@ struct ts_volume_svc {
     struct ts_service_env *env;
     struct ts_db *db;
     struct ts_http_server *http;
-    char publisher[300];        /* "volume.<host>" */
+    char publisher[300]; /* "volume.<host>" */
     char host[256];
-    char az[64];                /* storage availability zone ("nova") */
-    char image_url[512];        /* the image service, "http://127.0.0.1:9292" */
-    char default_type[256];     /* name of the default volume type */
+    char az[64];            /* storage availability zone ("nova") */
+    char image_url[512];    /* the image service, "http://127.0.0.1:9292" */
+    char default_type[256]; /* name of the default volume type */
     int n_backends;
     struct ts_volume_backend *backends[TS_VOLUME_MAX_BACKENDS];
     char topics[TS_VOLUME_MAX_BACKENDS][400];
     struct ts_volume_mgr_ctx mgrs[TS_VOLUME_MAX_BACKENDS];
-    bool serving;               /* bus consumers registered */
-    pthread_mutex_t lock;       /* guards pools */
+    bool serving;         /* bus consumers registered */
+    pthread_mutex_t lock; /* guards pools */
     int n_pools;
     struct ts_volume_pool pools[TS_VOLUME_MAX_BACKENDS * 4];
     double started_at;
 };
 
 /* Every volume query selects these columns. */
-#define TS_VOLUME_COLS                                                                                    \
-    "id, project_id, user_id, name, description, status, attach_status, size, availability_zone, "        \
-    "volume_type_id, snapshot_id, source_volid, image_id, bootable, multiattach, host, backend, "          \
+#define TS_VOLUME_COLS                                                                                       \
+    "id, project_id, user_id, name, description, status, attach_status, size, availability_zone, "           \
+    "volume_type_id, snapshot_id, source_volid, image_id, bootable, multiattach, host, backend, "            \
     "migration_status, created_at, updated_at, launched_at, image_meta, encrypted"
 
 /* The request prologue: parses OpenStack-API-Version (400/406), answers with the version
@@ -83,11 +83,12 @@ json_t *ts_volume_view(struct ts_volume_svc *svc, struct ts_http_req *req, const
 struct ts_volume_preload {
     json_t *types, *metadata, *attachments;
 };
-json_t *ts_volume_view_pre(struct ts_volume_svc *svc, struct ts_http_req *req, const struct ts_db_res *res, int r,
-                           int mv, const struct ts_volume_preload *pre);
+json_t *ts_volume_view_pre(struct ts_volume_svc *svc, struct ts_http_req *req, const struct ts_db_res *res,
+                           int r, int mv, const struct ts_volume_preload *pre);
 /* Loads the preloads for the volumes of res (column 0 = id). Caller frees with
  * ts_volume_preload_free. */
-void ts_volume_preload_load(struct ts_volume_svc *svc, const struct ts_db_res *res, struct ts_volume_preload *pre);
+void ts_volume_preload_load(struct ts_volume_svc *svc, const struct ts_db_res *res,
+                            struct ts_volume_preload *pre);
 void ts_volume_preload_free(struct ts_volume_preload *pre);
 /* Drops what Cinder shows only on show/detail (tenant, host, migration attributes, image
  * metadata): the create and update responses. Returns v. */
@@ -120,12 +121,12 @@ int64_t ts_volume_quota_limit(struct ts_volume_svc *svc, struct ts_db_conn *tx, 
 /* Inside a write transaction: checks that adding (volumes, gigabytes) / (snapshots,
  * gigabytes) keeps the project within its quotas, else -TS_EQUOTA (413) with Cinder's
  * message. */
-int ts_volume_quota_check(struct ts_volume_svc *svc, struct ts_db_conn *tx, const char *project, int64_t add_volumes,
-                          int64_t add_snapshots, int64_t add_gb, struct ts_err *err);
+int ts_volume_quota_check(struct ts_volume_svc *svc, struct ts_db_conn *tx, const char *project,
+                          int64_t add_volumes, int64_t add_snapshots, int64_t add_gb, struct ts_err *err);
 
 /* Types: resolves a type by id or name visible to the caller; fills id/name. */
-int ts_volume_type_resolve(struct ts_volume_svc *svc, struct ts_http_req *req, const char *id_or_name, char id[64],
-                           char name[256], struct ts_err *err);
+int ts_volume_type_resolve(struct ts_volume_svc *svc, struct ts_http_req *req, const char *id_or_name,
+                           char id[64], char name[256], struct ts_err *err);
 /* Name of a type id (into out), "" if gone. */
 void ts_volume_type_name(struct ts_volume_svc *svc, const char *type_id, char *out, size_t len);
 /* Id of the default type into out. */
@@ -152,7 +153,8 @@ void ts_volume_backup_restore_work(struct ts_volume_svc *svc, struct ts_volume_b
 void ts_volume_backup_recover(struct ts_volume_svc *svc);
 
 /* Route handlers. */
-#define TS_VOLUME_HANDLER(name) int name(struct ts_http_req *req, struct ts_http_resp *resp, struct ts_err *err)
+#define TS_VOLUME_HANDLER(name)                                                                              \
+    int name(struct ts_http_req *req, struct ts_http_resp *resp, struct ts_err *err)
 TS_VOLUME_HANDLER(ts_volume_h_create);
 TS_VOLUME_HANDLER(ts_volume_h_list);
 TS_VOLUME_HANDLER(ts_volume_h_detail);

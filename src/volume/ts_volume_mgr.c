@@ -16,7 +16,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-
 struct ts_volume_backend *ts_volume_mgr_backend(struct ts_volume_svc *svc, const char *host)
 {
     if (!host) return NULL;
@@ -70,9 +69,10 @@ static void report_caps(struct ts_volume_svc *svc, int idx)
     if (be->ops->stats(be, &st) != 0) return;
     char host[320];
     snprintf(host, sizeof(host), "%s@%s#%s", svc->host, be->name, be->name);
-    json_t *a = json_pack("{s:s, s:s, s:s, s:f, s:f, s:f, s:f, s:b}", "host", host, "backend", be->name, "topic",
-                          svc->topics[idx], "total_gb", st.total_gb, "free_gb", st.free_gb, "provisioned_gb",
-                          provisioned_gb(svc, be->name), "ratio", be->ratio, "thin", st.thin);
+    json_t *a =
+        json_pack("{s:s, s:s, s:s, s:f, s:f, s:f, s:f, s:b}", "host", host, "backend", be->name, "topic",
+                  svc->topics[idx], "total_gb", st.total_gb, "free_gb", st.free_gb, "provisioned_gb",
+                  provisioned_gb(svc, be->name), "ratio", be->ratio, "thin", st.thin);
     ts_bus_cast(svc->env->bus, TS_VOLUME_SCHED_TOPIC, "update_capabilities", a, NULL);
 }
 
@@ -124,7 +124,7 @@ static int sched_create(struct ts_volume_svc *svc, json_t *args)
 {
     const char *vol_id = ts_json_str(args, "volume_id", NULL);
     const char *want = ts_json_str(args, "backend_name", NULL);
-    const char *same_host = ts_json_str(args, "same_host", NULL);  /* clones stay on their source's backend */
+    const char *same_host = ts_json_str(args, "same_host", NULL); /* clones stay on their source's backend */
     int64_t size = ts_json_int(args, "size", 1);
     if (!vol_id) return 0;
     char host[320] = "", topic[400] = "";
@@ -135,20 +135,21 @@ static int sched_create(struct ts_volume_svc *svc, json_t *args)
         for (int i = 0; i < svc->n_pools; i++) {
             struct ts_volume_pool *p = &svc->pools[i];
             if (want && *want && strcmp(p->backend, want) != 0) continue;
-            if (same_host && *same_host && strncmp(p->host, same_host, strcspn(same_host, "#")) != 0) continue;
+            if (same_host && *same_host && strncmp(p->host, same_host, strcspn(same_host, "#")) != 0)
+                continue;
             if (!pool_fits(p, size)) continue;
             if (best < 0 || p->free_gb > svc->pools[best].free_gb) best = i;
         }
         if (best >= 0) {
             struct ts_volume_pool *p = &svc->pools[best];
-            p->provisioned_gb += (double)size;   /* consumed until the next report */
+            p->provisioned_gb += (double)size; /* consumed until the next report */
             if (!p->thin) p->free_gb -= (double)size;
             snprintf(host, sizeof(host), "%s", p->host);
             snprintf(topic, sizeof(topic), "%s", p->topic);
         }
         pthread_mutex_unlock(&svc->lock);
         if (best >= 0 || n > 0) break;
-        usleep(50000);  /* no report yet (just started) */
+        usleep(50000); /* no report yet (just started) */
     }
     if (!host[0]) {
         fail_volume(svc, vol_id, "No valid backend was found.");
@@ -177,7 +178,8 @@ static int sched_handler(void *ctx, const char *method, json_t *args, json_t **r
         int i;
         for (i = 0; i < svc->n_pools; i++)
             if (strcmp(svc->pools[i].host, host) == 0) break;
-        if (i == svc->n_pools && svc->n_pools < (int)(sizeof(svc->pools) / sizeof(svc->pools[0]))) svc->n_pools++;
+        if (i == svc->n_pools && svc->n_pools < (int)(sizeof(svc->pools) / sizeof(svc->pools[0])))
+            svc->n_pools++;
         if (i < svc->n_pools) {
             struct ts_volume_pool *p = &svc->pools[i];
             snprintf(p->host, sizeof(p->host), "%s", host);
@@ -242,14 +244,15 @@ static int fetch_image(struct ts_volume_svc *svc, struct ts_volume_backend *be, 
         goto out;
     }
     json_t *m = json_object();
-    static const char *const keys[] = {"name", "disk_format", "container_format", "checksum", "size", "min_disk",
-                                       "min_ram", NULL};
+    static const char *const keys[] = {"name", "disk_format", "container_format", "checksum",
+                                       "size", "min_disk",    "min_ram",          NULL};
     json_object_set_new(m, "image_id", json_string(image_id));
     for (int i = 0; keys[i]; i++) {
         json_t *v = json_object_get(img, keys[i]);
         if (!v || json_is_null(v)) continue;
         const char *k = strcmp(keys[i], "name") == 0 ? "image_name" : keys[i];
-        if (json_is_string(v)) json_object_set(m, k, v);
+        if (json_is_string(v))
+            json_object_set(m, k, v);
         else {
             char *s = json_dumps(v, JSON_ENCODE_ANY);
             json_object_set_new(m, k, json_string(s));
@@ -292,16 +295,20 @@ static int m_create(struct ts_volume_mgr_ctx *mc, json_t *args)
     json_t *meta = NULL;
     if (!vol_id) return 0;
     ts_volume_notify_volume(svc, "volume.create.start", vol_id);
-    if (snap && *snap) rc = be->ops->clone(be, vol_id, snap, true, size, &e);
-    else if (src && *src) rc = be->ops->clone(be, vol_id, src, false, size, &e);
+    if (snap && *snap)
+        rc = be->ops->clone(be, vol_id, snap, true, size, &e);
+    else if (src && *src)
+        rc = be->ops->clone(be, vol_id, src, false, size, &e);
     else if (image && *image) {
         char tmp[1200];
-        rc = fetch_image(svc, be, vol_id, image, ts_json_str(args, "token", NULL), tmp, sizeof(tmp), &meta, &e);
+        rc = fetch_image(svc, be, vol_id, image, ts_json_str(args, "token", NULL), tmp, sizeof(tmp), &meta,
+                         &e);
         if (rc == 0) {
             rc = be->ops->create_from_image(be, vol_id, tmp, size, &e);
             unlink(tmp);
         }
-    } else rc = be->ops->create(be, vol_id, size, &e);
+    } else
+        rc = be->ops->create(be, vol_id, size, &e);
     char now[32];
     ts_volume_now(now);
     if (rc) {
@@ -332,17 +339,19 @@ static int m_delete(struct ts_volume_mgr_ctx *mc, json_t *args)
     struct ts_err e = {0};
     if (!vol_id) return 0;
     ts_volume_notify_volume(svc, "volume.delete.start", vol_id);
-    if (mc->be->ops->delete(mc->be, vol_id, &e) != 0) {
+    if (mc->be->ops->delete (mc->be, vol_id, &e) != 0) {
         ts_warn("volume", "delete %s failed: %s", vol_id, e.msg);
         ts_volume_set_status(svc, vol_id, "error_deleting", NULL);
         return 0;
     }
-    ts_db_exec(svc->db, "DELETE FROM volume_metadata WHERE volume_id = ?", TS_DB_ARGS(TS_DB_S(vol_id)), NULL, NULL);
-    ts_db_exec(svc->db, "DELETE FROM attachments WHERE volume_id = ?", TS_DB_ARGS(TS_DB_S(vol_id)), NULL, NULL);
+    ts_db_exec(svc->db, "DELETE FROM volume_metadata WHERE volume_id = ?", TS_DB_ARGS(TS_DB_S(vol_id)), NULL,
+               NULL);
+    ts_db_exec(svc->db, "DELETE FROM attachments WHERE volume_id = ?", TS_DB_ARGS(TS_DB_S(vol_id)), NULL,
+               NULL);
     ts_db_exec(svc->db, "DELETE FROM transfers WHERE volume_id = ?", TS_DB_ARGS(TS_DB_S(vol_id)), NULL, NULL);
     ts_db_exec(svc->db, "DELETE FROM volumes WHERE id = ?", TS_DB_ARGS(TS_DB_S(vol_id)), NULL, NULL);
-    ts_bus_notify(svc->env->bus, svc->publisher, "volume.delete.end",
-                  "INFO", json_pack("{s:s, s:s}", "volume_id", vol_id, "status", "deleted"));
+    ts_bus_notify(svc->env->bus, svc->publisher, "volume.delete.end", "INFO",
+                  json_pack("{s:s, s:s}", "volume_id", vol_id, "status", "deleted"));
     report_caps(svc, mc->idx);
     return 0;
 }
@@ -363,7 +372,8 @@ static int m_extend(struct ts_volume_mgr_ctx *mc, json_t *args)
         ts_volume_set_status(svc, vol_id, "error_extending", NULL);
     } else {
         ts_db_exec(svc->db, "UPDATE volumes SET size = ?, status = ?, updated_at = ? WHERE id = ?",
-                   TS_DB_ARGS(TS_DB_I(new_size), TS_DB_S(restore), TS_DB_S(now), TS_DB_S(vol_id)), NULL, NULL);
+                   TS_DB_ARGS(TS_DB_I(new_size), TS_DB_S(restore), TS_DB_S(now), TS_DB_S(vol_id)), NULL,
+                   NULL);
     }
     ts_volume_notify_volume(svc, "volume.resize.end", vol_id);
     report_caps(svc, mc->idx);
@@ -373,7 +383,8 @@ static int m_extend(struct ts_volume_mgr_ctx *mc, json_t *args)
 static int m_snapshot_create(struct ts_volume_mgr_ctx *mc, json_t *args)
 {
     struct ts_volume_svc *svc = mc->svc;
-    const char *snap_id = ts_json_str(args, "snapshot_id", NULL), *vol_id = ts_json_str(args, "volume_id", NULL);
+    const char *snap_id = ts_json_str(args, "snapshot_id", NULL),
+               *vol_id = ts_json_str(args, "volume_id", NULL);
     struct ts_err e = {0};
     if (!snap_id || !vol_id) return 0;
     ts_volume_notify_snapshot(svc, "snapshot.create.start", snap_id);
@@ -383,7 +394,8 @@ static int m_snapshot_create(struct ts_volume_mgr_ctx *mc, json_t *args)
     if (rc) ts_warn("volume", "snapshot %s failed: %s", snap_id, e.msg);
     ts_db_exec(svc->db, "UPDATE snapshots SET status = ?, progress = ?, updated_at = ? WHERE id = ?",
                TS_DB_ARGS(TS_DB_S(rc ? "error" : "available"), TS_DB_S(rc ? "0%" : "100%"), TS_DB_S(now),
-                          TS_DB_S(snap_id)), NULL, NULL);
+                          TS_DB_S(snap_id)),
+               NULL, NULL);
     ts_volume_notify_snapshot(svc, "snapshot.create.end", snap_id);
     return 0;
 }
@@ -396,11 +408,12 @@ static int m_snapshot_delete(struct ts_volume_mgr_ctx *mc, json_t *args)
     if (!snap_id) return 0;
     ts_volume_notify_snapshot(svc, "snapshot.delete.start", snap_id);
     if (mc->be->ops->snapshot_delete(mc->be, snap_id, &e) != 0) {
-        ts_db_exec(svc->db, "UPDATE snapshots SET status = 'error_deleting' WHERE id = ?", TS_DB_ARGS(TS_DB_S(snap_id)),
-                   NULL, NULL);
+        ts_db_exec(svc->db, "UPDATE snapshots SET status = 'error_deleting' WHERE id = ?",
+                   TS_DB_ARGS(TS_DB_S(snap_id)), NULL, NULL);
         return 0;
     }
-    ts_db_exec(svc->db, "DELETE FROM snapshot_metadata WHERE snapshot_id = ?", TS_DB_ARGS(TS_DB_S(snap_id)), NULL, NULL);
+    ts_db_exec(svc->db, "DELETE FROM snapshot_metadata WHERE snapshot_id = ?", TS_DB_ARGS(TS_DB_S(snap_id)),
+               NULL, NULL);
     ts_db_exec(svc->db, "DELETE FROM snapshots WHERE id = ?", TS_DB_ARGS(TS_DB_S(snap_id)), NULL, NULL);
     ts_bus_notify(svc->env->bus, svc->publisher, "snapshot.delete.end", "INFO",
                   json_pack("{s:s, s:s}", "snapshot_id", snap_id, "status", "deleted"));
@@ -411,14 +424,15 @@ static int m_snapshot_delete(struct ts_volume_mgr_ctx *mc, json_t *args)
 static int m_revert(struct ts_volume_mgr_ctx *mc, json_t *args)
 {
     struct ts_volume_svc *svc = mc->svc;
-    const char *snap_id = ts_json_str(args, "snapshot_id", NULL), *vol_id = ts_json_str(args, "volume_id", NULL);
+    const char *snap_id = ts_json_str(args, "snapshot_id", NULL),
+               *vol_id = ts_json_str(args, "volume_id", NULL);
     struct ts_err e = {0};
     if (!snap_id || !vol_id) return 0;
     int rc = mc->be->ops->revert(mc->be, vol_id, snap_id, &e);
     if (rc) ts_warn("volume", "revert %s failed: %s", vol_id, e.msg);
     ts_volume_set_status(svc, vol_id, rc ? "error" : "available", NULL);
-    ts_db_exec(svc->db, "UPDATE snapshots SET status = 'available' WHERE id = ?", TS_DB_ARGS(TS_DB_S(snap_id)), NULL,
-               NULL);
+    ts_db_exec(svc->db, "UPDATE snapshots SET status = 'available' WHERE id = ?",
+               TS_DB_ARGS(TS_DB_S(snap_id)), NULL, NULL);
     ts_volume_notify_volume(svc, "volume.revert.end", vol_id);
     return 0;
 }
@@ -427,7 +441,8 @@ static int m_upload(struct ts_volume_mgr_ctx *mc, json_t *args)
 {
     struct ts_volume_svc *svc = mc->svc;
     struct ts_volume_backend *be = mc->be;
-    const char *vol_id = ts_json_str(args, "volume_id", NULL), *image_id = ts_json_str(args, "image_id", NULL);
+    const char *vol_id = ts_json_str(args, "volume_id", NULL),
+               *image_id = ts_json_str(args, "image_id", NULL);
     const char *fmt = ts_json_str(args, "disk_format", "raw");
     const char *restore = ts_json_str(args, "restore_status", "available");
     if (!vol_id || !image_id) return 0;
@@ -443,7 +458,8 @@ static int m_upload(struct ts_volume_mgr_ctx *mc, json_t *args)
                                  strcmp(fmt, "vdi") == 0 || strcmp(fmt, "vhd") == 0
                              ? (strcmp(fmt, "vhd") == 0 ? "vpc" : fmt)
                              : "raw";
-        const char *argv[] = {"/usr/bin/qemu-img", "convert", "-q", "-f", be->format, "-O", of, path, tmp, NULL};
+        const char *argv[] = {
+            "/usr/bin/qemu-img", "convert", "-q", "-f", be->format, "-O", of, path, tmp, NULL};
         rc = ts_volume_run(argv, &e);
         src = tmp;
     }
@@ -460,7 +476,8 @@ static int m_upload(struct ts_volume_mgr_ctx *mc, json_t *args)
         char *url = ts_asprintf("%s/v2/images/%s/file", svc->image_url, image_id);
         struct ts_http_client_resp r = {0};
         rc = ts_http_client_upload_fd("PUT", url, hdrs, fd, st.st_size, 0, &r, &e);
-        if (rc == 0 && (r.status < 200 || r.status >= 300)) rc = ts_err_set(&e, TS_EIO, "image upload answered %d", r.status);
+        if (rc == 0 && (r.status < 200 || r.status >= 300))
+            rc = ts_err_set(&e, TS_EIO, "image upload answered %d", r.status);
         ts_http_client_resp_free(&r);
         free(url);
         free(th);
@@ -501,7 +518,8 @@ int ts_volume_mgr_start(struct ts_volume_svc *svc, struct ts_err *err)
     struct ts_volume_mgr_ctx *ctxs = svc->mgrs;
     int threads = (int)ts_conf_get_int(svc->env->conf, "volume", "manager_threads", 4);
     for (int i = 0; i < svc->n_backends; i++) {
-        snprintf(svc->topics[i], sizeof(svc->topics[i]), "cinder-volume.%s@%s", svc->host, svc->backends[i]->name);
+        snprintf(svc->topics[i], sizeof(svc->topics[i]), "cinder-volume.%s@%s", svc->host,
+                 svc->backends[i]->name);
         ctxs[i] = (struct ts_volume_mgr_ctx){svc, svc->backends[i], i};
         rc = ts_bus_serve(bus, svc->topics[i], mgr_handler, &ctxs[i], threads, err);
         if (rc) return rc;
@@ -529,28 +547,32 @@ static struct ts_volume_backend *backend_named(struct ts_volume_svc *svc, const 
 void ts_volume_mgr_recover(struct ts_volume_svc *svc)
 {
     ts_volume_backup_recover(svc);
-    for (int i = 0; i < svc->n_backends; i++) svc->backends[i]->ops->cleanup(svc->backends[i]);
+    for (int i = 0; i < svc->n_backends; i++)
+        svc->backends[i]->ops->cleanup(svc->backends[i]);
     struct ts_db_res *r = NULL;
-    if (ts_db_exec(svc->db,
-                   "SELECT id, status, backend, attach_status FROM volumes WHERE status IN ('creating', 'deleting', "
-                   "'extending', 'downloading', 'uploading', 'reverting')",
-                   TS_DB_NOARGS, &r, NULL) == 0) {
+    if (ts_db_exec(
+            svc->db,
+            "SELECT id, status, backend, attach_status FROM volumes WHERE status IN ('creating', 'deleting', "
+            "'extending', 'downloading', 'uploading', 'reverting')",
+            TS_DB_NOARGS, &r, NULL) == 0) {
         for (int i = 0; i < r->nrows; i++) {
             const char *id = ts_db_res_get(r, i, 0), *st = ts_db_res_get(r, i, 1);
             struct ts_volume_backend *be = backend_named(svc, ts_db_res_get(r, i, 2));
             ts_warn("volume", "recovering volume %s stuck in %s", id, st);
             if (strcmp(st, "deleting") == 0) {
                 struct ts_err e = {0};
-                if (be && be->ops->delete(be, id, &e) != 0) {
+                if (be && be->ops->delete (be, id, &e) != 0) {
                     ts_volume_set_status(svc, id, "error_deleting", NULL);
                     continue;
                 }
-                ts_db_exec(svc->db, "DELETE FROM volume_metadata WHERE volume_id = ?", TS_DB_ARGS(TS_DB_S(id)), NULL, NULL);
-                ts_db_exec(svc->db, "DELETE FROM attachments WHERE volume_id = ?", TS_DB_ARGS(TS_DB_S(id)), NULL, NULL);
+                ts_db_exec(svc->db, "DELETE FROM volume_metadata WHERE volume_id = ?",
+                           TS_DB_ARGS(TS_DB_S(id)), NULL, NULL);
+                ts_db_exec(svc->db, "DELETE FROM attachments WHERE volume_id = ?", TS_DB_ARGS(TS_DB_S(id)),
+                           NULL, NULL);
                 ts_db_exec(svc->db, "DELETE FROM volumes WHERE id = ?", TS_DB_ARGS(TS_DB_S(id)), NULL, NULL);
             } else if (strcmp(st, "uploading") == 0 || strcmp(st, "reverting") == 0) {
-                ts_volume_set_status(svc, id, ts_streq(ts_db_res_get(r, i, 3), "attached") ? "in-use" : "available",
-                                     NULL);
+                ts_volume_set_status(
+                    svc, id, ts_streq(ts_db_res_get(r, i, 3), "attached") ? "in-use" : "available", NULL);
             } else {
                 /* creating/downloading: the data went to a temporary name that cleanup removed,
                  * unless the rename happened: then the volume is complete, but we do not know
@@ -561,18 +583,23 @@ void ts_volume_mgr_recover(struct ts_volume_svc *svc)
     }
     ts_db_res_free(r);
     r = NULL;
-    if (ts_db_exec(svc->db, "SELECT s.id, s.status, v.backend FROM snapshots s LEFT JOIN volumes v ON v.id = s.volume_id "
-                   "WHERE s.status IN ('creating', 'deleting')", TS_DB_NOARGS, &r, NULL) == 0) {
+    if (ts_db_exec(
+            svc->db,
+            "SELECT s.id, s.status, v.backend FROM snapshots s LEFT JOIN volumes v ON v.id = s.volume_id "
+            "WHERE s.status IN ('creating', 'deleting')",
+            TS_DB_NOARGS, &r, NULL) == 0) {
         for (int i = 0; i < r->nrows; i++) {
             const char *id = ts_db_res_get(r, i, 0);
             if (ts_streq(ts_db_res_get(r, i, 1), "deleting")) {
                 struct ts_volume_backend *be = backend_named(svc, ts_db_res_get(r, i, 2));
                 if (be) be->ops->snapshot_delete(be, id, NULL);
-                ts_db_exec(svc->db, "DELETE FROM snapshot_metadata WHERE snapshot_id = ?", TS_DB_ARGS(TS_DB_S(id)), NULL, NULL);
-                ts_db_exec(svc->db, "DELETE FROM snapshots WHERE id = ?", TS_DB_ARGS(TS_DB_S(id)), NULL, NULL);
-            } else {
-                ts_db_exec(svc->db, "UPDATE snapshots SET status = 'error' WHERE id = ?", TS_DB_ARGS(TS_DB_S(id)), NULL,
+                ts_db_exec(svc->db, "DELETE FROM snapshot_metadata WHERE snapshot_id = ?",
+                           TS_DB_ARGS(TS_DB_S(id)), NULL, NULL);
+                ts_db_exec(svc->db, "DELETE FROM snapshots WHERE id = ?", TS_DB_ARGS(TS_DB_S(id)), NULL,
                            NULL);
+            } else {
+                ts_db_exec(svc->db, "UPDATE snapshots SET status = 'error' WHERE id = ?",
+                           TS_DB_ARGS(TS_DB_S(id)), NULL, NULL);
             }
         }
     }

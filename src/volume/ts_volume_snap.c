@@ -8,9 +8,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define SNAP_COLS "id, volume_id, project_id, user_id, name, description, status, progress, size, host, created_at, updated_at"
+#define SNAP_COLS                                                                                            \
+    "id, volume_id, project_id, user_id, name, description, status, progress, size, host, created_at, "      \
+    "updated_at"
 
-static json_t *snap_view(struct ts_volume_svc *svc, struct ts_http_req *req, const struct ts_db_res *r, int i, int mv)
+static json_t *snap_view(struct ts_volume_svc *svc, struct ts_http_req *req, const struct ts_db_res *r, int i,
+                         int mv)
 {
     (void)req;
     const char *id = ts_db_res_get(r, i, 0);
@@ -24,7 +27,8 @@ static json_t *snap_view(struct ts_volume_svc *svc, struct ts_http_req *req, con
     ts_json_set_str(o, "created_at", ts_db_res_get(r, i, 10));
     ts_json_set_str(o, "updated_at", ts_db_res_get(r, i, 11));
     json_object_set_new(o, "metadata", ts_volume_metadata(svc, "snapshot_metadata", "snapshot_id", id));
-    ts_json_set_str(o, "os-extended-snapshot-attributes:progress", ts_db_res_get(r, i, 7) ? ts_db_res_get(r, i, 7) : "0%");
+    ts_json_set_str(o, "os-extended-snapshot-attributes:progress",
+                    ts_db_res_get(r, i, 7) ? ts_db_res_get(r, i, 7) : "0%");
     json_object_set_new(o, "os-extended-snapshot-attributes:project_id", json_string(ts_db_res_get(r, i, 2)));
     if (mv >= 14) json_object_set_new(o, "group_snapshot_id", json_null());
     if (mv >= 41) ts_json_set_str(o, "user_id", ts_db_res_get(r, i, 3));
@@ -32,12 +36,12 @@ static json_t *snap_view(struct ts_volume_svc *svc, struct ts_http_req *req, con
     return o;
 }
 
-static int snap_load(struct ts_volume_svc *svc, struct ts_http_req *req, const char *id, struct ts_db_res **out,
-                     struct ts_err *err)
+static int snap_load(struct ts_volume_svc *svc, struct ts_http_req *req, const char *id,
+                     struct ts_db_res **out, struct ts_err *err)
 {
     struct ts_db_res *r = NULL;
-    int rc = ts_db_exec(svc->db, "SELECT " SNAP_COLS " FROM snapshots WHERE id = ?", TS_DB_ARGS(TS_DB_S(id ? id : "")), &r,
-                        err);
+    int rc = ts_db_exec(svc->db, "SELECT " SNAP_COLS " FROM snapshots WHERE id = ?",
+                        TS_DB_ARGS(TS_DB_S(id ? id : "")), &r, err);
     if (rc) return rc;
     if (r->nrows == 0 || (!req->auth->is_admin && !ts_streq(ts_db_res_get(r, 0, 2), req->auth->project_id))) {
         ts_db_res_free(r);
@@ -61,7 +65,8 @@ int ts_volume_h_snap_create(struct ts_http_req *req, struct ts_http_resp *resp, 
     const char *vid = ts_json_str(s, "volume_id", NULL);
     json_t *vv = json_object_get(s, "volume_id");
     if (!vv || json_is_null(vv)) return ts_err_set(err, TS_ENOTFOUND, "Volume could not be found.");
-    if (!json_is_string(vv)) return ts_err_set(err, TS_EINVAL, "Invalid input received: volume_id must be a string");
+    if (!json_is_string(vv))
+        return ts_err_set(err, TS_EINVAL, "Invalid input received: volume_id must be a string");
     json_t *nv = json_object_get(s, "name");
     if (!nv || json_is_null(nv)) nv = json_object_get(s, "display_name");
     json_t *dv = json_object_get(s, "description");
@@ -69,21 +74,25 @@ int ts_volume_h_snap_create(struct ts_http_req *req, struct ts_http_resp *resp, 
     if ((nv && !json_is_null(nv) && !json_is_string(nv)) || (dv && !json_is_null(dv) && !json_is_string(dv)))
         return ts_err_set(err, TS_EINVAL, "Invalid input: name and description must be strings");
     const char *name = json_string_value(nv), *desc = json_string_value(dv);
-    if ((rc = ts_volume_check_text("name", name, 255, err)) || (rc = ts_volume_check_text("description", desc, 255, err)))
+    if ((rc = ts_volume_check_text("name", name, 255, err)) ||
+        (rc = ts_volume_check_text("description", desc, 255, err)))
         return rc;
     bool force = false;
     json_t *fv = json_object_get(s, "force");
     if (fv && !json_is_null(fv)) {
-        if (json_is_boolean(fv)) force = json_is_true(fv);
+        if (json_is_boolean(fv))
+            force = json_is_true(fv);
         else if (!json_is_string(fv) || ts_parse_bool(json_string_value(fv), &force) != 0)
-            return ts_err_set(err, TS_EINVAL, "Invalid value '%s' for force.", json_is_string(fv) ? json_string_value(fv) : "?");
+            return ts_err_set(err, TS_EINVAL, "Invalid value '%s' for force.",
+                              json_is_string(fv) ? json_string_value(fv) : "?");
     }
     json_t *md = json_object_get(s, "metadata");
     if (md && !json_is_null(md) && (rc = ts_volume_metadata_check(md, err))) return rc;
     if ((rc = ts_volume_get(svc, req, vid, &vol, err))) return rc;
     const char *st = ts_db_res_getn(vol, 0, "status");
     if (!ts_streq(st, "available") && !(force && ts_streq(st, "in-use"))) {
-        rc = ts_err_set(err, TS_EINVAL, "Invalid volume: Volume %s status must be available%s, but current status is: %s.",
+        rc = ts_err_set(err, TS_EINVAL,
+                        "Invalid volume: Volume %s status must be available%s, but current status is: %s.",
                         vid, force ? " or in-use" : "", st);
         goto out;
     }
@@ -93,19 +102,26 @@ int ts_volume_h_snap_create(struct ts_http_req *req, struct ts_http_resp *resp, 
     ts_uuid(id);
     ts_volume_now(now);
     if ((rc = ts_db_begin(svc->db, &tx, err))) goto out;
-    if ((rc = ts_volume_quota_check(svc, tx, ts_db_res_getn(vol, 0, "project_id"), 0, 1, size, err))) goto out;
-    if ((rc = ts_db_tx_exec(tx, "INSERT INTO snapshots (id, volume_id, project_id, user_id, name, description, status, "
-                            "progress, size, host, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, 'creating', '0%', ?, ?, ?, ?)",
-                            TS_DB_ARGS(TS_DB_S(id), TS_DB_S(vid), TS_DB_S(ts_db_res_getn(vol, 0, "project_id")),
-                                       TS_DB_S(req->auth->user_id), TS_DB_S(name), TS_DB_S(desc), TS_DB_I(size),
-                                       TS_DB_S(host), TS_DB_S(now), TS_DB_S(now)), NULL, err)))
+    if ((rc = ts_volume_quota_check(svc, tx, ts_db_res_getn(vol, 0, "project_id"), 0, 1, size, err)))
+        goto out;
+    if ((rc = ts_db_tx_exec(
+             tx,
+             "INSERT INTO snapshots (id, volume_id, project_id, user_id, name, description, status, "
+             "progress, size, host, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, 'creating', '0%', ?, "
+             "?, ?, ?)",
+             TS_DB_ARGS(TS_DB_S(id), TS_DB_S(vid), TS_DB_S(ts_db_res_getn(vol, 0, "project_id")),
+                        TS_DB_S(req->auth->user_id), TS_DB_S(name), TS_DB_S(desc), TS_DB_I(size),
+                        TS_DB_S(host), TS_DB_S(now), TS_DB_S(now)),
+             NULL, err)))
         goto out;
     if (json_is_object(md)) {
         const char *k;
         json_t *v;
-        json_object_foreach(md, k, v) {
-            if ((rc = ts_db_tx_exec(tx, "INSERT INTO snapshot_metadata (snapshot_id, key, value) VALUES (?, ?, ?)",
-                                    TS_DB_ARGS(TS_DB_S(id), TS_DB_S(k), TS_DB_S(json_string_value(v))), NULL, err)))
+        json_object_foreach(md, k, v)
+        {
+            if ((rc = ts_db_tx_exec(
+                     tx, "INSERT INTO snapshot_metadata (snapshot_id, key, value) VALUES (?, ?, ?)",
+                     TS_DB_ARGS(TS_DB_S(id), TS_DB_S(k), TS_DB_S(json_string_value(v))), NULL, err)))
                 goto out;
         }
     }
@@ -113,9 +129,11 @@ int ts_volume_h_snap_create(struct ts_http_req *req, struct ts_http_resp *resp, 
     tx = NULL;
     if (rc) goto out;
     struct ts_err e2 = {0};
-    if (!host || ts_volume_cast_manager(svc, host, "create_snapshot", json_pack("{s:s, s:s}", "snapshot_id", id, "volume_id", vid),
-                                        &e2) != 0)
-        ts_db_exec(svc->db, "UPDATE snapshots SET status = 'error' WHERE id = ?", TS_DB_ARGS(TS_DB_S(id)), NULL, NULL);
+    if (!host ||
+        ts_volume_cast_manager(svc, host, "create_snapshot",
+                               json_pack("{s:s, s:s}", "snapshot_id", id, "volume_id", vid), &e2) != 0)
+        ts_db_exec(svc->db, "UPDATE snapshots SET status = 'error' WHERE id = ?", TS_DB_ARGS(TS_DB_S(id)),
+                   NULL, NULL);
     if ((rc = snap_load(svc, req, id, &r, err))) goto out;
     json_t *sv = snap_view(svc, req, r, 0, mv);
     json_object_del(sv, "os-extended-snapshot-attributes:progress");
@@ -140,29 +158,36 @@ static int snap_list(struct ts_http_req *req, struct ts_http_resp *resp, bool de
     const char *name = ts_http_query(req, "name");
     if (!name) name = ts_http_query(req, "display_name");
     int64_t limit = 1000, offset = 0;
-    const char *ls = ts_http_query(req, "limit"), *os = ts_http_query(req, "offset"), *marker = ts_http_query(req, "marker");
-    if (ls && (ts_parse_int64(ls, &limit) != 0 || limit < 0)) return ts_err_set(err, TS_EINVAL, "Invalid input received: limit must be an integer");
-    if (os && (ts_parse_int64(os, &offset) != 0 || offset < 0)) return ts_err_set(err, TS_EINVAL, "Invalid input received: offset must be an integer");
+    const char *ls = ts_http_query(req, "limit"), *os = ts_http_query(req, "offset"),
+               *marker = ts_http_query(req, "marker");
+    if (ls && (ts_parse_int64(ls, &limit) != 0 || limit < 0))
+        return ts_err_set(err, TS_EINVAL, "Invalid input received: limit must be an integer");
+    if (os && (ts_parse_int64(os, &offset) != 0 || offset < 0))
+        return ts_err_set(err, TS_EINVAL, "Invalid input received: offset must be an integer");
     if (limit > 1000) limit = 1000;
     const char *sort_dir = ts_http_query(req, "sort_dir"), *sort_key = ts_http_query(req, "sort_key");
     const char *sort = ts_http_query(req, "sort");
-    static const char *const skeys[] = {"id", "name", "display_name", "status", "size", "created_at", "updated_at",
-                                        "volume_id", NULL};
-    static const char *const scols[] = {"id", "name", "name", "status", "size", "created_at", "updated_at",
-                                        "volume_id", NULL};
+    static const char *const skeys[] = {"id",         "name",       "display_name", "status", "size",
+                                        "created_at", "updated_at", "volume_id",    NULL};
+    static const char *const scols[] = {"id",         "name",       "name",      "status", "size",
+                                        "created_at", "updated_at", "volume_id", NULL};
     struct ts_volume_sort sorts[8];
     int ns = ts_volume_sort_parse(sort, sort_key, sort_dir, skeys, scols, sorts, 8, err);
     if (ns < 0) return ns;
     struct ts_buf sql;
     ts_buf_init(&sql, 8192);
-    ts_buf_appends(&sql, "SELECT " SNAP_COLS " FROM snapshots WHERE (CAST(? AS BIGINT) = 1 OR project_id = ?) AND (CAST(? AS TEXT) IS NULL OR status = ?) "
-                         "AND (CAST(? AS TEXT) IS NULL OR volume_id = ?) AND (CAST(? AS TEXT) IS NULL OR name = ?) ORDER BY ");
+    ts_buf_appends(
+        &sql,
+        "SELECT " SNAP_COLS " FROM snapshots WHERE (CAST(? AS BIGINT) = 1 OR project_id = ?) AND (CAST(? AS "
+                            "TEXT) IS NULL OR status = ?) "
+        "AND (CAST(? AS TEXT) IS NULL OR volume_id = ?) AND (CAST(? AS TEXT) IS NULL OR name = ?) ORDER BY ");
     for (int i = 0; i < ns; i++)
         ts_buf_printf(&sql, "%s%s %s", i ? ", " : "", sorts[i].key, sorts[i].desc ? "DESC" : "ASC");
     struct ts_db_res *r = NULL;
     rc = ts_db_exec(svc->db, ts_buf_cstr(&sql),
-                    TS_DB_ARGS(TS_DB_I(all ? 1 : 0), TS_DB_S(req->auth->project_id), TS_DB_S(status), TS_DB_S(status),
-                               TS_DB_S(vid), TS_DB_S(vid), TS_DB_S(name), TS_DB_S(name)), &r, err);
+                    TS_DB_ARGS(TS_DB_I(all ? 1 : 0), TS_DB_S(req->auth->project_id), TS_DB_S(status),
+                               TS_DB_S(status), TS_DB_S(vid), TS_DB_S(vid), TS_DB_S(name), TS_DB_S(name)),
+                    &r, err);
     ts_buf_free(&sql);
     if (rc) return rc;
     int start = (int)offset;
@@ -189,9 +214,9 @@ static int snap_list(struct ts_http_req *req, struct ts_http_resp *resp, bool de
     json_t *out = json_pack("{s:o}", "snapshots", arr);
     if (ls && n == limit && n > 0 && start + n < r->nrows) {
         const char *host = ts_http_header(req, "Host");
-        char *href = ts_asprintf("http://%s/v3/%s/snapshots%s?limit=%lld&marker=%s", host ? host : "localhost",
-                                 req->auth->project_id, detail ? "/detail" : "", (long long)limit,
-                                 ts_db_res_get(r, start + n - 1, 0));
+        char *href = ts_asprintf("http://%s/v3/%s/snapshots%s?limit=%lld&marker=%s",
+                                 host ? host : "localhost", req->auth->project_id, detail ? "/detail" : "",
+                                 (long long)limit, ts_db_res_get(r, start + n - 1, 0));
         json_object_set_new(out, "snapshots_links", json_pack("[{s:s, s:s}]", "href", href, "rel", "next"));
         free(href);
     }
@@ -238,15 +263,19 @@ int ts_volume_h_snap_update(struct ts_http_req *req, struct ts_http_resp *resp, 
     if ((rc = ts_json_body_object(body, "snapshot", &s, err))) return rc;
     char now[32];
     ts_volume_now(now);
-    static const char *const keys[][2] = {{"name", "name"}, {"display_name", "name"}, {"description", "description"},
+    static const char *const keys[][2] = {{"name", "name"},
+                                          {"display_name", "name"},
+                                          {"description", "description"},
                                           {"display_description", "description"}};
     for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
         json_t *v = json_object_get(s, keys[i][0]);
         if (!v) continue;
-        if (!json_is_null(v) && !json_is_string(v)) return ts_err_set(err, TS_EINVAL, "Invalid %s", keys[i][0]);
+        if (!json_is_null(v) && !json_is_string(v))
+            return ts_err_set(err, TS_EINVAL, "Invalid %s", keys[i][0]);
         if ((rc = ts_volume_check_text(keys[i][0], json_string_value(v), 255, err))) return rc;
         char *sql = ts_asprintf("UPDATE snapshots SET %s = ?, updated_at = ? WHERE id = ?", keys[i][1]);
-        rc = ts_db_exec(svc->db, sql, TS_DB_ARGS(TS_DB_S(json_string_value(v)), TS_DB_S(now), TS_DB_S(id)), NULL, err);
+        rc = ts_db_exec(svc->db, sql, TS_DB_ARGS(TS_DB_S(json_string_value(v)), TS_DB_S(now), TS_DB_S(id)),
+                        NULL, err);
         free(sql);
         if (rc) return rc;
     }
@@ -262,9 +291,12 @@ int ts_volume_h_snap_update(struct ts_http_req *req, struct ts_http_resp *resp, 
 static int start_delete(struct ts_volume_svc *svc, const char *id, const char *host, struct ts_err *err)
 {
     (void)err;
-    ts_db_exec(svc->db, "UPDATE snapshots SET status = 'deleting' WHERE id = ?", TS_DB_ARGS(TS_DB_S(id)), NULL, NULL);
-    if (!host || ts_volume_cast_manager(svc, host, "delete_snapshot", json_pack("{s:s}", "snapshot_id", id), NULL) != 0) {
-        ts_db_exec(svc->db, "DELETE FROM snapshot_metadata WHERE snapshot_id = ?", TS_DB_ARGS(TS_DB_S(id)), NULL, NULL);
+    ts_db_exec(svc->db, "UPDATE snapshots SET status = 'deleting' WHERE id = ?", TS_DB_ARGS(TS_DB_S(id)),
+               NULL, NULL);
+    if (!host || ts_volume_cast_manager(svc, host, "delete_snapshot", json_pack("{s:s}", "snapshot_id", id),
+                                        NULL) != 0) {
+        ts_db_exec(svc->db, "DELETE FROM snapshot_metadata WHERE snapshot_id = ?", TS_DB_ARGS(TS_DB_S(id)),
+                   NULL, NULL);
         ts_db_exec(svc->db, "DELETE FROM snapshots WHERE id = ?", TS_DB_ARGS(TS_DB_S(id)), NULL, NULL);
     }
     return 0;
@@ -281,7 +313,9 @@ int ts_volume_h_snap_delete(struct ts_http_req *req, struct ts_http_resp *resp, 
     if ((rc = snap_load(svc, req, id, &r, err))) return rc;
     const char *st = ts_db_res_get(r, 0, 6);
     if (!ts_streq(st, "available") && !ts_streq(st, "error") && !ts_streq(st, "error_deleting")) {
-        rc = ts_err_set(err, TS_EINVAL, "Invalid snapshot: Snapshot status must be available or error and must not be part of a group.");
+        rc = ts_err_set(
+            err, TS_EINVAL,
+            "Invalid snapshot: Snapshot status must be available or error and must not be part of a group.");
     } else {
         struct ts_db_res *u = NULL;
         rc = ts_db_exec(svc->db, "UPDATE snapshots SET status = 'deleting' WHERE id = ? AND status = ?",
@@ -306,7 +340,8 @@ int ts_volume_h_snap_metadata(struct ts_http_req *req, struct ts_http_resp *resp
     struct ts_db_res *r = NULL;
     if ((rc = snap_load(svc, req, id, &r, err))) return rc;
     ts_db_res_free(r);
-    return ts_volume_metadata_handle(svc, req, resp, "snapshot_metadata", "snapshot_id", id, ts_http_param(req, "key"), err);
+    return ts_volume_metadata_handle(svc, req, resp, "snapshot_metadata", "snapshot_id", id,
+                                     ts_http_param(req, "key"), err);
 }
 
 int ts_volume_h_snap_action(struct ts_http_req *req, struct ts_http_resp *resp, struct ts_err *err)
@@ -324,12 +359,15 @@ int ts_volume_h_snap_action(struct ts_http_req *req, struct ts_http_resp *resp, 
     ts_db_res_free(r);
     if ((rc = ts_http_json_body(req, &body, err))) return rc;
     json_t *a;
-    if ((a = json_object_get(body, "os-reset_status")) || (a = json_object_get(body, "os-update_snapshot_status"))) {
+    if ((a = json_object_get(body, "os-reset_status")) ||
+        (a = json_object_get(body, "os-update_snapshot_status"))) {
         bool reset = json_object_get(body, "os-reset_status") != NULL;
-        if (reset && !req->auth->is_admin) return ts_err_set(err, TS_EFORBIDDEN, "Policy doesn't allow this operation to be performed.");
+        if (reset && !req->auth->is_admin)
+            return ts_err_set(err, TS_EFORBIDDEN, "Policy doesn't allow this operation to be performed.");
         const char *st = json_is_object(a) ? ts_json_str(a, "status", NULL) : NULL;
-        static const char *const ok[] = {"available", "error", "creating", "deleting", "error_deleting", "restoring",
-                                         "unmanaging", "backing-up", NULL};
+        static const char *const ok[] = {"available",  "error",          "creating",
+                                         "deleting",   "error_deleting", "restoring",
+                                         "unmanaging", "backing-up",     NULL};
         bool valid = false;
         for (int i = 0; st && ok[i]; i++)
             if (!strcmp(ok[i], st)) valid = true;
@@ -341,7 +379,8 @@ int ts_volume_h_snap_action(struct ts_http_req *req, struct ts_http_resp *resp, 
         return 0;
     }
     if (json_object_get(body, "os-force_delete")) {
-        if (!req->auth->is_admin) return ts_err_set(err, TS_EFORBIDDEN, "Policy doesn't allow this operation to be performed.");
+        if (!req->auth->is_admin)
+            return ts_err_set(err, TS_EFORBIDDEN, "Policy doesn't allow this operation to be performed.");
         start_delete(svc, id, host[0] ? host : NULL, err);
         ts_http_resp_body(resp, 202, NULL, "", 0);
         return 0;

@@ -14,7 +14,8 @@
 
 static const char *skip_ws(const char *s)
 {
-    while (*s == ' ' || *s == '\t') s++;
+    while (*s == ' ' || *s == '\t')
+        s++;
     return s;
 }
 
@@ -31,7 +32,8 @@ int ts_volume_mv_parse(const char *header, int *minor, struct ts_err *err)
             char v[32];
             const char *q = skip_ws(p + 6);
             size_t vn = n - (size_t)(q - p);
-            while (vn > 0 && (q[vn - 1] == ' ' || q[vn - 1] == '\t')) vn--;
+            while (vn > 0 && (q[vn - 1] == ' ' || q[vn - 1] == '\t'))
+                vn--;
             if (vn == 0 || vn >= sizeof(v)) goto bad;
             memcpy(v, q, vn);
             v[vn] = 0;
@@ -46,8 +48,10 @@ int ts_volume_mv_parse(const char *header, int *minor, struct ts_err *err)
             if (dot - v > 4 || strlen(dot + 1) > 4) goto bad;
             long major = strtol(v, NULL, 10), mi = strtol(dot + 1, NULL, 10);
             if (major != 3 || mi < TS_VOLUME_MV_MIN || mi > TS_VOLUME_MV_MAX)
-                return ts_err_set(err, TS_ENOTACCEPT, "Version %s is not supported by the API. Minimum is 3.0 "
-                                  "and maximum is 3.%d.", v, TS_VOLUME_MV_MAX);
+                return ts_err_set(err, TS_ENOTACCEPT,
+                                  "Version %s is not supported by the API. Minimum is 3.0 "
+                                  "and maximum is 3.%d.",
+                                  v, TS_VOLUME_MV_MAX);
             *minor = (int)mi;
             return 0;
         }
@@ -60,14 +64,15 @@ bad:
 }
 
 int ts_volume_sort_parse(const char *sort, const char *sort_key, const char *sort_dir,
-                         const char *const *allowed, const char *const *map_to,
-                         struct ts_volume_sort *out, int max, struct ts_err *err)
+                         const char *const *allowed, const char *const *map_to, struct ts_volume_sort *out,
+                         int max, struct ts_err *err)
 {
     char keys[512] = "", dirs[256] = "";
     int n = 0;
     if (sort && *sort) {
         if (sort_key || sort_dir)
-            return ts_err_set(err, TS_EINVAL, "The 'sort_key' and 'sort_dir' parameters are deprecated and "
+            return ts_err_set(err, TS_EINVAL,
+                              "The 'sort_key' and 'sort_dir' parameters are deprecated and "
                               "cannot be used with the 'sort' parameter.");
         snprintf(keys, sizeof(keys), "%s", sort);
     } else if (sort_key && *sort_key) {
@@ -85,7 +90,8 @@ int ts_volume_sort_parse(const char *sort, const char *sort_key, const char *sor
     char *save1 = NULL, *save2 = NULL;
     char *dir_tok = dirs[0] ? strtok_r(dirs, ",", &save2) : NULL;
     for (char *tok = strtok_r(keys, ",", &save1); tok; tok = strtok_r(NULL, ",", &save1)) {
-        while (*tok == ' ') tok++;
+        while (*tok == ' ')
+            tok++;
         char *colon = strchr(tok, ':');
         const char *dir = NULL;
         if (colon) {
@@ -97,9 +103,12 @@ int ts_volume_sort_parse(const char *sort, const char *sort_key, const char *sor
         if (dir_tok) dir_tok = strtok_r(NULL, ",", &save2);
         bool desc = true;
         if (dir && *dir) {
-            if (strcasecmp(dir, "asc") == 0) desc = false;
-            else if (strcasecmp(dir, "desc") == 0) desc = true;
-            else return ts_err_set(err, TS_EINVAL, "Invalid sort direction: %s", dir);
+            if (strcasecmp(dir, "asc") == 0)
+                desc = false;
+            else if (strcasecmp(dir, "desc") == 0)
+                desc = true;
+            else
+                return ts_err_set(err, TS_EINVAL, "Invalid sort direction: %s", dir);
         }
         int found = -1;
         for (int i = 0; allowed[i]; i++)
@@ -126,16 +135,18 @@ int ts_volume_size_parse(const char *text, int64_t *out, struct ts_err *err)
 {
     int64_t v;
     if (!text || ts_parse_int64(text, &v) != 0 || v <= 0 || v > 2147483647LL)
-        return ts_err_set(err, TS_EINVAL, "Invalid input received: 'size' parameter must be an integer "
-                          "greater than zero and no more than 2147483647 (got %s)", text ? text : "null");
+        return ts_err_set(err, TS_EINVAL,
+                          "Invalid input received: 'size' parameter must be an integer "
+                          "greater than zero and no more than 2147483647 (got %s)",
+                          text ? text : "null");
     *out = v;
     return 0;
 }
 
 bool ts_volume_status_deletable(const char *status)
 {
-    static const char *const ok[] = {"available", "error", "error_restoring", "error_extending",
-                                     "error_managing", NULL};
+    static const char *const ok[] = {"available",       "error",          "error_restoring",
+                                     "error_extending", "error_managing", NULL};
     for (int i = 0; ok[i]; i++)
         if (ts_streq(status, ok[i])) return true;
     return false;
@@ -143,11 +154,17 @@ bool ts_volume_status_deletable(const char *status)
 
 bool ts_volume_status_valid(const char *status)
 {
-    static const char *const ok[] = {"available", "error", "creating", "deleting", "in-use", "attaching",
-                                     "detaching", "error_deleting", "maintenance", "reserved", "extending",
-                                     "error_extending", "downloading", "uploading", "retyping",
-                                     "backing-up", "restoring-backup", "error_restoring", "reverting",
-                                     "awaiting-transfer", "error_managing", NULL};
+    static const char *const ok[] = {"available",        "error",
+                                     "creating",         "deleting",
+                                     "in-use",           "attaching",
+                                     "detaching",        "error_deleting",
+                                     "maintenance",      "reserved",
+                                     "extending",        "error_extending",
+                                     "downloading",      "uploading",
+                                     "retyping",         "backing-up",
+                                     "restoring-backup", "error_restoring",
+                                     "reverting",        "awaiting-transfer",
+                                     "error_managing",   NULL};
     for (int i = 0; ok[i]; i++)
         if (ts_streq(status, ok[i])) return true;
     return false;
@@ -178,7 +195,7 @@ int ts_volume_sparse_copy(int src, int dst, int64_t len, struct ts_err *err)
             rc = ts_err_set(err, TS_EIO, "read failed: %s", strerror(errno));
             goto out;
         }
-        if (got == 0) break;  /* short source: the rest is a hole */
+        if (got == 0) break; /* short source: the rest is a hole */
         if (!all_zero(buf, (size_t)got)) {
             size_t done = 0;
             while (done < (size_t)got) {
@@ -204,8 +221,9 @@ int ts_volume_check_text(const char *field, const char *value, size_t max, struc
     if (!value) return 0;
     size_t n = strlen(value);
     if (n > max)
-        return ts_err_set(err, TS_EINVAL, "Invalid input received: %s has %zu characters, more than %zu.", field, n,
-                          max);
-    if (!ts_utf8_valid(value, n)) return ts_err_set(err, TS_EINVAL, "Invalid input received: %s is not UTF-8.", field);
+        return ts_err_set(err, TS_EINVAL, "Invalid input received: %s has %zu characters, more than %zu.",
+                          field, n, max);
+    if (!ts_utf8_valid(value, n))
+        return ts_err_set(err, TS_EINVAL, "Invalid input received: %s is not UTF-8.", field);
     return 0;
 }

@@ -10,8 +10,8 @@
 #include <stdint.h>
 #include "core/ts_core.h"
 
-#define TS_VOLUME_MV_MIN 0    /* 3.0 */
-#define TS_VOLUME_MV_MAX 70   /* 3.70, as Cinder Zed */
+#define TS_VOLUME_MV_MIN 0  /* 3.0 */
+#define TS_VOLUME_MV_MAX 70 /* 3.70, as Cinder Zed */
 
 /* Parses an "OpenStack-API-Version" header value ("volume 3.27", "compute 2.1, volume
  * latest") for the volume service. NULL/absent volume entry -> 3.0. Sets *minor to the
@@ -29,8 +29,8 @@ struct ts_volume_sort {
  * Fills up to max keys (default created_at desc, id desc when none). Returns the count
  * or -TS_EINVAL with a message naming the bad key/direction. */
 int ts_volume_sort_parse(const char *sort, const char *sort_key, const char *sort_dir,
-                         const char *const *allowed, const char *const *map_to,
-                         struct ts_volume_sort *out, int max, struct ts_err *err);
+                         const char *const *allowed, const char *const *map_to, struct ts_volume_sort *out,
+                         int max, struct ts_err *err);
 
 /* Parses a JSON-ish size text ("1", "10") as Cinder does: a positive integer
  * (1 .. 2^31). Returns 0 or -TS_EINVAL with Cinder's message. */

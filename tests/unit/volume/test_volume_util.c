@@ -66,7 +66,8 @@ static void test_sort(void **state)
     assert_int_equal(ts_volume_sort_parse("bogus", NULL, NULL, keys, cols, s, 8, &err), -TS_EINVAL);
     assert_int_equal(ts_volume_sort_parse("name:sideways", NULL, NULL, keys, cols, s, 8, &err), -TS_EINVAL);
     assert_int_equal(ts_volume_sort_parse("name", "size", NULL, keys, cols, s, 8, &err), -TS_EINVAL);
-    assert_int_equal(ts_volume_sort_parse("id,id,id,id,id,id,id,id,id", NULL, NULL, keys, cols, s, 8, &err), -TS_EINVAL);
+    assert_int_equal(ts_volume_sort_parse("id,id,id,id,id,id,id,id,id", NULL, NULL, keys, cols, s, 8, &err),
+                     -TS_EINVAL);
 }
 
 static void test_size(void **state)
@@ -104,20 +105,22 @@ static void test_sparse_copy(void **state)
     const int64_t len = 8 << 20;
     assert_int_equal(ftruncate(a, len), 0);
     char pat[5000];
-    for (size_t i = 0; i < sizeof(pat); i++) pat[i] = (char)(i * 7 + 1);
+    for (size_t i = 0; i < sizeof(pat); i++)
+        pat[i] = (char)(i * 7 + 1);
     assert_int_equal(pwrite(a, pat, sizeof(pat), 3 << 20), (ssize_t)sizeof(pat));
     struct ts_err err;
     assert_int_equal(ts_volume_sparse_copy(a, b, len, &err), 0);
     struct stat st;
     assert_int_equal(fstat(b, &st), 0);
     assert_int_equal(st.st_size, len);
-    assert_true(st.st_blocks * 512 < len);   /* holes kept */
+    assert_true(st.st_blocks * 512 < len); /* holes kept */
     char back[5000];
     assert_int_equal(pread(b, back, sizeof(back), 3 << 20), (ssize_t)sizeof(back));
     assert_memory_equal(back, pat, sizeof(pat));
     char z[16];
     assert_int_equal(pread(b, z, sizeof(z), 0), (ssize_t)sizeof(z));
-    for (size_t i = 0; i < sizeof(z); i++) assert_int_equal(z[i], 0);
+    for (size_t i = 0; i < sizeof(z); i++)
+        assert_int_equal(z[i], 0);
     close(a);
     close(b);
     unlink(src);
