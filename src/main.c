@@ -225,11 +225,14 @@ static int write_client_files(const char *data_dir, const char *auth_url, const 
                                "      project_domain_name: Default\n"
                                "    region_name: RegionOne\n"
                                "    identity_api_version: 3\n"
+                               /* 2.37: the CLI sends `--nic none|auto` only from 2.37 on */
+                               "    compute_api_version: \"2.37\"\n"
                                "    interface: public\n",
                                auth_url, password);
     char *openrc = ts_asprintf("# source this file to use the tinystack cloud as admin\n"
                                "export OS_AUTH_URL=%s/v3\n"
                                "export OS_IDENTITY_API_VERSION=3\n"
+                               "export OS_COMPUTE_API_VERSION=2.37\n"
                                "export OS_USERNAME=admin\n"
                                "export OS_PASSWORD='%s'\n"
                                "export OS_PROJECT_NAME=admin\n"
