@@ -34,14 +34,6 @@ static const struct ts_network_kind *const all_kinds[] = {
     &ts_network_k_network, &ts_network_k_subnet, &ts_network_k_port,       &ts_network_k_router,
     &ts_network_k_floatingip, &ts_network_k_sg,  &ts_network_k_sgr, &ts_network_k_subnetpool, NULL};
 
-/* the JSON list key: security-groups -> security_groups */
-static const char *list_key(const struct ts_network_kind *k)
-{
-    if (k == &ts_network_k_sg) return "security_groups";
-    if (k == &ts_network_k_sgr) return "security_group_rules";
-    return k->plural;
-}
-
 static const struct ts_db_migration migrations[] = {
     {1,
      "CREATE TABLE objects ("
@@ -64,6 +56,16 @@ static const struct ts_db_migration migrations[] = {
      "CREATE TABLE quotas (project_id TEXT NOT NULL, resource TEXT NOT NULL, hard_limit BIGINT NOT NULL,"
      " PRIMARY KEY (project_id, resource));"
      "CREATE TABLE default_sgs (project_id TEXT PRIMARY KEY, sg_id TEXT NOT NULL)"},
+    /* lists filter and sort in SQL: name and "visible to every project" as columns; a rule's
+     * normalised identity (uniq) makes the duplicate check one index lookup */
+    {2,
+     "ALTER TABLE objects ADD COLUMN name TEXT;"
+     "ALTER TABLE objects ADD COLUMN is_public BIGINT NOT NULL DEFAULT 0;"
+     "ALTER TABLE objects ADD COLUMN uniq TEXT;"
+     "CREATE UNIQUE INDEX objects_uniq_idx ON objects (uniq);"
+     "CREATE INDEX objects_kind_name_idx ON objects (kind, name);"
+     "CREATE INDEX objects_kind_owner_idx ON objects (kind, device_owner);"
+     "CREATE INDEX objects_kind_created_idx ON objects (kind, created_us, id)"},
 };
 
 /* ---- errors ------------------------------------------------------------------------------ */
@@ -214,6 +216,46 @@ static const char *kind_ref(const struct ts_network_kind *k, const json_t *v)
     return NULL;
 }
 
+/* visible to every project (ts_network_visible without an owner) */
+static bool kind_public(const struct ts_network_kind *k, const json_t *v)
+{
+    switch (k->vis) {
+    case TS_NV_NETWORK:
+        return json_is_true(json_object_get(v, "shared")) || json_is_true(json_object_get(v, "router:external"));
+    case TS_NV_SUBNET:
+        return json_is_true(json_object_get(v, "_net_shared"));
+    case TS_NV_POOL:
+        return json_is_true(json_object_get(v, "shared"));
+    default:
+        return false;
+    }
+}
+
+/* the derived columns of a view, in the order of the INSERT below (body, created_us aside) */
+struct cols {
+    struct ts_db_val v[12];
+    char uniq[512];
+};
+
+static void derive_cols(const struct ts_network_kind *k, const json_t *view, struct cols *c)
+{
+    const char *net = k == &ts_network_k_network ? NULL : ts_network_vs(view, "network_id");
+    if (k == &ts_network_k_floatingip) net = ts_network_vs(view, "floating_network_id");
+    c->uniq[0] = 0;
+    if (k == &ts_network_k_sgr) ts_network_sgr_key(view, c->uniq, sizeof(c->uniq));
+    c->v[0] = TS_DB_S(ts_network_vs(view, "project_id"));
+    c->v[1] = TS_DB_S(net);
+    c->v[2] = TS_DB_S(ts_network_vs(view, "device_id"));
+    c->v[3] = TS_DB_S(ts_network_vs(view, "device_owner"));
+    c->v[4] = TS_DB_S(ts_network_vs(view, "binding:host_id"));
+    c->v[5] = TS_DB_S(ts_network_vs(view, "status"));
+    c->v[6] = TS_DB_S(k == &ts_network_k_port ? ts_network_vs(view, "mac_address") : NULL);
+    c->v[7] = TS_DB_S(kind_ref(k, view));
+    c->v[8] = TS_DB_S(ts_network_vs(view, "name"));
+    c->v[9] = TS_DB_B(kind_public(k, view));
+    c->v[10] = TS_DB_S(c->uniq[0] ? c->uniq : NULL);
+}
+
 int ts_network_save(struct ts_db_conn *tx, const struct ts_network_kind *k, json_t *view, bool insert,
                     struct ts_err *err)
 {
@@ -225,37 +267,62 @@ int ts_network_save(struct ts_db_conn *tx, const struct ts_network_kind *k, json
                             json_integer(json_integer_value(json_object_get(view, "revision_number")) + 1));
     }
     char *body = ts_json_dump(view);
-    const char *net = k == &ts_network_k_network ? NULL : ts_network_vs(view, "network_id");
-    if (k == &ts_network_k_floatingip) net = ts_network_vs(view, "floating_network_id");
-    struct ts_db_val args[] = {
-        TS_DB_S(ts_network_vs(view, "id")),
-        TS_DB_S(k->name),
-        TS_DB_S(ts_network_vs(view, "project_id")),
-        TS_DB_S(net),
-        TS_DB_S(ts_network_vs(view, "device_id")),
-        TS_DB_S(ts_network_vs(view, "device_owner")),
-        TS_DB_S(ts_network_vs(view, "binding:host_id")),
-        TS_DB_S(ts_network_vs(view, "status")),
-        TS_DB_S(k == &ts_network_k_port ? ts_network_vs(view, "mac_address") : NULL),
-        TS_DB_S(kind_ref(k, view)),
-        TS_DB_I((int64_t)(ts_now() * 1e6)),
-        TS_DB_S(body),
-    };
+    struct cols c;
+    derive_cols(k, view, &c);
     int rc;
     if (insert) {
+        struct ts_db_val args[] = {TS_DB_S(ts_network_vs(view, "id")), TS_DB_S(k->name), c.v[0], c.v[1], c.v[2],
+                                   c.v[3], c.v[4], c.v[5], c.v[6], c.v[7], c.v[8], c.v[9], c.v[10],
+                                   TS_DB_I((int64_t)(ts_now() * 1e6)), TS_DB_S(body)};
         rc = ts_db_tx_exec(tx,
                            "INSERT INTO objects (id, kind, project_id, network_id, device_id, device_owner, host_id,"
-                           " status, mac_address, ref_id, created_us, body) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                           args, 12, NULL, err);
+                           " status, mac_address, ref_id, name, is_public, uniq, created_us, body)"
+                           " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                           args, 15, NULL, err);
     } else {
-        struct ts_db_val up[] = {args[2], args[3], args[4], args[5], args[6], args[7], args[8], args[9], args[11],
-                                 args[0]};
+        struct ts_db_val up[] = {c.v[0], c.v[1], c.v[2], c.v[3], c.v[4], c.v[5], c.v[6], c.v[7], c.v[8], c.v[9],
+                                 c.v[10], TS_DB_S(body), TS_DB_S(ts_network_vs(view, "id"))};
         rc = ts_db_tx_exec(tx,
                            "UPDATE objects SET project_id = ?, network_id = ?, device_id = ?, device_owner = ?,"
-                           " host_id = ?, status = ?, mac_address = ?, ref_id = ?, body = ? WHERE id = ?",
-                           up, 10, NULL, err);
+                           " host_id = ?, status = ?, mac_address = ?, ref_id = ?, name = ?, is_public = ?, uniq = ?,"
+                           " body = ? WHERE id = ?",
+                           up, 13, NULL, err);
     }
     free(body);
+    return rc;
+}
+
+/* Fills the version-2 columns of objects written before them, once, right after migrating. */
+static int backfill_v2(struct ts_db *db, struct ts_err *err)
+{
+    struct ts_db_conn *tx = NULL;
+    struct ts_db_res *res = NULL;
+    int rc = ts_db_begin(db, &tx, err);
+    if (rc) return rc;
+    if ((rc = ts_db_tx_exec(tx, "SELECT id, kind, body FROM objects", TS_DB_NOARGS, &res, err))) goto out;
+    for (int i = 0; i < res->nrows && rc == 0; i++) {
+        const struct ts_network_kind *k = NULL;
+        for (int j = 0; all_kinds[j]; j++)
+            if (ts_streq(all_kinds[j]->name, ts_db_res_get(res, i, 1))) k = all_kinds[j];
+        json_t *v = k ? json_loads(ts_db_res_get(res, i, 2), 0, NULL) : NULL;
+        if (!v) continue;
+        struct cols c;
+        derive_cols(k, v, &c);
+        rc = ts_db_tx_exec(tx, "UPDATE objects SET name = ?, is_public = ?, uniq = ? WHERE id = ?",
+                           TS_DB_ARGS(c.v[8], c.v[9], c.v[10], TS_DB_S(ts_db_res_get(res, i, 0))), NULL, err);
+        if (rc == -TS_ECONFLICT) {
+            /* an old duplicate rule: keep it, without the key */
+            rc = ts_db_tx_exec(tx, "UPDATE objects SET name = ?, is_public = ? WHERE id = ?",
+                               TS_DB_ARGS(c.v[8], c.v[9], TS_DB_S(ts_db_res_get(res, i, 0))), NULL, err);
+        }
+        json_decref(v);
+    }
+    if (rc) goto out;
+    rc = ts_db_commit(tx, err);
+    tx = NULL;
+out:
+    ts_db_res_free(res);
+    ts_db_rollback(tx);
     return rc;
 }
 
@@ -421,7 +488,7 @@ static bool attr_admin_only(const char *key)
            ts_streq(key, "binding:profile");
 }
 
-static json_t *output_view(struct ts_http_req *req, const json_t *v)
+json_t *ts_network_output_view(struct ts_http_req *req, const json_t *v)
 {
     json_t *o = json_object();
     const char *key;
@@ -434,7 +501,7 @@ static json_t *output_view(struct ts_http_req *req, const json_t *v)
     return o;
 }
 
-static json_t *apply_fields(json_t *o, const char **fields, int n)
+json_t *ts_network_apply_fields(json_t *o, const char **fields, int n)
 {
     if (n == 0) return o;
     json_t *r = json_object();
@@ -450,325 +517,15 @@ json_t *ts_network_render(struct ts_http_req *req, const struct ts_network_kind 
 {
     const char **fields = NULL;
     int nf = ts_http_query_all(req, "fields", &fields);
-    json_t *o = apply_fields(output_view(req, v), fields, nf);
+    json_t *o = ts_network_apply_fields(ts_network_output_view(req, v), fields, nf);
     return json_pack("{s:o}", k->name, o);
 }
 
-/* Compares a JSON attribute with a filter value as text (Neutron converts the filter to the
- * attribute's type). */
-static bool value_matches(const json_t *a, const char *want)
-{
-    char buf[64];
-    switch (json_typeof(a)) {
-    case JSON_STRING:
-        return ts_streq(json_string_value(a), want);
-    case JSON_INTEGER:
-        snprintf(buf, sizeof(buf), "%lld", (long long)json_integer_value(a));
-        return ts_streq(buf, want);
-    case JSON_TRUE:
-        return ts_strcaseeq(want, "true") || ts_streq(want, "1");
-    case JSON_FALSE:
-        return ts_strcaseeq(want, "false") || ts_streq(want, "0");
-    case JSON_NULL:
-        return !*want || ts_streq(want, "None") || ts_streq(want, "null");
-    case JSON_ARRAY: {
-        size_t i;
-        json_t *e;
-        json_array_foreach(a, i, e) if (value_matches(e, want)) return true;
-        return false;
-    }
-    default:
-        return false;
-    }
-}
-
-/* fixed_ips=ip_address=10.0.0.3 / subnet_id=... / ip_address_substr=... */
-static bool fixed_ips_match(const json_t *arr, const char *want)
-{
-    const char *eq = strchr(want, '=');
-    if (!eq) return false;
-    char key[64];
-    size_t kl = (size_t)(eq - want);
-    if (kl >= sizeof(key)) return false;
-    memcpy(key, want, kl);
-    key[kl] = 0;
-    size_t i;
-    json_t *e;
-    json_array_foreach(arr, i, e) {
-        if (ts_streq(key, "ip_address_substr")) {
-            const char *ip = ts_network_vs(e, "ip_address");
-            if (ip && strstr(ip, eq + 1)) return true;
-        } else if (ts_streq(ts_network_vs(e, key), eq + 1)) {
-            return true;
-        }
-    }
-    return false;
-}
-
-static bool tags_match(const json_t *tags, const char *csv, bool any)
-{
-    char *dup = ts_strdup(csv);
-    bool all = true, some = false;
-    for (char *save = NULL, *t = strtok_r(dup, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-        bool has = false;
-        size_t i;
-        json_t *e;
-        json_array_foreach(tags, i, e) if (ts_streq(json_string_value(e), t)) has = true;
-        if (has) some = true;
-        else all = false;
-    }
-    free(dup);
-    return any ? some : all;
-}
-
-struct filter {
-    const char *name;
-    const char **values;
-    int n;
-};
-
-struct list_query {
-    struct filter filters[32];
-    int nfilters;
-};
-
-static bool reserved_param(const char *name)
-{
-    static const char *const r[] = {"fields", "sort_key", "sort_dir", "limit", "marker", "page_reverse", NULL};
-    for (int i = 0; r[i]; i++)
-        if (ts_streq(r[i], name)) return true;
-    return false;
-}
-
-static void collect_filter(void *ctx, const char *name, const char *value)
-{
-    (void)value;
-    struct list_query *q = ctx;
-    if (reserved_param(name)) return;
-    for (int i = 0; i < q->nfilters; i++)
-        if (ts_streq(q->filters[i].name, name)) return;
-    if (q->nfilters < 32) q->filters[q->nfilters++].name = name;
-}
-
-static bool row_matches(const json_t *v, struct list_query *q)
-{
-    for (int i = 0; i < q->nfilters; i++) {
-        struct filter *f = &q->filters[i];
-        const json_t *tags = json_object_get(v, "tags");
-        if (ts_streq(f->name, "tags") || ts_streq(f->name, "tags-any") || ts_streq(f->name, "not-tags") ||
-            ts_streq(f->name, "not-tags-any")) {
-            bool any = ts_endswith(f->name, "-any"), neg = ts_startswith(f->name, "not-");
-            for (int j = 0; j < f->n; j++) {
-                bool m = tags && tags_match(tags, f->values[j], any);
-                if (neg ? m : !m) return false;
-            }
-            continue;
-        }
-        const json_t *a = json_object_get(v, f->name);
-        if (!a) {
-            if (ts_streq(f->name, "tenant_id")) a = json_object_get(v, "project_id");
-            if (!a) continue;   /* unknown attribute: ignored, as Neutron without filter-validation */
-        }
-        bool any = false;
-        for (int j = 0; j < f->n && !any; j++) {
-            if (ts_streq(f->name, "fixed_ips")) any = fixed_ips_match(a, f->values[j]);
-            else any = value_matches(a, f->values[j]);
-        }
-        if (!any) return false;
-    }
-    return true;
-}
-
-struct sort_spec {
-    const char *keys[8];
-    bool desc[8];
-    int n;
-};
-
-static int json_cmp(const json_t *a, const json_t *b)
-{
-    if (!a || json_is_null(a)) return (!b || json_is_null(b)) ? 0 : -1;
-    if (!b || json_is_null(b)) return 1;
-    if (json_is_string(a) && json_is_string(b)) return strcmp(json_string_value(a), json_string_value(b));
-    if (json_is_number(a) && json_is_number(b)) {
-        double x = json_number_value(a), y = json_number_value(b);
-        return x < y ? -1 : x > y ? 1 : 0;
-    }
-    if (json_is_boolean(a) && json_is_boolean(b)) return (int)json_is_true(a) - (int)json_is_true(b);
-    return 0;
-}
-
-static __thread struct sort_spec *cur_sort;
-
-static int sort_cmp(const void *pa, const void *pb)
-{
-    const json_t *a = *(json_t *const *)pa, *b = *(json_t *const *)pb;
-    for (int i = 0; i < cur_sort->n; i++) {
-        int c = json_cmp(json_object_get(a, cur_sort->keys[i]), json_object_get(b, cur_sort->keys[i]));
-        if (c) return cur_sort->desc[i] ? -c : c;
-    }
-    return 0;
-}
-
-static char *self_url(struct ts_http_req *req, const char *path)
+char *ts_network_self_url(struct ts_http_req *req, const char *path)
 {
     const char *host = ts_http_header(req, "Host");
     const char *proto = ts_http_header(req, "X-Forwarded-Proto");
     return ts_pool_printf(req->pool, "%s://%s%s", proto ? proto : "http", host ? host : "127.0.0.1:9696", path);
-}
-
-/* query string without limit/marker/page_reverse, re-encoded */
-struct keep_ctx {
-    struct ts_buf *b;
-    struct ts_pool *pool;
-};
-
-static void keep_param(void *ctx, const char *name, const char *value)
-{
-    struct keep_ctx *kc = ctx;
-    if (ts_streq(name, "limit") || ts_streq(name, "marker") || ts_streq(name, "page_reverse")) return;
-    ts_buf_printf(kc->b, "%s=%s&", ts_url_encode(kc->pool, name, false), ts_url_encode(kc->pool, value, false));
-}
-
-static json_t *page_link(struct ts_http_req *req, const char *rel, int64_t limit, const char *marker, bool reverse)
-{
-    struct ts_buf b;
-    ts_buf_init(&b, 0);
-    struct keep_ctx kc = {&b, req->pool};
-    ts_http_query_each(req, keep_param, &kc);
-    ts_buf_printf(&b, "limit=%lld&marker=%s%s", (long long)limit, marker, reverse ? "&page_reverse=True" : "");
-    char *path = ts_pool_printf(req->pool, "%s?%s", req->path, ts_buf_cstr(&b));
-    ts_buf_free(&b);
-    return json_pack("{s:s,s:s}", "rel", rel, "href", self_url(req, path));
-}
-
-static int list_objects(struct ts_network_svc *svc, struct ts_http_req *req, struct ts_http_resp *resp,
-                        const struct ts_network_kind *k, struct ts_err *err)
-{
-    struct ts_db_res *res = NULL;
-    int rc;
-    json_t **items = NULL;
-    int n = 0;
-    if (k == &ts_network_k_sg && req->auth->project_id[0] && !req->auth->is_reader_only) {
-        char sgid[37];
-        rc = ts_network_default_sg(svc, req->auth->project_id, sgid, err);
-        if (rc) return rc;
-    }
-    bool restrict_own = !req->auth->is_admin && k->vis == TS_NV_OWN;
-    if (restrict_own)
-        rc = ts_db_exec(svc->db, "SELECT body FROM objects WHERE kind = ? AND project_id = ? ORDER BY created_us, id",
-                        TS_DB_ARGS(TS_DB_S(k->name), TS_DB_S(req->auth->project_id)), &res, err);
-    else
-        rc = ts_db_exec(svc->db, "SELECT body FROM objects WHERE kind = ? ORDER BY created_us, id",
-                        TS_DB_ARGS(TS_DB_S(k->name)), &res, err);
-    if (rc) return rc;
-
-    struct list_query q = {0};
-    ts_http_query_each(req, collect_filter, &q);
-    for (int i = 0; i < q.nfilters; i++) q.filters[i].n = ts_http_query_all(req, q.filters[i].name, &q.filters[i].values);
-
-    items = ts_calloc((size_t)res->nrows + 1, sizeof(*items));
-    for (int i = 0; i < res->nrows; i++) {
-        json_t *v = parse_body(ts_db_res_get(res, i, 0));
-        if (!ts_network_visible(req, k, v)) {
-            json_decref(v);
-            continue;
-        }
-        if (k == &ts_network_k_sg) ts_network_sg_attach_rules(svc, v, NULL);
-        json_t *o = output_view(req, v);
-        json_decref(v);
-        if (!row_matches(o, &q)) {
-            json_decref(o);
-            continue;
-        }
-        items[n++] = o;
-    }
-    ts_db_res_free(res);
-
-    /* sorting */
-    struct sort_spec ss = {0};
-    const char **keys = NULL, **dirs = NULL;
-    int nk = ts_http_query_all(req, "sort_key", &keys), nd = ts_http_query_all(req, "sort_dir", &dirs);
-    if (nd && nd != nk) {
-        rc = ts_network_bad(err, "The number of sort_keys and sort_dirs must be same");
-        goto out;
-    }
-    for (int i = 0; i < nk && ss.n < 7; i++) {
-        ss.keys[ss.n] = keys[i];
-        ss.desc[ss.n] = nd ? ts_strcaseeq(dirs[i], "desc") : false;
-        if (nd && !ts_strcaseeq(dirs[i], "asc") && !ts_strcaseeq(dirs[i], "desc")) {
-            rc = ts_network_bad(err, "%s is invalid attribute for sort_dir", dirs[i]);
-            goto out;
-        }
-        ss.n++;
-    }
-    if (ss.n) {
-        ss.keys[ss.n] = "id";
-        ss.desc[ss.n] = ss.desc[0];
-        ss.n++;
-        cur_sort = &ss;
-        qsort(items, (size_t)n, sizeof(*items), sort_cmp);
-        cur_sort = NULL;
-    }
-
-    /* pagination */
-    const char *ls = ts_http_query(req, "limit"), *marker = ts_http_query(req, "marker");
-    const char *pr = ts_http_query(req, "page_reverse");
-    bool reverse = pr && ts_strcaseeq(pr, "true");
-    int64_t limit = 0;
-    if (ls && (ts_parse_int64(ls, &limit) || limit < 0)) {
-        rc = ts_network_bad(err, "Bad limit request: Limit must be an integer 0 or greater and not '%s'.", ls);
-        goto out;
-    }
-    int start = 0, end = n;
-    if (marker) {
-        int mi = -1;
-        for (int i = 0; i < n; i++)
-            if (ts_streq(ts_network_vs(items[i], "id"), marker)) mi = i;
-        if (mi < 0) {
-            /* Neutron 404s an unknown marker */
-            rc = ts_network_nf(err, k, marker);
-            goto out;
-        }
-        if (reverse) end = mi;
-        else start = mi + 1;
-    }
-    if (limit > 0 && end - start > limit) {
-        if (reverse) start = end - (int)limit;
-        else end = start + (int)limit;
-    }
-    json_t *arr = json_array();
-    const char **fields = NULL;
-    int nf = ts_http_query_all(req, "fields", &fields);
-    for (int i = start; i < end; i++) {
-        json_array_append_new(arr, apply_fields(items[i], fields, nf));
-        items[i] = NULL;
-    }
-    json_t *body = json_object();
-    json_object_set_new(body, list_key(k), arr);
-    if (limit > 0) {
-        json_t *links = json_array();
-        size_t cnt = json_array_size(arr);
-        const char *first = cnt ? ts_network_vs(items[start] ? items[start] : json_array_get(arr, 0), "id") : NULL;
-        const char *last = cnt ? ts_network_vs(json_array_get(arr, cnt - 1), "id") : NULL;
-        first = cnt ? ts_network_vs(json_array_get(arr, 0), "id") : NULL;
-        if (cnt && (int64_t)cnt >= limit && (reverse ? start > 0 : end < n))
-            json_array_append_new(links, page_link(req, reverse ? "previous" : "next", limit, reverse ? first : last,
-                                                   reverse));
-        if (cnt && marker)
-            json_array_append_new(links, page_link(req, reverse ? "next" : "previous", limit,
-                                                   reverse ? last : first, !reverse));
-        char key[64];
-        snprintf(key, sizeof(key), "%s_links", list_key(k));
-        if (json_array_size(links)) json_object_set_new(body, key, links);
-        else json_decref(links);
-    }
-    ts_http_resp_json(resp, 200, body);
-    rc = 0;
-out:
-    for (int i = 0; i < n; i++) json_decref(items[i]);
-    free(items);
-    return rc;
 }
 
 static int show_object(struct ts_network_svc *svc, struct ts_http_req *req, struct ts_http_resp *resp,
@@ -786,7 +543,7 @@ static int show_object(struct ts_network_svc *svc, struct ts_http_req *req, stru
 #define KIND_HANDLERS(x, kind)                                                                          \
     static int h_list_##x(struct ts_http_req *req, struct ts_http_resp *resp, struct ts_err *err)      \
     {                                                                                                   \
-        return list_objects(req->svc, req, resp, &kind, err);                                           \
+        return ts_network_list(req->svc, req, resp, &kind, err);                                           \
     }                                                                                                   \
     static int h_show_##x(struct ts_http_req *req, struct ts_http_resp *resp, struct ts_err *err)      \
     {                                                                                                   \
@@ -1079,7 +836,7 @@ static int h_versions(struct ts_http_req *req, struct ts_http_resp *resp, struct
     (void)err;
     ts_http_resp_json(resp, 200,
                       json_pack("{s:[{s:s,s:s,s:[{s:s,s:s}]}]}", "versions", "id", "v2.0", "status", "CURRENT",
-                                "links", "rel", "self", "href", self_url(req, "/v2.0/")));
+                                "links", "rel", "self", "href", ts_network_self_url(req, "/v2.0/")));
     return 0;
 }
 
@@ -1096,7 +853,7 @@ static int h_v2(struct ts_http_req *req, struct ts_http_resp *resp, struct ts_er
     for (size_t i = 0; i < sizeof(res) / sizeof(res[0]); i++) {
         char *p = ts_pool_printf(req->pool, "/v2.0/%s", res[i][1]);
         json_array_append_new(arr, json_pack("{s:s,s:s,s:[{s:s,s:s}]}", "name", res[i][0], "collection", res[i][1],
-                                             "links", "rel", "self", "href", self_url(req, p)));
+                                             "links", "rel", "self", "href", ts_network_self_url(req, p)));
     }
     ts_http_resp_json(resp, 200, json_pack("{s:o}", "resources", arr));
     return 0;
@@ -1262,7 +1019,13 @@ static int network_init(struct ts_service_env *env, struct ts_err *err)
     struct ts_db *db = NULL;
     int rc = ts_db_open(ts_conf_get(env->conf, "network", "connection", NULL), &db, err);
     if (rc) return rc;
+    struct ts_db_res *res = NULL;
+    int64_t before = 0;
+    if (ts_db_exec(db, "SELECT COALESCE(MAX(version), 0) FROM ts_schema_version", TS_DB_NOARGS, &res, NULL) == 0)
+        before = ts_db_res_int(res, 0, 0, 0);
+    ts_db_res_free(res);
     rc = ts_db_migrate(db, migrations, sizeof(migrations) / sizeof(migrations[0]), err);
+    if (rc == 0 && before == 1) rc = backfill_v2(db, err);
     ts_db_close(db);
     return rc;
 }

@@ -80,6 +80,24 @@ int ts_network_quota_check(struct ts_network_svc *svc, struct ts_db_conn *tx, co
                            const char *project, int adding, struct ts_err *err);
 /* JSON response of one object (with `fields` and per-caller attribute policy). */
 json_t *ts_network_render(struct ts_http_req *req, const struct ts_network_kind *k, const json_t *v);
+/* The caller's view of a stored object: no "_" keys; provider:* and binding:* (but
+ * vnic_type) for admins only. New reference. */
+json_t *ts_network_output_view(struct ts_http_req *req, const json_t *v);
+/* Keeps only the named members of o (all when n is 0); steals o, returns a new reference. */
+json_t *ts_network_apply_fields(json_t *o, const char **fields, int n);
+/* Absolute URL of path on this server as the client reached it (Host, X-Forwarded-Proto). */
+char *ts_network_self_url(struct ts_http_req *req, const char *path);
+/* Appends to b the JSON object in `text` (as jansson wrote it) without parsing it into a tree:
+ * members whose key starts with "_" are dropped, admin-only ones unless admin, and all but
+ * `fields` when nfields > 0; when extra_key is given a stored member of that name is dropped
+ * and `"extra_key":extra` appended (if extra is non-NULL and the key is wanted). Returns 0,
+ * or -1 with b unchanged when text is not a well-formed object. */
+int ts_network_render_text(struct ts_buf *b, const char *text, bool admin, const char *const *fields, int nfields,
+                           const char *extra_key, const char *extra, size_t extra_len);
+/* GET /v2.0/<collection>: visibility, filters, sorting, pagination, fields (ts_network_list.c). */
+int ts_network_list(struct ts_network_svc *svc, struct ts_http_req *req, struct ts_http_resp *resp,
+                    const struct ts_network_kind *k, struct ts_err *err);
+
 /* Body key for this kind: {"network": {...}}; checks allowed keys (NULL-terminated). */
 int ts_network_body(struct ts_http_req *req, const struct ts_network_kind *k, const char *const *allowed,
                     json_t **root, json_t **obj, struct ts_err *err);
@@ -128,6 +146,9 @@ int ts_network_h_router_add_if(struct ts_http_req *, struct ts_http_resp *, stru
 int ts_network_h_router_remove_if(struct ts_http_req *, struct ts_http_resp *, struct ts_err *);
 /* Security group views carry their rules: attach them before rendering. */
 int ts_network_sg_attach_rules(struct ts_network_svc *svc, json_t *sg, struct ts_err *err);
+/* A security group rule's identity for the duplicate check (group, direction, ethertype,
+ * protocol number, ports, remote prefix/group), written to out (size n). */
+void ts_network_sgr_key(const json_t *rule, char *out, size_t n);
 /* Called when a port goes away: disassociates floating IPs pointing at it. */
 int ts_network_fip_port_gone(struct ts_db_conn *tx, const char *port_id, struct ts_err *err);
 

@@ -274,6 +274,19 @@ static int proto_num(const char *p)
     return -2;
 }
 
+void ts_network_sgr_key(const json_t *rule, char *out, size_t n)
+{
+    /* what the duplicate check compares: null and absent alike, protocols by number */
+    char pmin[24] = "", pmax[24] = "";
+    json_t *a = json_object_get(rule, "port_range_min"), *b = json_object_get(rule, "port_range_max");
+    if (json_is_integer(a)) snprintf(pmin, sizeof(pmin), "%lld", (long long)json_integer_value(a));
+    if (json_is_integer(b)) snprintf(pmax, sizeof(pmax), "%lld", (long long)json_integer_value(b));
+    const char *rp = ts_network_vs(rule, "remote_ip_prefix"), *rg = ts_network_vs(rule, "remote_group_id");
+    const char *d = ts_network_vs(rule, "direction"), *e = ts_network_vs(rule, "ethertype");
+    snprintf(out, n, "sgr|%s|%s|%s|%d|%s|%s|%s|%s", ts_network_vs(rule, "security_group_id") ? ts_network_vs(rule, "security_group_id") : "", d ? d : "",
+             e ? e : "", proto_num(ts_network_vs(rule, "protocol")), pmin, pmax, rp ? rp : "", rg ? rg : "");
+}
+
 static const char *const rule_keys[] = {"security_group_id", "direction", "ethertype", "protocol", "port_range_min",
                                         "port_range_max", "remote_ip_prefix", "remote_group_id",
                                         "remote_address_group_id", "description", "project_id", "tenant_id", NULL};
@@ -295,7 +308,8 @@ int ts_network_h_sgr_create(struct ts_http_req *req, struct ts_http_resp *resp, 
     struct ts_network_svc *svc = req->svc;
     int rc = ts_network_check_writer(req, err);
     if (rc) return rc;
-    json_t *root, *b, *sg = NULL, *r = NULL, *existing = NULL;
+    json_t *root, *b, *sg = NULL, *r = NULL;
+    struct ts_db_res *dup = NULL;
     if ((rc = ts_network_body(req, &ts_network_k_sgr, rule_keys, &root, &b, err))) return rc;
     const char *sg_id = ts_network_vs(b, "security_group_id"), *dir = ts_network_vs(b, "direction");
     const char *eth = ts_network_vs(b, "ethertype"), *rprefix = ts_network_vs(b, "remote_ip_prefix");
@@ -378,29 +392,22 @@ int ts_network_h_sgr_create(struct ts_http_req *req, struct ts_http_resp *resp, 
     if (hmax) json_object_set_new(r, "port_range_max", json_integer(pmax));
     ts_json_set_str(r, "remote_ip_prefix", rprefix);
     if (desc) json_object_set_new(r, "description", json_string(desc));
-    /* duplicates */
-    if ((rc = ts_network_load_where(tx, &ts_network_k_sgr, "ref_id", sg_id, &existing, err))) goto out;
-    size_t i;
-    json_t *e;
-    static const char *const cmp[] = {"direction", "ethertype", "protocol", "port_range_min", "port_range_max",
-                                      "remote_ip_prefix", "remote_group_id", NULL};
-    json_array_foreach(existing, i, e) {
-        bool same = true;
-        for (int k = 0; cmp[k] && same; k++) {
-            json_t *x = json_object_get(e, cmp[k]), *y = json_object_get(r, cmp[k]);
-            if (k == 2) {
-                same = proto_num(json_string_value(x)) == proto_num(json_string_value(y));
-                continue;
-            }
-            same = (x ? json_equal(x, y) : (!y || json_is_null(y))) || (json_is_null(x) && json_is_null(y));
-        }
-        if (same) {
-            rc = ts_network_conflict(err, "SecurityGroupRuleExists", "Security group rule already exists. Rule id is %s.", ts_network_vs(e, "id"));
-            goto out;
-        }
+    /* duplicates: the rule's normalised identity is a unique column, so this is one index
+     * lookup; the insert's unique key still answers a racing duplicate (PostgreSQL) */
+    char key[512];
+    ts_network_sgr_key(r, key, sizeof(key));
+    if ((rc = ts_db_tx_exec(tx, "SELECT id FROM objects WHERE uniq = ?", TS_DB_ARGS(TS_DB_S(key)), &dup, err))) goto out;
+    if (dup->nrows) {
+        rc = ts_network_conflict(err, "SecurityGroupRuleExists", "Security group rule already exists. Rule id is %s.",
+                                 ts_db_res_get(dup, 0, 0));
+        goto out;
     }
     if ((rc = ts_network_quota_check(svc, tx, &ts_network_k_sgr, project, 1, err))) goto out;
-    if ((rc = ts_network_save(tx, &ts_network_k_sgr, r, true, err))) goto out;
+    if ((rc = ts_network_save(tx, &ts_network_k_sgr, r, true, err))) {
+        if (rc == -TS_ECONFLICT)
+            rc = ts_network_conflict(err, "SecurityGroupRuleExists", "Security group rule already exists.");
+        goto out;
+    }
     /* the group's revision moves with its rules */
     if ((rc = ts_network_save(tx, &ts_network_k_sg, sg, false, err))) goto out;
     rc = ts_db_commit(tx, err);
@@ -412,7 +419,7 @@ out:
     ts_db_rollback(tx);
     json_decref(sg);
     json_decref(r);
-    json_decref(existing);
+    ts_db_res_free(dup);
     return rc;
 }
 
