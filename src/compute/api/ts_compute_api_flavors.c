@@ -589,7 +589,7 @@ TS_COMPUTE_HANDLER(flavor_spec_delete)
                     TS_DB_ARGS(TS_DB_S(id), TS_DB_S(key)), &res, err);
     if (!rc && res->changes == 0) rc = ts_err_set(err, TS_ENOTFOUND, "Flavor %s has no extra specs with key %s.", id, key);
     ts_db_res_free(res);
-    if (!rc) ts_http_resp_json(resp, 202, NULL);
+    if (!rc) ts_http_resp_json(resp, 200, NULL);
     return rc;
 }
 
@@ -926,10 +926,19 @@ static json_t *quota_set(struct ts_compute_svc *svc, int mv, const char *project
             json_object_set_new(q, r, json_integer(lim));
     }
     if (mv < 36) {
-        static const char *const legacy[][2] = {{"fixed_ips", "-1"}, {"floating_ips", "10"}, {"networks", "3"},
+        /* the network quotas shown before 2.36 (Nova no longer shows "networks"): the
+         * project's stored value (set through this API) or the default */
+        static const char *const legacy[][2] = {{"fixed_ips", "-1"}, {"floating_ips", "10"},
                                                 {"security_group_rules", "20"}, {"security_groups", "10"}};
         for (size_t i = 0; i < sizeof(legacy) / sizeof(legacy[0]); i++) {
             int64_t v = strtoll(legacy[i][1], NULL, 10);
+            struct ts_db_res *res = NULL;
+            if (mode != 2 &&
+                ts_db_exec(svc->db, "SELECT hard_limit FROM quotas WHERE project_id = ? AND resource = ?",
+                           TS_DB_ARGS(TS_DB_S(project), TS_DB_S(legacy[i][0])), &res, NULL) == 0 &&
+                res->nrows > 0)
+                v = ts_db_res_int(res, 0, 0, v);
+            ts_db_res_free(res);
             if (mode == 1)
                 json_object_set_new(q, legacy[i][0], json_pack("{s:i, s:I, s:i}", "in_use", 0, "limit",
                                                                (json_int_t)v, "reserved", 0));
