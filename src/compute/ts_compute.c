@@ -120,6 +120,8 @@ int ts_compute_begin(struct ts_http_req *req, struct ts_http_resp *resp, struct 
     }
     if (!raw) raw = ts_http_header(req, "X-OpenStack-Nova-API-Version");
     ts_http_resp_header(resp, "Vary", "OpenStack-API-Version, X-OpenStack-Nova-API-Version");
+    /* Nova answers with its request id under this name too (Tempest's instance-action tests read it) */
+    if (req->request_id) ts_http_resp_header(resp, "X-Compute-Request-Id", req->request_id);
     if (raw) {
         int rc = parse_version(raw, &v);
         if (rc == -1) {
@@ -291,6 +293,7 @@ static const struct ts_http_route routes[] = {
     {"GET", V "/os-hypervisors/statistics", ts_compute_h_hypervisors_stats, 0},
     {"GET", V "/os-hypervisors/{id}", ts_compute_h_hypervisors_show, 0},
     {"GET", V "/os-hypervisors/{id}/search", ts_compute_h_hypervisors_search, 0},
+    {"GET", V "/os-hypervisors/{id}/uptime", ts_compute_h_hypervisors_uptime, 0},
     {"GET", V "/os-hypervisors/{id}/servers", ts_compute_h_hypervisors_servers, 0},
     {"GET", V "/os-availability-zone", ts_compute_h_az_list, 0},
     {"GET", V "/os-availability-zone/detail", ts_compute_h_az_detail, 0},

@@ -209,6 +209,7 @@ TS_COMPUTE_HANDLER(services_delete);
 TS_COMPUTE_HANDLER(hypervisors_list);
 TS_COMPUTE_HANDLER(hypervisors_detail);
 TS_COMPUTE_HANDLER(hypervisors_show);
+TS_COMPUTE_HANDLER(hypervisors_uptime);
 TS_COMPUTE_HANDLER(hypervisors_stats);
 TS_COMPUTE_HANDLER(hypervisors_search);
 TS_COMPUTE_HANDLER(hypervisors_servers);

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "json/ts_json.h"
 
@@ -396,6 +397,52 @@ TS_COMPUTE_HANDLER(hypervisors_show)
     return 0;
 }
 
+/* GET /os-hypervisors/{id}/uptime (before 2.88): the hypervisor with an "uptime" line in the
+ * form of the uptime(1) command, from this machine's /proc (every host of a tinystack shares it) */
+TS_COMPUTE_HANDLER(hypervisors_uptime)
+{
+    struct ts_compute_svc *svc = req->svc;
+    int mv;
+    int rc = ts_compute_begin(req, resp, err, &mv);
+    if (rc) return rc;
+    if ((rc = ts_compute_check_admin(req, err))) return rc;
+    if (mv >= 88) return ts_err_set(err, TS_ENOTFOUND, "The resource could not be found.");
+    const char *id = ts_http_param(req, "id");
+    int64_t iid = -1;
+    if (mv >= 53 ? !ts_uuid_valid(id) : ts_parse_int64(id, &iid) < 0)
+        return ts_err_set(err, mv >= 53 ? TS_EINVAL : TS_ENOTFOUND, "Hypervisor with ID %s could not be found.", id);
+    struct ts_db_res *res = NULL;
+    rc = ts_db_exec(svc->db, HV_SQL "WHERE n.uuid = ? OR n.id = ?", TS_DB_ARGS(TS_DB_S(id), TS_DB_I(iid)), &res, err);
+    if (rc) return rc;
+    if (res->nrows == 0) {
+        ts_db_res_free(res);
+        return ts_err_set(err, TS_ENOTFOUND, "Hypervisor with ID %s could not be found.", id);
+    }
+    json_t *h = hv_view(svc, mv, res, 0, false);
+    ts_db_res_free(res);
+    double up = 0, l1 = 0, l5 = 0, l15 = 0;
+    FILE *f = fopen("/proc/uptime", "r");
+    if (f) {
+        if (fscanf(f, "%lf", &up) != 1) up = 0;
+        fclose(f);
+    }
+    f = fopen("/proc/loadavg", "r");
+    if (f) {
+        if (fscanf(f, "%lf %lf %lf", &l1, &l5, &l15) != 3) l1 = l5 = l15 = 0;
+        fclose(f);
+    }
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    long mins = (long)(up / 60), days = mins / 1440;
+    json_object_set_new(h, "uptime",
+                        json_string(ts_pool_printf(req->pool, " %02d:%02d:%02d up %ld days, %2ld:%02ld,  0 users,  load "
+                                                   "average: %.2f, %.2f, %.2f", tm.tm_hour, tm.tm_min, tm.tm_sec, days,
+                                                   (mins % 1440) / 60, mins % 60, l1, l5, l15)));
+    ts_http_resp_json(resp, 200, json_pack("{s:o}", "hypervisor", h));
+    return 0;
+}
+
 TS_COMPUTE_HANDLER(hypervisors_stats)
 {
     struct ts_compute_svc *svc = req->svc;
@@ -573,6 +620,9 @@ TS_COMPUTE_HANDLER(usage_list)
     int rc = ts_compute_begin(req, resp, err, &mv);
     if (rc) return rc;
     if ((rc = ts_compute_check_admin(req, err))) return rc;
+    /* ".../os-simple-tenant-usage/" is a show with an empty project id: 404 as in Nova */
+    size_t pl = req->path ? strlen(req->path) : 0;
+    if (pl > 0 && req->path[pl - 1] == '/') return ts_err_set(err, TS_ENOTFOUND, "The resource could not be found.");
     const char *d = ts_http_query(req, "detailed");
     json_t *by = NULL;
     rc = usage_build(req, NULL, d && strcmp(d, "0") && strcasecmp(d, "false"), &by, err);
