@@ -137,31 +137,12 @@ static int apply_sets(struct ts_conf *conf, const struct opts *o)
     return 0;
 }
 
-static void conf_default(struct ts_conf *conf, const char *section, const char *key, const char *value)
-{
-    if (!ts_conf_get(conf, section, key, NULL)) ts_conf_set(conf, section, key, value);
-}
-
 static char *abs_path(const char *p)
 {
     char buf[PATH_MAX];
     if (p[0] == '/') return ts_strdup(p);
     if (!getcwd(buf, sizeof(buf))) ts_panic("getcwd: %s", strerror(errno));
     return ts_asprintf("%s/%s", buf, p);
-}
-
-static bool service_enabled(const struct ts_conf *conf, const char *name)
-{
-    const char *list = ts_conf_get(conf, "DEFAULT", "enabled_services", "");
-    size_t n = strlen(name);
-    for (const char *p = list; *p;) {
-        while (*p == ',' || *p == ' ') p++;
-        const char *e = p;
-        while (*e && *e != ',' && *e != ' ') e++;
-        if ((size_t)(e - p) == n && !strncmp(p, name, n)) return true;
-        p = e;
-    }
-    return false;
 }
 
 static char *random_password(void)
@@ -276,12 +257,12 @@ static int cmd_init(int argc, char **argv)
     if (!conf) goto out;
 
     gethostname(hostname, sizeof(hostname) - 1);
-    conf_default(conf, "DEFAULT", "data_dir", data_dir);
-    conf_default(conf, "DEFAULT", "host", hostname);
-    conf_default(conf, "DEFAULT", "bind", "127.0.0.1");
-    conf_default(conf, "DEFAULT", "public_host", "127.0.0.1");
-    conf_default(conf, "DEFAULT", "transport_url", "inproc://");
-    conf_default(conf, "DEFAULT", "region", "RegionOne");
+    ts_service_conf_default(conf, "DEFAULT", "data_dir", data_dir);
+    ts_service_conf_default(conf, "DEFAULT", "host", hostname);
+    ts_service_conf_default(conf, "DEFAULT", "bind", "127.0.0.1");
+    ts_service_conf_default(conf, "DEFAULT", "public_host", "127.0.0.1");
+    ts_service_conf_default(conf, "DEFAULT", "transport_url", "inproc://");
+    ts_service_conf_default(conf, "DEFAULT", "region", "RegionOne");
     if (!ts_conf_get(conf, "DEFAULT", "enabled_services", NULL)) {
         struct ts_buf b;
         ts_buf_init(&b, 4096);
@@ -298,11 +279,11 @@ static int cmd_init(int argc, char **argv)
         service_pw = random_password();
         ts_conf_set(conf, "service_credentials", "password", service_pw);
     }
-    conf_default(conf, "service_credentials", "username", "tinystack");
-    conf_default(conf, "service_credentials", "project_name", "service");
+    ts_service_conf_default(conf, "service_credentials", "username", "tinystack");
+    ts_service_conf_default(conf, "service_credentials", "project_name", "service");
 
     fernet_dir = ts_asprintf("%s/fernet-keys", data_dir);
-    conf_default(conf, "identity", "key_repository", fernet_dir);
+    ts_service_conf_default(conf, "identity", "key_repository", fernet_dir);
     if (ts_fernet_setup(ts_conf_get(conf, "identity", "key_repository", fernet_dir), &err) < 0) {
         fprintf(stderr, "tinystack: fernet keys: %s\n", err.msg);
         goto out;
@@ -315,7 +296,7 @@ static int cmd_init(int argc, char **argv)
             fprintf(stderr, "tinystack: init %s: %s\n", svcs[i]->name, err.msg);
             goto out;
         }
-        if (!service_enabled(conf, svcs[i]->name)) continue;
+        if (!ts_service_enabled(conf, svcs[i]->name)) continue;
         urls[ncat] = service_url(conf, svcs[i]);
         catalog[ncat] = (struct ts_identity_catalog_entry){svcs[i]->type, svcs[i]->catalog_name, urls[ncat]};
         ncat++;
@@ -404,7 +385,7 @@ static int cmd_serve(int argc, char **argv)
     env.identity_url = iurl;
     env.authn = authn;
     for (int i = 0; i < nsvc; i++) {
-        if (!service_enabled(conf, svcs[i]->name)) continue;
+        if (!ts_service_enabled(conf, svcs[i]->name)) continue;
         if (svcs[i]->start(&env, &states[i], &err) < 0) {
             fprintf(stderr, "tinystack: %s failed to start: %s\n", svcs[i]->name, err.msg);
             goto stop;
@@ -413,7 +394,7 @@ static int cmd_serve(int argc, char **argv)
         ts_info("main", "%s service started on port %lld", svcs[i]->name,
                 (long long)ts_conf_get_int(conf, svcs[i]->name, "port", svcs[i]->default_port));
     }
-    if (service_enabled(conf, "network")) netagent = netagent_maybe_start(&env);
+    if (ts_service_enabled(conf, "network")) netagent = netagent_maybe_start(&env);
     printf("tinystack: serving (Ctrl-C to stop)\n");
     fflush(stdout);
     int sig = 0;
@@ -495,7 +476,7 @@ static int cmd_compute(int argc, char **argv)
     if (!conf) goto out;
     if (host) ts_conf_set(conf, "DEFAULT", "host", host);
     if (driver) ts_conf_set(conf, "compute", "virt_driver", driver);
-    conf_default(conf, "DEFAULT", "host", "localhost");
+    ts_service_conf_default(conf, "DEFAULT", "host", "localhost");
     const char *log_file = ts_conf_get(conf, "DEFAULT", "log_file", NULL);
     if (log_file && !host) ts_log_set_file(log_file);
     if (ts_conf_get_bool(conf, "DEFAULT", "debug", false)) ts_log_set_level(TS_LOG_DEBUG);
@@ -520,7 +501,7 @@ static int cmd_compute(int argc, char **argv)
         goto out;
     }
     /* fake hosts plug nothing: several of them share one machine in scale tests */
-    if (service_enabled(conf, "network") && !ts_streq(ts_conf_get(conf, "compute", "virt_driver", ""), "fake"))
+    if (ts_service_enabled(conf, "network") && !ts_streq(ts_conf_get(conf, "compute", "virt_driver", ""), "fake"))
         netagent = netagent_maybe_start(&env);
     printf("tinystack: compute agent for host %s running (Ctrl-C to stop)\n", env.host);
     fflush(stdout);

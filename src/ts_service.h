@@ -36,4 +36,16 @@ struct ts_service {
     void (*stop)(void *state);
 };
 
+/* Sets [section] key to value when the config does not have it yet. */
+void ts_service_conf_default(struct ts_conf *conf, const char *section, const char *key, const char *value);
+/* true if name is in [DEFAULT] enabled_services (or when there is no such list). */
+bool ts_service_enabled(const struct ts_conf *conf, const char *name);
+/* Starts a service's HTTP server as every service does: bind from env, [<name>] port
+ * (default def->default_port), [<name>] workers (default default_workers),
+ * [<name>] max_request_body_size (1 MiB), the shared token validator (env->authn) and
+ * Keystone's WWW-Authenticate. Logs the port. */
+int ts_service_http_start(struct ts_service_env *env, const struct ts_service *def, const struct ts_http_route *routes,
+                          enum ts_fault_style style, int default_workers, void *svc, struct ts_http_server **out,
+                          struct ts_err *err);
+
 #endif

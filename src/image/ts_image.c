@@ -375,7 +375,7 @@ static const struct ts_http_route routes[] = {
 
 static void conf_default(struct ts_conf *conf, const char *key, const char *value)
 {
-    if (!ts_conf_get(conf, "image", key, NULL)) ts_conf_set(conf, "image", key, value);
+    ts_service_conf_default(conf, "image", key, value);
 }
 
 static int image_init(struct ts_service_env *env, struct ts_err *err)
@@ -404,21 +404,6 @@ static int image_init(struct ts_service_env *env, struct ts_err *err)
     return rc;
 }
 
-static bool service_enabled(const struct ts_conf *conf, const char *name)
-{
-    const char *p = ts_conf_get(conf, "DEFAULT", "enabled_services", NULL);
-    if (!p) return true;   /* no list: every built-in service runs */
-    size_t n = strlen(name);
-    while (*p) {
-        while (*p == ',' || *p == ' ') p++;
-        const char *e = p;
-        while (*e && *e != ',' && *e != ' ') e++;
-        if ((size_t)(e - p) == n && strncmp(p, name, n) == 0) return true;
-        p = e;
-    }
-    return false;
-}
-
 static int conf_size(const struct ts_conf *conf, const char *key, uint64_t def, uint64_t *out, struct ts_err *err)
 {
     const char *v = ts_conf_get(conf, "image", key, NULL);
@@ -441,7 +426,7 @@ static int open_swift(struct ts_service_env *env, struct ts_image_store **out, s
                                    ts_conf_get(conf, "image", "default_store", "file"), &file, &swift, err);
     if (rc || !swift) return rc;
     const char *url = ts_conf_get(conf, "image", "swift_url", NULL);
-    if (!(url && *url) && !service_enabled(conf, "object"))
+    if (!(url && *url) && !ts_service_enabled(conf, "object"))
         return ts_err_set(err, TS_EINVAL, "the image swift store needs the object service: add \"object\" to "
                                           "[DEFAULT] enabled_services or set [image] swift_url");
     struct ts_image_swift_opts o = {
@@ -503,24 +488,8 @@ static int image_start(struct ts_service_env *env, void **state, struct ts_err *
     if (rc) goto out;
     svc->schema_image = ts_image_schema_image();
 
-    char *www = ts_asprintf("Keystone uri=\"%s\"", env->identity_url ? env->identity_url : "");
-    struct ts_http_server_opts opts = {
-        .name = "image",
-        .bind = env->bind ? env->bind : "127.0.0.1",
-        .port = (int)ts_conf_get_int(env->conf, "image", "port", ts_image_service.default_port),
-        .threads = (int)ts_conf_get_int(env->conf, "image", "threads", 16),
-        .max_body_bytes = 1 << 20,
-        .fault_style = TS_FAULT_GLANCE,
-        .routes = routes,
-        .svc = svc,
-        .validate = ts_http_authn_validate,
-        .validate_ctx = env->authn,
-        .www_authenticate = www,
-    };
-    rc = ts_http_server_start(&opts, &svc->http, err);
-    free(www);
+    rc = ts_service_http_start(env, &ts_image_service, routes, TS_FAULT_GLANCE, 16, svc, &svc->http, err);
     if (rc) goto out;
-    ts_info("image", "image service listening on port %d", ts_http_server_port(svc->http));
     *state = svc;
 out:
     if (rc) image_stop(svc);

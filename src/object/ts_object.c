@@ -20,7 +20,7 @@
 
 static void conf_default(struct ts_conf *conf, const char *key, const char *value)
 {
-    if (!ts_conf_get(conf, "object", key, NULL)) ts_conf_set(conf, "object", key, value);
+    ts_service_conf_default(conf, "object", key, value);
 }
 
 static void set_defaults(struct ts_service_env *env)
@@ -149,22 +149,7 @@ static int object_start(struct ts_service_env *env, void **state, struct ts_err 
     rc = open_store(env, svc, err);
     if (rc < 0) goto fail;
     ts_object_db_reconcile(svc);
-    char *wwwa = ts_asprintf("Keystone uri=\"%s\"", env->identity_url ? env->identity_url : "");
-    struct ts_http_server_opts opts = {
-        .name = "object",
-        .bind = env->bind,
-        .port = (int)ts_conf_get_int(env->conf, "object", "port", 8080),
-        .threads = (int)ts_conf_get_int(env->conf, "object", "workers", 16),
-        .max_body_bytes = 1 << 20,
-        .fault_style = TS_FAULT_SWIFT,
-        .routes = ts_object_routes,
-        .svc = svc,
-        .validate = env->authn ? ts_http_authn_validate : NULL,
-        .validate_ctx = env->authn,
-        .www_authenticate = wwwa,
-    };
-    rc = ts_http_server_start(&opts, &svc->http, err);
-    free(wwwa);
+    rc = ts_service_http_start(env, &ts_object_service, ts_object_routes, TS_FAULT_SWIFT, 16, svc, &svc->http, err);
     if (rc < 0) goto fail;
     if (pthread_create(&svc->reaper, NULL, reaper_main, svc) == 0) svc->reaper_started = true;
     ts_info(MOD, "object storage listening on port %d", ts_http_server_port(svc->http));

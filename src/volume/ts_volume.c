@@ -770,7 +770,7 @@ static const struct ts_http_route routes[] = {
 
 static void conf_default(struct ts_conf *conf, const char *key, const char *value)
 {
-    if (!ts_conf_get(conf, "volume", key, NULL)) ts_conf_set(conf, "volume", key, value);
+    ts_service_conf_default(conf, "volume", key, value);
 }
 
 static int ensure_default_type(struct ts_db *db, const char *name, struct ts_err *err)
@@ -885,24 +885,8 @@ static int volume_start(struct ts_service_env *env, void **state, struct ts_err 
     rc = ts_volume_mgr_start(svc, err);
     if (rc) goto out;
 
-    char *www = ts_asprintf("Keystone uri=\"%s\"", env->identity_url ? env->identity_url : "");
-    struct ts_http_server_opts opts = {
-        .name = "volume",
-        .bind = env->bind ? env->bind : "127.0.0.1",
-        .port = (int)ts_conf_get_int(env->conf, "volume", "port", ts_volume_service.default_port),
-        .threads = (int)ts_conf_get_int(env->conf, "volume", "threads", 8),
-        .max_body_bytes = 1 << 20,
-        .fault_style = TS_FAULT_CINDER,
-        .routes = routes,
-        .svc = svc,
-        .validate = ts_http_authn_validate,
-        .validate_ctx = env->authn,
-        .www_authenticate = www,
-    };
-    rc = ts_http_server_start(&opts, &svc->http, err);
-    free(www);
+    rc = ts_service_http_start(env, &ts_volume_service, routes, TS_FAULT_CINDER, 8, svc, &svc->http, err);
     if (rc) goto out;
-    ts_info("volume", "volume service listening on port %d", ts_http_server_port(svc->http));
     *state = svc;
 out:
     if (rc) volume_stop(svc);
