@@ -57,15 +57,23 @@ static const struct ts_db_migration migrations[] = {
      " PRIMARY KEY (project_id, resource));"
      "CREATE TABLE default_sgs (project_id TEXT PRIMARY KEY, sg_id TEXT NOT NULL)"},
     /* lists filter and sort in SQL: name and "visible to every project" as columns; a rule's
-     * normalised identity (uniq) makes the duplicate check one index lookup */
+     * normalised identity (uniq) makes the duplicate check one index lookup. Indexes on columns
+     * most kinds leave NULL become partial, so a write only touches the ones its kind uses. */
     {2,
      "ALTER TABLE objects ADD COLUMN name TEXT;"
      "ALTER TABLE objects ADD COLUMN is_public BIGINT NOT NULL DEFAULT 0;"
      "ALTER TABLE objects ADD COLUMN uniq TEXT;"
-     "CREATE UNIQUE INDEX objects_uniq_idx ON objects (uniq);"
-     "CREATE INDEX objects_kind_name_idx ON objects (kind, name);"
-     "CREATE INDEX objects_kind_owner_idx ON objects (kind, device_owner);"
-     "CREATE INDEX objects_kind_created_idx ON objects (kind, created_us, id)"},
+     "CREATE UNIQUE INDEX objects_uniq_idx ON objects (uniq) WHERE uniq IS NOT NULL;"
+     "CREATE INDEX objects_kind_name_idx ON objects (kind, name) WHERE name IS NOT NULL;"
+     "CREATE INDEX objects_kind_owner_idx ON objects (kind, device_owner) WHERE device_owner IS NOT NULL;"
+     "DROP INDEX objects_kind_network_idx;"
+     "CREATE INDEX objects_kind_network_idx ON objects (kind, network_id) WHERE network_id IS NOT NULL;"
+     "DROP INDEX objects_kind_ref_idx;"
+     "CREATE INDEX objects_kind_ref_idx ON objects (kind, ref_id) WHERE ref_id IS NOT NULL;"
+     "DROP INDEX objects_kind_device_idx;"
+     "CREATE INDEX objects_kind_device_idx ON objects (kind, device_id) WHERE device_id IS NOT NULL;"
+     "DROP INDEX objects_kind_host_idx;"
+     "CREATE INDEX objects_kind_host_idx ON objects (kind, host_id) WHERE host_id IS NOT NULL"},
 };
 
 /* ---- errors ------------------------------------------------------------------------------ */
