@@ -334,8 +334,10 @@ int ts_volume_backend_file_open(const char *name, const char *dir, const char *f
 {
     if (format && strcmp(format, "raw") && strcmp(format, "qcow2"))
         return ts_err_set(err, TS_EINVAL, "file backend %s: format must be raw or qcow2", name);
-    int rc = ts_mkdirs(dir, 0700);
-    if (rc) return ts_err_set(err, TS_EIO, "cannot create %s", dir);
+    /* QEMU runs as libvirt-qemu and must reach the files of attached volumes: the
+     * directory is searchable (not listable); libvirt gives it the file itself on attach */
+    int rc = ts_mkdirs(dir, 0711);
+    if (rc || chmod(dir, 0711) < 0) return ts_err_set(err, TS_EIO, "cannot create %s", dir);
     struct ts_volume_backend *be = ts_calloc(1, sizeof(*be));
     be->ops = &file_ops;
     snprintf(be->name, sizeof(be->name), "%s", name);
