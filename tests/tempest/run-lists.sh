@@ -12,6 +12,10 @@
 # A list may come with tests/tempest/<name>.env: shell lines (TEMPEST_*=...) sourced before
 # its run, e.g. TEMPEST_IMAGE_REF. Variables TS_URL_<SVC> (identity, image, ...) and
 # TS_DATA are set for them.
+# The one cloud all lists share is initialised with `--set section.key=value` options from
+# tests/tempest/<name>.sets of every list run (one per line, # comments allowed; e.g.
+# compute.sets: compute.virt_driver=fake) and from $TS_SETS (whitespace-separated), after the
+# port settings.
 # Exit status: 0 if every listed test passed, 1 if any failed or a list did not run.
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -49,6 +53,11 @@ for svc in identity image compute network volume object; do
   PORT[$svc]=$(free_port)
   SETS+=(--set "$svc.port=${PORT[$svc]}")
 done
+for list in "${LISTS[@]}"; do
+  [ -f "${list%.list}.sets" ] || continue
+  while read -r kv; do SETS+=(--set "$kv"); done < <(sed -e 's/#.*//' -e 's/^[[:space:]]*//' -e 's/[[:space:]]*$//' -e '/^$/d' "${list%.list}.sets")
+done
+for kv in ${TS_SETS:-}; do SETS+=(--set "$kv"); done
 if ! "$TS" init --data "$DATA" --admin-password "$PASSWORD" "${SETS[@]}" > "$WORK/init.log" 2>&1; then
   cat "$WORK/init.log" >&2; echo "run-lists: tinystack init failed" >&2; exit 1
 fi

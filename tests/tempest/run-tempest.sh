@@ -21,6 +21,12 @@
 #   TEMPEST_FIXED_NETWORK_NAME []  TEMPEST_CREATE_ISOLATED_NETWORKS [false]
 #   TEMPEST_RUN_VALIDATION [false] TEMPEST_VALIDATION_CONNECT_METHOD [floating]
 #   TEMPEST_HTTP_TIMEOUT [60]  TEMPEST_CONCURRENCY [unset: --serial; N: --concurrency N]
+#   TEMPEST_COMPUTE_MIN_MICROVERSION, TEMPEST_COMPUTE_MAX_MICROVERSION [empty: Tempest's default]
+#   TEMPEST_COMPUTE_HYPERVISOR_TYPE [QEMU]
+#   [compute-feature-enabled]: TEMPEST_COMPUTE_RESIZE [false] TEMPEST_COMPUTE_CONSOLE_OUTPUT [true]
+#   TEMPEST_COMPUTE_INTERFACE_ATTACH [$TEMPEST_NEUTRON_AVAILABLE] and, true by default as in
+#   Tempest: TEMPEST_COMPUTE_PAUSE, _SUSPEND, _SHELVE, _RESCUE, _SNAPSHOT, _INSTANCE_PASSWORD,
+#   _DISK_CONFIG
 # Exit status: tempest's (non-zero if any test failed, or if no test ran).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -86,6 +92,19 @@ declare -A V=(
   [RUN_VALIDATION]=${TEMPEST_RUN_VALIDATION:-false}
   [VALIDATION_CONNECT_METHOD]=${TEMPEST_VALIDATION_CONNECT_METHOD:-floating}
   [HTTP_TIMEOUT]=${TEMPEST_HTTP_TIMEOUT:-60}
+  [COMPUTE_MIN_MICROVERSION]=${TEMPEST_COMPUTE_MIN_MICROVERSION:-}
+  [COMPUTE_MAX_MICROVERSION]=${TEMPEST_COMPUTE_MAX_MICROVERSION:-}
+  [COMPUTE_HYPERVISOR_TYPE]=${TEMPEST_COMPUTE_HYPERVISOR_TYPE:-QEMU}
+  [COMPUTE_RESIZE]=${TEMPEST_COMPUTE_RESIZE:-false}
+  [COMPUTE_CONSOLE_OUTPUT]=${TEMPEST_COMPUTE_CONSOLE_OUTPUT:-true}
+  [COMPUTE_INTERFACE_ATTACH]=${TEMPEST_COMPUTE_INTERFACE_ATTACH:-${TEMPEST_NEUTRON_AVAILABLE:-false}}
+  [COMPUTE_PAUSE]=${TEMPEST_COMPUTE_PAUSE:-true}
+  [COMPUTE_SUSPEND]=${TEMPEST_COMPUTE_SUSPEND:-true}
+  [COMPUTE_SHELVE]=${TEMPEST_COMPUTE_SHELVE:-true}
+  [COMPUTE_RESCUE]=${TEMPEST_COMPUTE_RESCUE:-true}
+  [COMPUTE_SNAPSHOT]=${TEMPEST_COMPUTE_SNAPSHOT:-true}
+  [COMPUTE_INSTANCE_PASSWORD]=${TEMPEST_COMPUTE_INSTANCE_PASSWORD:-true}
+  [COMPUTE_DISK_CONFIG]=${TEMPEST_COMPUTE_DISK_CONFIG:-true}
 )
 # Fill the template with python (values may hold any character: passwords with / & \ ...).
 for k in "${!V[@]}"; do export "TSV_$k=${V[$k]}"; done
@@ -98,9 +117,15 @@ def sub(m):
     if key not in os.environ:
         sys.exit("run-tempest: no value for @%s@" % m.group(1))
     return os.environ[key].replace("\n", " ")
-# placeholders in comment lines are left alone
-out = "".join(l if l.lstrip().startswith("#") else re.sub(r"@([A-Z0-9_]+)@", sub, l)
-              for l in text.splitlines(True))
+# placeholders in comment lines are left alone; a line with an empty @?X@ is dropped
+def line(l):
+    if l.lstrip().startswith("#"):
+        return l
+    m = re.search(r"@\?([A-Z0-9_]+)@", l)
+    if m and os.environ.get("TSV_" + m.group(1), "") == "":
+        return ""
+    return re.sub(r"@\??([A-Z0-9_]+)@", sub, l)
+out = "".join(line(l) for l in text.splitlines(True))
 with open(dst + ".tmp", "w") as f:
     f.write(out)
 os.chmod(dst + ".tmp", 0o600)
