@@ -47,7 +47,7 @@ trap 'exit 130' INT TERM
 
 free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 PASSWORD=tempest-$(head -c 9 /dev/urandom | base64 | tr -dc 'A-Za-z0-9')
-SETS=(--set identity.password_hash_rounds=4)
+SETS=(--set identity.password_hash_rounds=4 --set network.agent_cleanup_on_stop=true)
 declare -A PORT
 for svc in identity image compute network volume object; do
   PORT[$svc]=$(free_port)
