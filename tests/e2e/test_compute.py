@@ -134,7 +134,7 @@ def test_keypair_generate_and_import(fc):
 def test_server_lifecycle_cli(fc):
     need_image(fc)
     s = fc.openstack("server", "create", "--image", fc.image["id"], "--flavor", "c1.tiny", "--key-name", "kp-gen",
-                     "--property", "role=web", "--wait", "life1")
+                     "--property", "role=web", "--nic", "none", "--wait", "life1")
     assert s["status"] == "ACTIVE"
     sid = s["id"]
     for action, status in [("stop", "SHUTOFF"), ("start", "ACTIVE"), ("reboot", "ACTIVE"), ("pause", "PAUSED"),
