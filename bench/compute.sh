@@ -135,7 +135,9 @@ with open(out, "w") as f:
     f.write("| RSS after the boots / peak | %d MiB / %d MiB |\n" % (b["rss"], b["hwm"]))
     f.write("| scheduler decision with %s hosts, p50 / p99 (%d decisions) | %.2f ms / %.2f ms |\n" % (int(hosts) + 1, len(ms), q(ms, 0.5), q(ms, 0.99)))
     f.write("\nLatency is measured by polling `GET /servers/detail` every 20 ms, so it includes up to\n"
-            "that much polling delay. The decision time is the scheduler's filter+weigh+claim\n"
-            "transaction (one SELECT over all hosts with their allocation sums, one INSERT).\n")
+            "that much polling delay. The decision time is the scheduler's claim transaction up to\n"
+            "the INSERT: the instance check, one pass of filter+weigh over the in-memory host table\n"
+            "and the re-read of the chosen host (the first decision after a start or a change\n"
+            "elsewhere also reloads the table: one SELECT over all hosts with their allocation sums).\n")
 print(open(out).read())
 PY

@@ -435,6 +435,7 @@ int ts_compute_inst_destroy(struct ts_db *db, const char *uuid, struct ts_err *e
                        "vm_state = 'deleted', task_state = NULL, power_state = 0 WHERE uuid = ?",
                        TS_DB_ARGS(TS_DB_D(now), TS_DB_D(now), TS_DB_D(now), TS_DB_S(uuid)), NULL, err);
     if (!rc) rc = ts_db_tx_exec(tx, "DELETE FROM allocations WHERE consumer = ?", TS_DB_ARGS(TS_DB_S(uuid)), NULL, err);
+    if (!rc) ts_compute_sched_changed();
     if (!rc)
         rc = ts_db_tx_exec(tx, "DELETE FROM instance_tags WHERE instance_uuid = ?", TS_DB_ARGS(TS_DB_S(uuid)), NULL,
                            err);

@@ -150,6 +150,13 @@ void ts_compute_vol_cleanup(const struct ts_service_env *env, const char *token,
 
 /* ---- parts ---- */
 int ts_compute_scheduler_start(struct ts_compute_svc *svc, struct ts_err *err);
+/* The scheduler keeps its host table (inventory, service state, allocation sums) in memory.
+ * Call ts_compute_sched_changed() after writing services, compute_nodes or allocations
+ * (the next decision reloads the table); heartbeats and inventory reports of nova-compute
+ * hosts go through ts_compute_sched_seen / ts_compute_sched_node instead. */
+void ts_compute_sched_changed(void);
+void ts_compute_sched_seen(const char *host, const char *zone, double when);
+void ts_compute_sched_node(const char *host, int64_t vcpus, int64_t mem, int64_t disk);
 int ts_compute_conductor_start(struct ts_compute_svc *svc, struct ts_err *err);
 /* Report service liveness for non-agent binaries ("nova-scheduler", ...). */
 void ts_compute_service_heartbeat(struct ts_db *db, const char *host, const char *binary, const char *topic,

@@ -127,11 +127,13 @@ TS_COMPUTE_HANDLER(services_update)
         rc = ts_db_exec(svc->db, "UPDATE services SET disabled = ?, disabled_reason = ?, updated_at = ? WHERE uuid = ?",
                         TS_DB_ARGS(TS_DB_B(dis), TS_DB_S(dis ? json_string_value(reason) : NULL), TS_DB_D(ts_now()),
                                    TS_DB_S(id)), NULL, err);
+        ts_compute_sched_changed();
         if (rc) goto out;
     }
     if (fd) {
         rc = ts_db_exec(svc->db, "UPDATE services SET forced_down = ? WHERE uuid = ?",
                         TS_DB_ARGS(TS_DB_B(json_is_true(fd)), TS_DB_S(id)), NULL, err);
+        ts_compute_sched_changed();
         if (rc) goto out;
     }
     rc = service_show_by(svc, resp, mv, "uuid = ? OR uuid = ?", id, id, err);
@@ -184,6 +186,7 @@ TS_COMPUTE_HANDLER(services_legacy)
         json_object_set_new(reply, "status", json_string(dis ? "disabled" : "enabled"));
         if (reason) json_object_set_new(reply, "disabled_reason", json_string(reason));
     }
+    ts_compute_sched_changed();
     if (!rc && res->changes == 0) rc = ts_err_set(err, TS_ENOTFOUND, "Host %s could not be found.", host);
     if (rc) json_decref(reply);
     else ts_http_resp_json(resp, 200, json_pack("{s:o}", "service", reply));
@@ -216,6 +219,7 @@ TS_COMPUTE_HANDLER(services_delete)
                    NULL, NULL);
     ts_db_exec(svc->db, "DELETE FROM services WHERE uuid = ? OR id = ?", TS_DB_ARGS(TS_DB_S(id), TS_DB_I(iid)), NULL,
                NULL);
+    ts_compute_sched_changed();
     ts_db_res_free(res);
     ts_http_resp_json(resp, 204, NULL);
     return 0;

@@ -24,6 +24,7 @@ static int set_error(struct ts_compute_svc *svc, const char *uuid, const char *m
     int rc = ts_compute_inst_update(svc->db, uuid, vals, NULL, &inst, NULL);
     json_decref(vals);
     ts_db_exec(svc->db, "DELETE FROM allocations WHERE consumer = ?", TS_DB_ARGS(TS_DB_S(uuid)), NULL, NULL);
+    ts_compute_sched_changed();
     if (!rc) ts_compute_notify(svc->env->bus, svc->publisher, "compute.instance.create.error", inst);
     json_decref(inst);
     return 0;
@@ -35,6 +36,7 @@ static int build_failed(struct ts_compute_svc *svc, json_t *args)
     json_t *inst = NULL;
     if (!uuid || ts_compute_inst_load(svc->db, uuid, &inst, NULL) < 0) return 0;
     ts_db_exec(svc->db, "DELETE FROM allocations WHERE consumer = ?", TS_DB_ARGS(TS_DB_S(uuid)), NULL, NULL);
+    ts_compute_sched_changed();
     if (JI(inst, "deleted")) goto out;
     json_t *spec = json_object_get(inst, "request_spec");
     if (!json_is_object(spec)) {
@@ -79,6 +81,7 @@ static int report_state(struct ts_compute_svc *svc, json_t *args, json_t **reply
     if (!host) return ts_err_set(err, TS_EINVAL, "report_state without host");
     const char *zone = JS(args, "availability_zone");
     ts_compute_service_heartbeat(svc->db, host, "nova-compute", "compute", zone ? zone : "nova");
+    ts_compute_sched_seen(host, zone ? zone : "nova", ts_now());
     if (json_is_object(hi)) {
         char uuid[TS_UUID_LEN + 1];
         ts_uuid(uuid);
@@ -97,6 +100,7 @@ static int report_state(struct ts_compute_svc *svc, json_t *args, json_t **reply
                                        TS_DB_D(now)),
                             NULL, err);
         if (rc) return rc;
+        ts_compute_sched_node(host, JI(hi, "vcpus"), JI(hi, "memory_mb"), JI(hi, "local_gb"));
     }
     *reply = json_object();
     return 0;
@@ -131,6 +135,7 @@ static int set_flavor(struct ts_compute_svc *svc, const char *uuid, json_t *flav
                TS_DB_ARGS(TS_DB_I(JI(flavor, "vcpus")), TS_DB_I(JI(flavor, "memory_mb")),
                           TS_DB_I(JI(flavor, "root_gb") + JI(flavor, "ephemeral_gb")), TS_DB_S(uuid)),
                NULL, NULL);
+    ts_compute_sched_changed();
     return 0;
 }
 
@@ -177,6 +182,7 @@ static int handler(void *ctx, const char *method, json_t *args, json_t **reply, 
     if (!strcmp(method, "build_aborted")) {
         ts_db_exec(svc->db, "DELETE FROM allocations WHERE consumer = ? AND consumer IN (SELECT uuid FROM instances "
                    "WHERE deleted = 1)", TS_DB_ARGS(TS_DB_S(uuid)), NULL, NULL);
+        ts_compute_sched_changed();
         return 0;
     }
     if (!strcmp(method, "resize_finished") || !strcmp(method, "resize_reverted")) {
