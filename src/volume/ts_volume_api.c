@@ -492,12 +492,23 @@ static int list_common(struct ts_http_req *req, struct ts_http_resp *resp, bool 
     qb_arg(&q, TS_DB_I(offset));
     rc = ts_db_exec(svc->db, ts_buf_cstr(&q.sql), q.args, q.n, &res, err);
     if (rc) goto out;
-    json_t *arr = json_array();
     struct ts_volume_preload pre = {0};
     if (detail) ts_volume_preload_load(svc, res, &pre);
+    /* the body is written straight out: {"volumes":[...], then volumes_links and count */
+    struct ts_buf body;
+    ts_buf_init(&body, (size_t)1 << 40);
+    ts_buf_appends(&body, "{\"volumes\":[");
+    int written = 0;
     for (int i = 0; i < res->nrows; i++) {
-        json_t *view = detail ? ts_volume_view_pre(svc, req, res, i, mv, &pre) : NULL;
-        if (!detail) {
+        if (written) ts_buf_append(&body, ",", 1);
+        if (detail && ts_volume_render_pre(&body, req, res, i, mv, &pre)) {
+            written++;
+            continue;
+        }
+        json_t *view;
+        if (detail) {
+            view = ts_volume_view_pre(svc, req, res, i, mv, &pre);
+        } else {
             const char *host = ts_http_header(req, "Host");
             char *self = ts_asprintf("http://%s/v3/%s/volumes/%s", host ? host : "localhost",
                                      ts_db_res_get(res, i, 1), ts_db_res_get(res, i, 0));
@@ -505,13 +516,18 @@ static int list_common(struct ts_http_req *req, struct ts_http_resp *resp, bool 
                              "name", ts_db_res_get(res, i, 3), "links", "rel", "self", "href", self, "rel",
                              "bookmark", "href", self);
             free(self);
-            json_array_append_new(arr, view);
-            continue;
         }
-        json_array_append_new(arr, view);
+        if (view) {
+            ts_volume_dump_json(&body, view);
+            written++;
+        } else if (written) {
+            body.len--; /* no view (as json_array_append_new(NULL) skipped it): drop the comma */
+        }
+        json_decref(view);
     }
+    ts_buf_append(&body, "]", 1);
     ts_volume_preload_free(&pre);
-    json_t *out = json_pack("{s:o}", "volumes", arr);
+    json_t *out = json_object();
     if (res->nrows > 0 && res->nrows == limit) {
         const char *host = ts_http_header(req, "Host");
         char *href = ts_asprintf("http://%s/v3/%s/volumes%s?limit=%lld&marker=%s", host ? host : "localhost",
@@ -521,7 +537,19 @@ static int list_common(struct ts_http_req *req, struct ts_http_resp *resp, bool 
         free(href);
     }
     if (count >= 0) json_object_set_new(out, "count", json_integer(count));
-    ts_http_resp_json(resp, 200, out);
+    if (json_object_size(out) > 0) {
+        struct ts_buf tail;
+        ts_buf_init(&tail, (size_t)1 << 40);
+        ts_volume_dump_json(&tail, out);
+        ts_buf_append(&body, ",", 1);
+        ts_buf_append(&body, ts_buf_cstr(&tail) + 1, tail.len - 1);
+        ts_buf_free(&tail);
+    } else {
+        ts_buf_append(&body, "}", 1);
+    }
+    json_decref(out);
+    ts_http_resp_body(resp, 200, "application/json", ts_buf_cstr(&body), body.len);
+    ts_buf_free(&body);
 out:
     ts_buf_free(&q.sql);
     ts_db_res_free(res);

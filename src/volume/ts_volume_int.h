@@ -90,6 +90,13 @@ json_t *ts_volume_view_pre(struct ts_volume_svc *svc, struct ts_http_req *req, c
 void ts_volume_preload_load(struct ts_volume_svc *svc, const struct ts_db_res *res,
                             struct ts_volume_preload *pre);
 void ts_volume_preload_free(struct ts_volume_preload *pre);
+/* Compact JSON of v into b, byte for byte what json_dumps(v, JSON_COMPACT) writes. */
+void ts_volume_dump_json(struct ts_buf *b, json_t *v);
+/* Appends the compact JSON of ts_volume_view_pre(...) for row r straight to b, without building
+ * the jansson tree; false (nothing written) when the row needs the general path (non-ASCII text,
+ * image metadata, a missing preload). */
+bool ts_volume_render_pre(struct ts_buf *b, struct ts_http_req *req, const struct ts_db_res *res, int r, int mv,
+                          const struct ts_volume_preload *pre);
 /* Drops what Cinder shows only on show/detail (tenant, host, migration attributes, image
  * metadata): the create and update responses. Returns v. */
 json_t *ts_volume_view_brief(json_t *v);
