@@ -300,6 +300,21 @@ int ts_network_save(struct ts_db_conn *tx, const struct ts_network_kind *k, json
     return rc;
 }
 
+int ts_network_touch(struct ts_db_conn *tx, json_t *view, struct ts_err *err)
+{
+    char t[32];
+    ts_network_now_iso(t);
+    json_object_set_new(view, "updated_at", json_string(t));
+    json_object_set_new(view, "revision_number",
+                        json_integer(json_integer_value(json_object_get(view, "revision_number")) + 1));
+    char *body = ts_json_dump(view);
+    /* only the body: no indexed column changes, so no index page is rewritten */
+    int rc = ts_db_tx_exec(tx, "UPDATE objects SET body = ? WHERE id = ?",
+                           TS_DB_ARGS(TS_DB_S(body), TS_DB_S(ts_network_vs(view, "id"))), NULL, err);
+    free(body);
+    return rc;
+}
+
 /* Fills the version-2 columns of objects written before them, once, right after migrating. */
 static int backfill_v2(struct ts_db *db, struct ts_err *err)
 {

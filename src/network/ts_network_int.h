@@ -63,6 +63,9 @@ const char *ts_network_req_project(struct ts_http_req *req, const json_t *body);
  * revision_number and updated_at. Unique MAC violations give -TS_ECONFLICT. */
 int ts_network_save(struct ts_db_conn *tx, const struct ts_network_kind *k, json_t *view, bool insert,
                     struct ts_err *err);
+/* Bumps revision_number and updated_at of a stored view whose indexed attributes did not
+ * change (a security group when its rules change) and writes only its body. */
+int ts_network_touch(struct ts_db_conn *tx, json_t *view, struct ts_err *err);
 int ts_network_delete_obj(struct ts_db_conn *tx, const char *id, struct ts_err *err);
 /* Loads a view by id inside a transaction (no visibility check); 404 if absent. */
 int ts_network_load(struct ts_db_conn *tx, const struct ts_network_kind *k, const char *id, json_t **out,

@@ -409,7 +409,7 @@ int ts_network_h_sgr_create(struct ts_http_req *req, struct ts_http_resp *resp, 
         goto out;
     }
     /* the group's revision moves with its rules */
-    if ((rc = ts_network_save(tx, &ts_network_k_sg, sg, false, err))) goto out;
+    if ((rc = ts_network_touch(tx, sg, err))) goto out;
     rc = ts_db_commit(tx, err);
     tx = NULL;
     if (rc) goto out;
@@ -441,7 +441,7 @@ int ts_network_h_sgr_delete(struct ts_http_req *req, struct ts_http_resp *resp, 
     if ((rc = ts_network_load_visible(svc, tx, req, &ts_network_k_sgr, id, &r, err))) goto out;
     if ((rc = ts_network_delete_obj(tx, id, err))) goto out;
     if (ts_network_load(tx, &ts_network_k_sg, ts_network_vs(r, "security_group_id"), &sg, NULL) == 0 &&
-        (rc = ts_network_save(tx, &ts_network_k_sg, sg, false, err)))
+        (rc = ts_network_touch(tx, sg, err)))
         goto out;
     rc = ts_db_commit(tx, err);
     tx = NULL;
