@@ -86,6 +86,9 @@ int ts_network_render_text(struct ts_buf *b, const char *text, bool admin, const
 {
     size_t start = b->len;
     const char *p = text, *end = text + strlen(text);
+    /* kept members are copied in runs: from the first kept key to the last kept value of a
+     * stretch with nothing dropped in between, commas included */
+    const char *run = NULL, *run_end = NULL;
     bool first = true;
     p = skip_ws(p, end);
     if (p >= end || *p != '{') goto bad;
@@ -101,17 +104,18 @@ int ts_network_render_text(struct ts_buf *b, const char *text, bool admin, const
         size_t kl = (size_t)(ke - 1 - k);
         p = skip_ws(ke, end);
         if (p >= end || *p != ':') goto bad;
-        const char *vs = skip_ws(p + 1, end);
-        const char *ve = skip_value(vs, end);
+        const char *ve = skip_value(skip_ws(p + 1, end), end);
         if (!ve) goto bad;
         bool keep = kl > 0 && k[0] != '_' && (admin || !key_admin_only(k, kl)) && key_wanted(k, kl, fields, nfields) &&
                     !(extra_key && key_eq(k, kl, extra_key));
         if (keep) {
+            if (!run) run = ks;
+            run_end = ve;
+        } else if (run) {
             if (!first) ts_buf_append(b, ",", 1);
-            ts_buf_append(b, ks, (size_t)(ke - ks));
-            ts_buf_append(b, ":", 1);
-            ts_buf_append(b, vs, (size_t)(ve - vs));
+            ts_buf_append(b, run, (size_t)(run_end - run));
             first = false;
+            run = NULL;
         }
         p = skip_ws(ve, end);
         if (p < end && *p == ',') {
@@ -120,6 +124,11 @@ int ts_network_render_text(struct ts_buf *b, const char *text, bool admin, const
         }
         if (p < end && *p == '}') break;
         goto bad;
+    }
+    if (run) {
+        if (!first) ts_buf_append(b, ",", 1);
+        ts_buf_append(b, run, (size_t)(run_end - run));
+        first = false;
     }
 done:
     if (extra_key && extra && key_wanted(extra_key, strlen(extra_key), fields, nfields)) {
@@ -399,6 +408,39 @@ static int rules_lower(const struct rule_row *r, int n, const char *sg)
     return lo;
 }
 
+/* ---- the response body: our buffer handed to the server, no copy into the pool ---- */
+
+struct body_stream {
+    char *data;
+    size_t len;
+};
+
+static ssize_t body_read(void *ctx, uint64_t pos, char *buf, size_t max)
+{
+    struct body_stream *bs = ctx;
+    if (pos >= bs->len) return 0;
+    size_t n = bs->len - (size_t)pos < max ? bs->len - (size_t)pos : max;
+    memcpy(buf, bs->data + pos, n);
+    return (ssize_t)n;
+}
+
+static void body_free(void *ctx)
+{
+    struct body_stream *bs = ctx;
+    free(bs->data);
+    free(bs);
+}
+
+/* one allocation for the whole response instead of doubling through it */
+static void buf_reserve_once(struct ts_buf *b, size_t n)
+{
+    if (b->cap >= n || n > b->max) return;
+    char *p = realloc(b->data, n);
+    if (!p) return;
+    b->data = p;
+    b->cap = n;
+}
+
 /* ---- the list ------------------------------------------------------------------------------- */
 
 struct sql {
@@ -605,7 +647,13 @@ int ts_network_list(struct ts_network_svc *svc, struct ts_http_req *req, struct 
         else end = start + (int)limit;
     }
 
-    /* the body, copied from the stored text (or dumped from the slow path's views) */
+    /* the body, copied from the stored text (or dumped from the slow path's views), into a
+     * buffer sized once */
+    size_t total = 256;
+    for (int i = start; i < end; i++) total += rows[i].text ? strlen(rows[i].text) + 1 : 1024;
+    if (want_rules)
+        for (int i = 0; i < nrules; i++) total += strlen(rules[i].body) + 1;
+    buf_reserve_once(&out, total);
     ts_buf_printf(&out, "{\"%s\":[", list_key(k));
     for (int i = start; i < end; i++) {
         if (i > start) ts_buf_append(&out, ",", 1);
@@ -661,7 +709,10 @@ int ts_network_list(struct ts_network_svc *svc, struct ts_http_req *req, struct 
         rc = ts_err_set(err, TS_ETOOBIG, "list response too large");
         goto out;
     }
-    ts_http_resp_body(resp, 200, "application/json", out.data, out.len);
+    struct body_stream *bs = ts_calloc(1, sizeof(*bs));
+    bs->len = out.len;
+    bs->data = ts_buf_steal(&out, NULL);
+    ts_http_resp_stream(resp, 200, "application/json", (int64_t)bs->len, body_read, body_free, bs);
     rc = 0;
 out:
     for (int i = 0; i < nrows; i++) json_decref(rows[i].view);
