@@ -252,4 +252,5 @@ def make_cloud():
     yield factory
     for c in made:
         c.stop()
-        shutil.rmtree(c.data_dir, ignore_errors=True)
+        if os.environ.get("TS_KEEP_DATA") is None:
+            shutil.rmtree(c.data_dir, ignore_errors=True)
