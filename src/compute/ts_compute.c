@@ -713,28 +713,12 @@ static int compute_start(struct ts_service_env *env, void **state, struct ts_err
     }
     if (pthread_create(&svc->hb_thread, NULL, heartbeat_main, svc) == 0) svc->hb_started = true;
 
-    char *www = ts_asprintf("Keystone uri=\"%s\"", env->identity_url ? env->identity_url : "");
-    struct ts_http_server_opts opts = {
-        .name = "compute",
-        .bind = env->bind ? env->bind : "127.0.0.1",
-        .port = (int)ts_conf_get_int(env->conf, "compute", "port", ts_compute_service.default_port),
-        .threads = (int)ts_conf_get_int(env->conf, "compute", "threads", 16),
-        .max_body_bytes = 1 << 20,
-        .fault_style = TS_FAULT_NOVA,
-        .routes = routes,
-        .svc = svc,
-        .validate = ts_http_authn_validate,
-        .validate_ctx = env->authn,
-        .www_authenticate = www,
-    };
-    rc = ts_http_server_start(&opts, &svc->http, err);
-    free(www);
+    rc = ts_service_http_start(env, &ts_compute_service, routes, TS_FAULT_NOVA, 16, svc, &svc->http, err);
     if (rc) goto out;
     if (ts_conf_get_bool(env->conf, "compute", "run_agent", true)) {
         rc = ts_compute_agent_start(env, NULL, &svc->agent, err);
         if (rc) goto out;
     }
-    ts_info("compute", "compute service listening on port %d", ts_http_server_port(svc->http));
     *state = svc;
 out:
     if (rc) compute_stop(svc);

@@ -1079,24 +1079,8 @@ static int network_start(struct ts_service_env *env, void **state, struct ts_err
     }
     rc = ts_db_open(ts_conf_get(env->conf, "network", "connection", NULL), &svc->db, err);
     if (rc) goto out;
-    char *www = ts_asprintf("Keystone uri=\"%s\"", env->identity_url ? env->identity_url : "");
-    struct ts_http_server_opts opts = {
-        .name = "network",
-        .bind = env->bind ? env->bind : "127.0.0.1",
-        .port = (int)ts_conf_get_int(env->conf, "network", "port", ts_network_service.default_port),
-        .threads = (int)ts_conf_get_int(env->conf, "network", "threads", 8),
-        .max_body_bytes = 1 << 20,
-        .fault_style = TS_FAULT_NEUTRON,
-        .routes = routes,
-        .svc = svc,
-        .validate = ts_http_authn_validate,
-        .validate_ctx = env->authn,
-        .www_authenticate = www,
-    };
-    rc = ts_http_server_start(&opts, &svc->http, err);
-    free(www);
+    rc = ts_service_http_start(env, &ts_network_service, routes, TS_FAULT_NEUTRON, 8, svc, &svc->http, err);
     if (rc) goto out;
-    ts_info("network", "network service listening on port %d", ts_http_server_port(svc->http));
     *state = svc;
 out:
     if (rc) network_stop(svc);
