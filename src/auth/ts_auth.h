@@ -48,6 +48,10 @@ struct ts_token_payload {
 char *ts_token_issue(const struct ts_fernet_keys *k, const struct ts_token_payload *p);
 /* Decrypts, decodes and checks expiry (-TS_EUNAUTH when bad or expired). */
 int ts_token_parse(const struct ts_fernet_keys *k, const char *token, struct ts_token_payload *out, struct ts_err *err);
+/* The same with the Fernet issue time (*issued, may be NULL) from the one decryption, and
+ * expired tokens accepted when allow_expired (Keystone's ?allow_expired). */
+int ts_token_decode(const struct ts_fernet_keys *k, const char *token, struct ts_token_payload *out,
+                    uint64_t *issued, bool allow_expired, struct ts_err *err);
 /* A fresh 22-char urlsafe audit id. */
 void ts_token_audit_id(char out[32]);
 

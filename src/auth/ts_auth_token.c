@@ -285,17 +285,17 @@ char *ts_token_issue(const struct ts_fernet_keys *k, const struct ts_token_paylo
     return ts_fernet_encrypt(k, buf, (size_t)n, now > 0 ? (uint64_t)now : 0);
 }
 
-int ts_token_parse(const struct ts_fernet_keys *k, const char *token, struct ts_token_payload *out,
-                   struct ts_err *err)
+int ts_token_decode(const struct ts_fernet_keys *k, const char *token, struct ts_token_payload *out,
+                    uint64_t *issued, bool allow_expired, struct ts_err *err)
 {
     struct ts_token_payload tmp;
     struct ts_token_payload *p = out ? out : &tmp;
     memset(p, 0, sizeof *p);
     unsigned char *plain = NULL;
     size_t plain_len = 0;
-    int rc = ts_fernet_decrypt(k, token, &plain, &plain_len, NULL);
+    int rc = ts_fernet_decrypt(k, token, &plain, &plain_len, issued);
     if (rc == 0) rc = ts_token_payload_decode(plain, plain_len, p);
-    if (rc == 0 && p->expires_at < ts_now()) rc = -TS_EUNAUTH;
+    if (rc == 0 && !allow_expired && p->expires_at < ts_now()) rc = -TS_EUNAUTH;
     if (plain) {
         OPENSSL_cleanse(plain, plain_len);
         free(plain);
@@ -305,6 +305,12 @@ int ts_token_parse(const struct ts_fernet_keys *k, const char *token, struct ts_
         return ts_err_set(err, TS_EUNAUTH, "%s", unauth_msg);
     }
     return 0;
+}
+
+int ts_token_parse(const struct ts_fernet_keys *k, const char *token, struct ts_token_payload *out,
+                   struct ts_err *err)
+{
+    return ts_token_decode(k, token, out, NULL, false, err);
 }
 
 void ts_token_audit_id(char out[32])

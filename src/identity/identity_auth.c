@@ -498,17 +498,7 @@ static int token_check(struct ident *id, const char *token, struct ts_token_payl
 {
     if (!token || !*token || strlen(token) > 1024) return ts_err_set(err, TS_EUNAUTH, MSG_UNAUTH);
     struct ts_fernet_keys *k = keys_get(id);
-    unsigned char *raw = NULL;
-    size_t rawlen = 0;
-    int rc = k ? ts_fernet_decrypt(k, token, &raw, &rawlen, issued) : -TS_EUNAUTH;
-    free(raw);
-    if (rc == 0) {
-        rc = ts_token_parse(k, token, p, err);
-        if (rc < 0 && allow_expired) {
-            /* ts_token_parse rejects expired tokens; allow_expired accepts them */
-            rc = ts_token_parse(k, token, p, NULL);
-        }
-    }
+    int rc = k ? ts_token_decode(k, token, p, issued, allow_expired, NULL) : -TS_EUNAUTH;
     keys_put(id);
     if (rc < 0) return ts_err_set(err, TS_EUNAUTH, MSG_UNAUTH);
     if (is_revoked(id, p, *issued)) return ts_err_set(err, TS_EUNAUTH, "The token has been revoked.");

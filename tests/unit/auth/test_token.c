@@ -244,6 +244,13 @@ static void test_expired_and_wrong_key(void **state)
     assert_int_equal(err.code, TS_EUNAUTH);
     assert_string_equal(err.msg, unauth);
     assert_string_equal(back.user_id, "");
+    /* allow_expired (Keystone's ?allow_expired) still decodes it, and gives the issue time */
+    uint64_t issued = 0;
+    assert_int_equal(ts_token_decode(k, tok, &back, &issued, false, NULL), -TS_EUNAUTH);
+    assert_int_equal(ts_token_decode(k, tok, &back, &issued, true, NULL), 0);
+    assert_string_equal(back.user_id, p.user_id);
+    assert_true(issued > 0 && (double)issued <= ts_now() + 1);
+    assert_int_equal(ts_token_decode(other, tok, &back, &issued, true, NULL), -TS_EUNAUTH);
     free(tok);
 
     p.expires_at = ts_now() + 60;
