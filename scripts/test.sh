@@ -20,8 +20,10 @@ for s in "${steps[@]}"; do
     export PG_DIR=/var/tmp/ts-test-pg PG_PORT=26432
     export RMQ_DIR=/var/tmp/ts-test-rmq RMQ_PORT=26672 RMQ_DIST_PORT=26673 RMQ_EPMD_PORT=26369
     export CEPH_DIR=/var/tmp/ts-test-ceph CEPH_MON_PORT=26790
-    trap 'bash scripts/pg-local.sh stop >/dev/null 2>&1; bash scripts/rabbitmq-local.sh stop >/dev/null 2>&1;
-          bash scripts/ceph-local.sh stop >/dev/null 2>&1' EXIT
+    # (under set -e a failing command in an EXIT trap becomes the script's status: every
+    # stop here must succeed even when the server is already stopped)
+    trap 'bash scripts/pg-local.sh stop >/dev/null 2>&1 || true; bash scripts/rabbitmq-local.sh stop >/dev/null 2>&1 || true;
+          bash scripts/ceph-local.sh stop >/dev/null 2>&1 || true' EXIT
     ceph_out=$(mktemp)
     bash scripts/ceph-local.sh start >"$ceph_out" 2>"$ceph_out.err" &
     ceph_pid=$!
@@ -38,6 +40,7 @@ for s in "${steps[@]}"; do
     bash scripts/rabbitmq-local.sh stop >/dev/null 2>&1 || true
     bash scripts/ceph-local.sh stop >/dev/null 2>&1 || true
     unset TS_TEST_PG_URL TS_TEST_AMQP_URL TS_TEST_CEPH_CONF
+    trap - EXIT
     ;;
   fuzz)
     echo "== fuzz corpus replay"
