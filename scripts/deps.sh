@@ -15,6 +15,8 @@ PKGS=(
   rabbitmq-server amqp-tools postgresql sqlite3 dropbear-bin
   # the object service's Ceph RADOS backend and the one-node Ceph of scripts/ceph-local.sh
   ceph-mon ceph-osd ceph-common librados-dev
+  # the volume service's LVM backend (thin pools on a loop device the tests make)
+  lvm2 thin-provisioning-tools
   # tests: the real OpenStack clients and Tempest
   python3-openstackclient python3-openstacksdk python3-swiftclient python3-pytest
   python3-requests python3-yaml tempest curl
