@@ -60,6 +60,10 @@ static const struct ts_db_migration migrations[] = {
         "CREATE TABLE qos_spec_keys (qos_id TEXT NOT NULL, key TEXT NOT NULL, value TEXT, PRIMARY KEY "
         "(qos_id, key));"
         "ALTER TABLE volume_types ADD COLUMN qos_specs_id TEXT"},
+    /* backups in the object store: driver, object name prefix, data object count */
+    {5, "ALTER TABLE backups ADD COLUMN driver TEXT;"
+        "ALTER TABLE backups ADD COLUMN service_metadata TEXT;"
+        "ALTER TABLE backups ADD COLUMN object_count BIGINT NOT NULL DEFAULT 0"},
 };
 
 /* ---- shared helpers --------------------------------------------------------------------- */
