@@ -158,6 +158,32 @@ json_t *ts_volume_mgr_pools(struct ts_volume_svc *svc, bool detail);
 void ts_volume_backup_create_work(struct ts_volume_svc *svc, struct ts_volume_backend *be, json_t *args);
 void ts_volume_backup_restore_work(struct ts_volume_svc *svc, struct ts_volume_backend *be, json_t *args);
 void ts_volume_backup_recover(struct ts_volume_svc *svc);
+/* Deletes a backup's data (object store) then its row, on a manager thread. */
+void ts_volume_backup_delete_work(struct ts_volume_svc *svc, struct ts_volume_backend *be, json_t *args);
+
+/* The object-storage backup driver (ts_volume_backup_swift.c), manager threads only.
+ * A job names one backup's objects: account AUTH_<project> reached with the user's token,
+ * container, object name prefix, and what the metadata object records. */
+struct ts_volume_bswift_job {
+    const char *token, *project, *container, *prefix;
+    const char *backup_id, *volume_id, *name, *description, *created_at, *volume_meta;
+};
+/* [volume] backup_swift_object_size (chunk bytes) and backup_swift_block_size (sha256 block). */
+int64_t ts_volume_bswift_object_size(struct ts_volume_svc *svc);
+int64_t ts_volume_bswift_block_size(struct ts_volume_svc *svc);
+/* Checks the driver's [volume] options (sizes, compression, URL): -TS_EINVAL with a message. */
+int ts_volume_bswift_check_conf(struct ts_volume_svc *svc, struct ts_err *err);
+/* Stores len bytes of src (read with pread) as the backup's objects; *object_count = data
+ * objects written. On failure removes what it wrote (best effort). */
+int ts_volume_bswift_backup(struct ts_volume_svc *svc, const struct ts_volume_bswift_job *job, int src,
+                            int64_t len, int64_t *object_count, struct ts_err *err);
+/* Writes the backup into dst (dst_len bytes long), each object checked against the metadata's
+ * length and md5. sparse_ok: dst reads as zeros where not written (a fresh sparse file), so
+ * zero ranges are skipped; otherwise they are zeroed. */
+int ts_volume_bswift_restore(struct ts_volume_svc *svc, const struct ts_volume_bswift_job *job, int dst,
+                             int64_t dst_len, bool sparse_ok, struct ts_err *err);
+/* Deletes every object under the job's prefix (404s count as done). */
+int ts_volume_bswift_delete(struct ts_volume_svc *svc, const struct ts_volume_bswift_job *job, struct ts_err *err);
 
 /* Route handlers. */
 #define TS_VOLUME_HANDLER(name)                                                                              \
