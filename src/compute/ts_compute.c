@@ -76,6 +76,9 @@ static const struct ts_db_migration migrations[] = {
      " memory_mb BIGINT NOT NULL, disk_gb BIGINT NOT NULL, created_at DOUBLE PRECISION);"
      "CREATE INDEX allocations_host_idx ON allocations (host)"},
     {2, "ALTER TABLE instances ADD COLUMN nw_info TEXT;"},
+    /* the resize in progress: {"id", "source", "dest", "status"}; its old allocation is held by
+     * the consumer "<uuid>-migration" until confirm or revert */
+    {3, "ALTER TABLE instances ADD COLUMN migration TEXT;"},
 };
 
 /* ---- microversions ----------------------------------------------------------------- */
@@ -310,7 +313,7 @@ static const struct ts_http_route routes[] = {
 /* ---- instances as JSON ------------------------------------------------------------ */
 
 static const char *const json_cols[] = {"flavor", "old_flavor", "bdm", "networks", "security_groups",
-                                        "request_spec", "fault", "nw_info", NULL};
+                                        "request_spec", "fault", "nw_info", "migration", NULL};
 static const char *const int_cols[] = {"id", "vcpus", "memory_mb", "root_gb", "power_state", "launch_index",
                                        "locked", "deleted", NULL};
 static const char *const dbl_cols[] = {"created_at", "updated_at", "launched_at", "terminated_at", "deleted_at",
@@ -366,7 +369,7 @@ static bool valid_col(const char *k)
         "memory_mb", "root_gb", "vm_state", "task_state", "power_state", "host", "node", "availability_zone",
         "key_name", "key_data", "user_data", "access_ip_v4", "access_ip_v6", "locked", "locked_reason", "bdm",
         "networks", "security_groups", "request_spec", "fault", "launched_at", "terminated_at", "old_vm_state",
-        "nw_info", NULL};
+        "nw_info", "migration", NULL};
     return in_list(ok, k);
 }
 
@@ -434,7 +437,11 @@ int ts_compute_inst_destroy(struct ts_db *db, const char *uuid, struct ts_err *e
                        "UPDATE instances SET deleted = 1, deleted_at = ?, terminated_at = ?, updated_at = ?, "
                        "vm_state = 'deleted', task_state = NULL, power_state = 0 WHERE uuid = ?",
                        TS_DB_ARGS(TS_DB_D(now), TS_DB_D(now), TS_DB_D(now), TS_DB_S(uuid)), NULL, err);
-    if (!rc) rc = ts_db_tx_exec(tx, "DELETE FROM allocations WHERE consumer = ?", TS_DB_ARGS(TS_DB_S(uuid)), NULL, err);
+    char mig[64];
+    snprintf(mig, sizeof(mig), "%s-migration", uuid);
+    if (!rc)
+        rc = ts_db_tx_exec(tx, "DELETE FROM allocations WHERE consumer IN (?, ?)", TS_DB_ARGS(TS_DB_S(uuid), TS_DB_S(mig)),
+                           NULL, err);
     if (!rc) ts_compute_sched_changed();
     if (!rc)
         rc = ts_db_tx_exec(tx, "DELETE FROM instance_tags WHERE instance_uuid = ?", TS_DB_ARGS(TS_DB_S(uuid)), NULL,

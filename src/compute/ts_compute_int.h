@@ -55,7 +55,7 @@ struct ts_db_val ts_compute_json_val(json_t *v, char **tmp);
     "old_flavor, vcpus, memory_mb, root_gb, vm_state, task_state, power_state, host, node, availability_zone, " \
     "key_name, key_data, user_data, config_drive, access_ip_v4, access_ip_v6, reservation_id, launch_index, "    \
     "locked, locked_reason, bdm, networks, security_groups, server_group, request_spec, fault, created_at, "     \
-    "updated_at, launched_at, terminated_at, deleted, deleted_at, old_vm_state, nw_info"
+    "updated_at, launched_at, terminated_at, deleted, deleted_at, old_vm_state, nw_info, migration"
 /* Row r of res (TS_COMPUTE_INST_COLS) as a JSON object keyed by column (json columns parsed). */
 json_t *ts_compute_inst_row(const struct ts_db_res *res, int r);
 /* Loads an instance (deleted ones too) by uuid; -TS_ENOTFOUND if absent. Caller decrefs. */

@@ -4,7 +4,8 @@
  * with the user's token into a per-host cache <data_dir>/compute/<host>/_base/<image id>
  * by atomic rename, instance dir, virt driver spawn, state back through the conductor;
  * failures go to the conductor which reschedules), terminate, power actions, rebuild,
- * resize, snapshot (uploaded to the image service with the user's token), console
+ * resize (source powers off and keeps the old disk, destination grows and redefines; revert
+ * and confirm), snapshot (uploaded to the image service with the user's token), console
  * output. A reporter thread heartbeats to the conductor every [compute] report_interval
  * seconds with the host's resources and syncs power states from the driver.
  */
@@ -683,21 +684,6 @@ static int simple_op(struct ts_compute_agent *ag, const char *method, json_t *ar
             rc = ag->ops->spawn(ag->drv, &vi, &err);
         }
         vm = "active";
-    } else if (!strcmp(method, "resize_instance") || !strcmp(method, "revert_resize")) {
-        bool fwd = !strcmp(method, "resize_instance");
-        ev_start = fwd ? "compute.instance.resize.start" : "compute.instance.resize.revert.start";
-        ev_end = fwd ? "compute.instance.finish_resize.end" : "compute.instance.resize.revert.end";
-        ts_compute_notify(ag->bus, ag->publisher, ev_start, inst);
-        json_t *a = json_pack("{s:s}", "instance_uuid", uuid);
-        if (fwd) json_object_set(a, "new_flavor", json_object_get(args, "new_flavor"));
-        rc = conductor(ag, fwd ? "resize_finished" : "resize_reverted", a, &done, &err);
-        update(ag, uuid, NULL, NULL, ctx, event, rc == 0, err.msg, NULL);
-        if (rc) {
-            update(ag, uuid, json_pack("{s:n}", "task_state"), NULL, NULL, NULL, true, NULL, NULL);
-        } else {
-            ts_compute_notify(ag->bus, ag->publisher, ev_end, done);
-        }
-        goto out;
     } else {
         goto out;
     }
@@ -715,6 +701,214 @@ static int simple_op(struct ts_compute_agent *ag, const char *method, json_t *ar
 out:
     json_decref(inst);
     json_decref(done);
+    return 0;
+}
+
+/* ---- resize (Nova's resize_instance / finish_resize / revert_resize / confirm_resize) ---- */
+
+static void vinst_flavor(struct ts_virt_instance *vi, const json_t *fl)
+{
+    if (!json_is_object(fl)) return;
+    vi->vcpus = (int)JI(fl, "vcpus");
+    vi->memory_mb = (int)JI(fl, "memory_mb");
+    vi->root_gb = (int)JI(fl, "root_gb");
+}
+
+static bool ops_resize(const struct ts_compute_agent *ag)
+{
+    return ag->ops->migrate_disk_and_power_off && ag->ops->finish_migration && ag->ops->finish_revert_migration &&
+           ag->ops->confirm_migration;
+}
+
+static int power_state_of(struct ts_compute_agent *ag, const struct ts_virt_instance *vi)
+{
+    enum ts_power_state ps = TS_POWER_NOSTATE;
+    if (ag->ops->power_state(ag->drv, vi, &ps, NULL) < 0) ps = TS_POWER_NOSTATE;
+    return (int)ps;
+}
+
+/* On the destination (possibly this same host): the driver grows the disk, redefines the
+ * guest with the new flavor and starts it unless it was stopped; VERIFY_RESIZE. A failure
+ * here leaves the instance in ERROR, as in Nova. */
+static int finish_resize(struct ts_compute_agent *ag, json_t *args)
+{
+    const char *uuid = JS(args, "instance_uuid");
+    json_t *ctx = json_object_get(args, "context"), *fl = json_object_get(args, "new_flavor");
+    json_t *inst = NULL, *done = NULL;
+    struct ts_err err = {0};
+    if (conductor(ag, "instance_get", json_pack("{s:s}", "instance_uuid", uuid), &inst, &err) < 0) return 0;
+    if (JI(inst, "deleted")) goto out;
+    update(ag, uuid, json_pack("{s:s}", "task_state", "resize_finish"), NULL, NULL, NULL, true, NULL, NULL);
+    struct ts_virt_instance vi;
+    vinst_fill(ag, inst, &vi);
+    vinst_flavor(&vi, fl);
+    bool power_on = !ts_streq(JS(inst, "old_vm_state"), "stopped");
+    int rc = ag->ops->finish_migration(ag->drv, &vi, power_on, &err);
+    update(ag, uuid, NULL, NULL, ctx, "compute_finish_resize", rc == 0, err.msg, NULL);
+    if (rc) {
+        ts_warn("agent", "finish_resize %s failed: %s", uuid, err.msg);
+        update(ag, uuid, json_pack("{s:s, s:n, s:{s:i, s:s, s:f}}", "vm_state", "error", "task_state", "fault", "code",
+                                   500, "message", err.msg, "created", ts_now()),
+               NULL, NULL, NULL, true, NULL, NULL);
+        goto out;
+    }
+    json_t *a = json_pack("{s:s, s:O, s:s, s:i}", "instance_uuid", uuid, "new_flavor", fl, "host", ag->host,
+                          "power_state", power_state_of(ag, &vi));
+    if (conductor(ag, "resize_finished", a, &done, &err) < 0) ts_warn("agent", "resize_finished %s: %s", uuid, err.msg);
+    else ts_compute_notify(ag->bus, ag->publisher, "compute.instance.finish_resize.end", done);
+out:
+    json_decref(inst);
+    json_decref(done);
+    return 0;
+}
+
+/* On the source: powers the guest off and keeps its old disk (the driver refuses to shrink
+ * it), then the destination finishes. */
+static int resize_instance(struct ts_compute_agent *ag, json_t *args)
+{
+    const char *uuid = JS(args, "instance_uuid"), *dest = JS(args, "dest");
+    json_t *ctx = json_object_get(args, "context"), *fl = json_object_get(args, "new_flavor");
+    json_t *inst = NULL;
+    struct ts_err err = {0};
+    if (conductor(ag, "instance_get", json_pack("{s:s}", "instance_uuid", uuid), &inst, &err) < 0) return 0;
+    if (JI(inst, "deleted")) goto out;
+    ts_compute_notify(ag->bus, ag->publisher, "compute.instance.resize.start", inst);
+    struct ts_virt_instance vi, nvi;
+    vinst_fill(ag, inst, &vi);
+    nvi = vi;
+    vinst_flavor(&nvi, fl);
+    int rc = 0;
+    if (!ops_resize(ag)) rc = ts_err_set(&err, TS_EINVAL, "the %s driver cannot resize", ag->ops->name);
+    if (!rc) rc = update(ag, uuid, json_pack("{s:s}", "task_state", "resize_migrating"), "resize_prep", NULL, NULL,
+                         true, NULL, NULL);
+    if (!rc)
+        rc = ag->ops->migrate_disk_and_power_off(ag->drv, &vi, &nvi,
+                                                 (int)ts_conf_get_int(ag->conf, "compute", "shutdown_timeout", 60),
+                                                 &err);
+    update(ag, uuid, NULL, NULL, ctx, "compute_resize_instance", rc == 0, err.msg, NULL);
+    if (rc) {
+        /* the guest is as it was (the driver undoes its steps): make sure it runs again */
+        if (!ts_streq(JS(inst, "vm_state"), "stopped") && power_state_of(ag, &vi) != TS_POWER_RUNNING)
+            ag->ops->power_on(ag->drv, &vi, NULL);
+        conductor(ag, "resize_failed",
+                  json_pack("{s:s, s:s, s:s, s:s, s:O, s:i}", "instance_uuid", uuid, "message",
+                            err.msg[0] ? err.msg : "resize failed", "event", "compute_resize_instance", "host",
+                            ag->host, "context", ctx ? ctx : json_null(), "power_state", power_state_of(ag, &vi)),
+                  NULL, NULL);
+        goto out;
+    }
+    update(ag, uuid, json_pack("{s:s, s:i}", "task_state", "resize_migrated", "power_state", TS_POWER_SHUTDOWN), NULL,
+           NULL, NULL, true, NULL, NULL);
+    if (!dest || !strcmp(dest, ag->host)) {
+        finish_resize(ag, args);
+    } else {
+        char *topic = ts_asprintf("compute.%s", dest);
+        json_t *a = json_pack("{s:s, s:O, s:O}", "instance_uuid", uuid, "new_flavor", fl, "context",
+                              ctx ? ctx : json_null());
+        if (ts_bus_cast(ag->bus, topic, "finish_resize", a, &err) < 0) {
+            ts_warn("agent", "resize %s: cannot reach %s: %s", uuid, dest, err.msg);
+            update(ag, uuid, json_pack("{s:s, s:n}", "vm_state", "error", "task_state"), NULL, NULL, NULL, true, NULL,
+                   NULL);
+        }
+        free(topic);
+    }
+out:
+    json_decref(inst);
+    return 0;
+}
+
+/* On the source: the old disk and definition come back, the guest runs again unless it was
+ * stopped; the conductor puts back the old flavor and allocation. */
+static int finish_revert_resize(struct ts_compute_agent *ag, json_t *args)
+{
+    const char *uuid = JS(args, "instance_uuid");
+    json_t *ctx = json_object_get(args, "context");
+    json_t *inst = NULL, *done = NULL;
+    struct ts_err err = {0};
+    if (conductor(ag, "instance_get", json_pack("{s:s}", "instance_uuid", uuid), &inst, &err) < 0) return 0;
+    if (JI(inst, "deleted")) goto out;
+    struct ts_virt_instance vi;
+    vinst_fill(ag, inst, &vi);
+    vinst_flavor(&vi, json_object_get(inst, "old_flavor"));
+    bool power_on = !ts_streq(JS(inst, "old_vm_state"), "stopped");
+    int rc = ag->ops->finish_revert_migration(ag->drv, &vi, power_on, &err);
+    update(ag, uuid, NULL, NULL, ctx, "compute_finish_revert_resize", rc == 0, err.msg, NULL);
+    if (rc) {
+        ts_warn("agent", "revert of %s failed: %s", uuid, err.msg);
+        update(ag, uuid, json_pack("{s:s, s:n, s:{s:i, s:s, s:f}}", "vm_state", "error", "task_state", "fault", "code",
+                                   500, "message", err.msg, "created", ts_now()),
+               NULL, NULL, NULL, true, NULL, NULL);
+        goto out;
+    }
+    json_t *a = json_pack("{s:s, s:i}", "instance_uuid", uuid, "power_state", power_state_of(ag, &vi));
+    if (conductor(ag, "resize_reverted", a, &done, &err) < 0) ts_warn("agent", "resize_reverted %s: %s", uuid, err.msg);
+    else ts_compute_notify(ag->bus, ag->publisher, "compute.instance.resize.revert.end", done);
+out:
+    json_decref(inst);
+    json_decref(done);
+    return 0;
+}
+
+/* On the destination: the new guest goes when it is on another host, then the source
+ * restores the old one. */
+static int revert_resize(struct ts_compute_agent *ag, json_t *args)
+{
+    const char *uuid = JS(args, "instance_uuid");
+    json_t *ctx = json_object_get(args, "context");
+    json_t *inst = NULL;
+    struct ts_err err = {0};
+    if (conductor(ag, "instance_get", json_pack("{s:s}", "instance_uuid", uuid), &inst, &err) < 0) return 0;
+    if (JI(inst, "deleted")) goto out;
+    ts_compute_notify(ag->bus, ag->publisher, "compute.instance.resize.revert.start", inst);
+    const char *source = JS(json_object_get(inst, "migration"), "source");
+    update(ag, uuid, NULL, NULL, ctx, "compute_revert_resize", true, NULL, NULL);
+    if (!source || !strcmp(source, ag->host)) {
+        finish_revert_resize(ag, args);
+        goto out;
+    }
+    struct ts_virt_instance vi;
+    vinst_fill(ag, inst, &vi);
+    if (ag->ops->destroy(ag->drv, &vi, &err) < 0) ts_warn("agent", "revert %s: destroy: %s", uuid, err.msg);
+    rm_tree(vi.instance_dir);
+    char *topic = ts_asprintf("compute.%s", source);
+    json_t *a = json_pack("{s:s, s:O}", "instance_uuid", uuid, "context", ctx ? ctx : json_null());
+    if (ts_bus_cast(ag->bus, topic, "finish_revert_resize", a, &err) < 0) {
+        ts_warn("agent", "revert %s: cannot reach %s: %s", uuid, source, err.msg);
+        update(ag, uuid, json_pack("{s:s, s:n}", "vm_state", "error", "task_state"), NULL, NULL, NULL, true, NULL, NULL);
+    }
+    free(topic);
+out:
+    json_decref(inst);
+    return 0;
+}
+
+/* On the source after the API confirmed: the old disk goes (and the old guest when the new
+ * one runs elsewhere). Skipped when a newer resize has already started: its own power-off
+ * step replaced the backup. */
+static int confirm_resize(struct ts_compute_agent *ag, json_t *args)
+{
+    const char *uuid = JS(args, "instance_uuid"), *dest = JS(args, "dest");
+    json_t *inst = NULL;
+    struct ts_err err = {0};
+    if (conductor(ag, "instance_get", json_pack("{s:s}", "instance_uuid", uuid), &inst, &err) < 0) return 0;
+    if (JI(inst, "deleted") || json_is_object(json_object_get(inst, "migration"))) goto out;
+    struct ts_virt_instance vi;
+    vinst_fill(ag, inst, &vi);
+    int rc = 0;
+    if (dest && strcmp(dest, ag->host)) {
+        rc = ag->ops->destroy(ag->drv, &vi, &err);
+        rm_tree(vi.instance_dir);
+    } else if (ag->ops->confirm_migration) {
+        rc = ag->ops->confirm_migration(ag->drv, &vi, &err);
+    }
+    if (rc) ts_warn("agent", "confirm resize of %s: %s", uuid, err.msg);
+    update(ag, uuid, NULL, NULL, json_object_get(args, "context"), "compute_confirm_resize", rc == 0, err.msg, NULL);
+    json_t *now = NULL;
+    if (conductor(ag, "instance_get", json_pack("{s:s}", "instance_uuid", uuid), &now, NULL) == 0)
+        ts_compute_notify(ag->bus, ag->publisher, "compute.instance.resize.confirm.end", now);
+    json_decref(now);
+out:
+    json_decref(inst);
     return 0;
 }
 
@@ -1010,6 +1204,11 @@ static int handler(void *ctx, const char *method, json_t *args, json_t **reply, 
     else if (!strcmp(method, "detach_volume")) rc = detach_volume(ag, args, reply, err);
     else if (!strcmp(method, "attach_interface")) rc = attach_interface(ag, args, reply, err);
     else if (!strcmp(method, "detach_interface")) rc = detach_interface(ag, args, reply, err);
+    else if (!strcmp(method, "resize_instance")) rc = resize_instance(ag, args);
+    else if (!strcmp(method, "finish_resize")) rc = finish_resize(ag, args);
+    else if (!strcmp(method, "revert_resize")) rc = revert_resize(ag, args);
+    else if (!strcmp(method, "finish_revert_resize")) rc = finish_revert_resize(ag, args);
+    else if (!strcmp(method, "confirm_resize")) rc = confirm_resize(ag, args);
     else rc = simple_op(ag, method, args);
     inst_unlock(ag, uuid);
     return rc;

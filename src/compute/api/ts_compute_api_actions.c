@@ -214,14 +214,43 @@ static int a_resize(struct ts_http_req *req, struct ts_http_resp *resp, struct t
             return rc;
         }
     }
-    json_t *extra = json_pack("{s:O}", "new_flavor", fl);
-    json_t *vals = json_pack("{s:s}", "old_vm_state", JS(inst, "vm_state"));
-    rc = start_op(req, svc, inst, "resize", "resize_prep", "resize_instance", extra, vals, false, err);
-    json_decref(extra);
+    /* Nova's API refuses a zero-disk flavor for an image-backed server with a disk */
+    const char *img = JS(inst, "image_ref");
+    if (JI(fl, "root_gb") == 0 && JI(inst, "root_gb") != 0 && img && *img) {
+        json_decref(fl);
+        return ts_err_set(err, TS_EINVAL, "Server disk was unable to be resized because: Resize to zero disk flavor "
+                          "is not allowed.");
+    }
+    const char *uuid = JS(inst, "uuid");
+    if (!JS(inst, "host")) {
+        json_decref(fl);
+        return invalid_state(err, "resize", uuid, "vm_state", JS(inst, "vm_state"));
+    }
+    /* the scheduler picks the destination (Nova: conductor + scheduler), then the source
+     * host's agent powers the guest off and the destination finishes */
+    json_t *vals = json_pack("{s:s, s:s}", "old_vm_state", JS(inst, "vm_state"), "task_state", "resize_prep");
+    rc = ts_compute_inst_update(svc->db, uuid, vals, "", NULL, err);
     json_decref(vals);
+    if (rc == -TS_ECONFLICT) rc = invalid_state(err, "resize", uuid, "task_state", "busy");
+    if (rc) {
+        json_decref(fl);
+        return rc;
+    }
+    ts_compute_action_start(svc->db, uuid, "resize", req->request_id, req->auth->user_id, req->auth->project_id);
+    char mig[TS_UUID_LEN + 1];
+    ts_uuid(mig);
+    json_t *args = json_pack("{s:s, s:O, s:s, s:o}", "instance_uuid", uuid, "new_flavor", fl, "migration_id", mig,
+                             "context", ts_compute_context(req, svc));
     json_decref(fl);
-    if (!rc) ts_http_resp_json(resp, 202, NULL);
-    return rc;
+    struct ts_err e2 = {0};
+    if (ts_bus_cast(svc->env->bus, "scheduler", "select_for_resize", args, &e2) < 0) {
+        json_t *back = json_pack("{s:n, s:n}", "task_state", "old_vm_state");
+        ts_compute_inst_update(svc->db, uuid, back, NULL, NULL, NULL);
+        json_decref(back);
+        return ts_err_set(err, TS_ECONFLICT, "The scheduler is unavailable at this time.");
+    }
+    ts_http_resp_json(resp, 202, NULL);
+    return 0;
 }
 
 static int a_confirm_resize(struct ts_http_req *req, struct ts_http_resp *resp, struct ts_compute_svc *svc,
@@ -230,15 +259,32 @@ static int a_confirm_resize(struct ts_http_req *req, struct ts_http_resp *resp, 
     static const char *const ok[] = {"resized", NULL};
     int rc = check_state(inst, "confirmResize", ok, false, err);
     if (rc) return rc;
-    const char *old = JS(inst, "old_vm_state");
-    json_t *vals = json_pack("{s:s, s:n, s:n}", "vm_state", ts_streq(old, "stopped") ? "stopped" : "active",
-                             "old_flavor", "old_vm_state");
-    rc = ts_compute_inst_update(svc->db, JS(inst, "uuid"), vals, "", NULL, err);
+    const char *old = JS(inst, "old_vm_state"), *uuid = JS(inst, "uuid");
+    json_t *mig = json_object_get(inst, "migration");
+    const char *source = JS(mig, "source") ? JS(mig, "source") : JS(inst, "host");
+    json_t *vals = json_pack("{s:s, s:n, s:n, s:n}", "vm_state", ts_streq(old, "stopped") ? "stopped" : "active",
+                             "old_flavor", "old_vm_state", "migration");
+    rc = ts_compute_inst_update(svc->db, uuid, vals, "", NULL, err);
     json_decref(vals);
+    if (rc == -TS_ECONFLICT) rc = invalid_state(err, "confirmResize", uuid, "task_state", "busy");
     if (rc) return rc;
-    ts_compute_action_start(svc->db, JS(inst, "uuid"), "confirmResize", req->request_id, req->auth->user_id,
+    /* the old flavor's allocation (held by the migration) is released now */
+    char consumer[64];
+    snprintf(consumer, sizeof(consumer), "%s-migration", uuid);
+    ts_db_exec(svc->db, "DELETE FROM allocations WHERE consumer = ?", TS_DB_ARGS(TS_DB_S(consumer)), NULL, NULL);
+    ts_compute_sched_changed();
+    ts_compute_action_start(svc->db, uuid, "confirmResize", req->request_id, req->auth->user_id,
                             req->auth->project_id);
-    ts_compute_notify(svc->env->bus, svc->publisher, "compute.instance.resize.confirm.end", inst);
+    if (source) {
+        /* the source drops the old disk (and the old guest when the new one runs elsewhere) */
+        char *topic = ts_asprintf("compute.%s", source);
+        json_t *args = json_pack("{s:s, s:s?, s:o}", "instance_uuid", uuid, "dest", JS(inst, "host"), "context",
+                                 ts_compute_context(req, svc));
+        struct ts_err e2 = {0};
+        if (ts_bus_cast(svc->env->bus, topic, "confirm_resize", args, &e2) < 0)
+            ts_warn("compute", "confirm resize of %s: %s unreachable (%s); its old disk stays", uuid, source, e2.msg);
+        free(topic);
+    }
     ts_http_resp_json(resp, 204, NULL);
     return 0;
 }

@@ -119,8 +119,36 @@ static int instances_on_host(struct ts_compute_svc *svc, json_t *args, json_t **
     return 0;
 }
 
+/* Puts the old allocation ("<uuid>-migration") back on the instance and drops the new one,
+ * in one transaction; nothing happens when there is no migration allocation. */
+static int alloc_restore(struct ts_compute_svc *svc, const char *uuid, struct ts_err *err)
+{
+    char mig[64];
+    snprintf(mig, sizeof(mig), "%s-migration", uuid);
+    struct ts_db_conn *tx = NULL;
+    struct ts_db_res *res = NULL;
+    int rc = ts_db_begin(svc->db, &tx, err);
+    if (rc) return rc;
+    rc = ts_db_tx_exec(tx, "SELECT host FROM allocations WHERE consumer = ?", TS_DB_ARGS(TS_DB_S(mig)), &res, err);
+    if (!rc && res->nrows == 1) {
+        rc = ts_db_tx_exec(tx, "DELETE FROM allocations WHERE consumer = ?", TS_DB_ARGS(TS_DB_S(uuid)), NULL, err);
+        if (!rc)
+            rc = ts_db_tx_exec(tx, "UPDATE allocations SET consumer = ? WHERE consumer = ?",
+                               TS_DB_ARGS(TS_DB_S(uuid), TS_DB_S(mig)), NULL, err);
+    }
+    ts_db_res_free(res);
+    if (rc) {
+        ts_db_rollback(tx);
+        return rc;
+    }
+    rc = ts_db_commit(tx, err);
+    ts_compute_sched_changed();
+    return rc;
+}
+
+/* The instance gets flavor (old_flavor = old), vm_state and the other values in more. */
 static int set_flavor(struct ts_compute_svc *svc, const char *uuid, json_t *flavor, json_t *old, const char *vm_state,
-                      json_t **out, struct ts_err *err)
+                      json_t *more, json_t **out, struct ts_err *err)
 {
     if (!json_is_object(flavor)) return ts_err_set(err, TS_EINVAL, "no flavor");
     json_t *vals = json_pack("{s:O, s:O, s:s, s:I, s:I, s:I, s:s, s:n}", "flavor", flavor, "old_flavor",
@@ -128,14 +156,33 @@ static int set_flavor(struct ts_compute_svc *svc, const char *uuid, json_t *flav
                              "vcpus", (json_int_t)JI(flavor, "vcpus"), "memory_mb", (json_int_t)JI(flavor, "memory_mb"),
                              "root_gb", (json_int_t)JI(flavor, "root_gb"), "vm_state", vm_state, "task_state");
     if (!old) json_object_set_new(vals, "old_vm_state", json_null());
+    if (json_is_object(more)) json_object_update(vals, more);
     int rc = ts_compute_inst_update(svc->db, uuid, vals, NULL, out, err);
     json_decref(vals);
-    if (rc) return rc;
-    ts_db_exec(svc->db, "UPDATE allocations SET vcpus = ?, memory_mb = ?, disk_gb = ? WHERE consumer = ?",
-               TS_DB_ARGS(TS_DB_I(JI(flavor, "vcpus")), TS_DB_I(JI(flavor, "memory_mb")),
-                          TS_DB_I(JI(flavor, "root_gb") + JI(flavor, "ephemeral_gb")), TS_DB_S(uuid)),
-               NULL, NULL);
-    ts_compute_sched_changed();
+    return rc;
+}
+
+/* A resize that could not go on (no host, disk shrink refused, agent failure before the
+ * guest was touched): the allocations and the states go back, the action event records why
+ * (Nova's InstanceFaultRollback). */
+static int resize_failed(struct ts_compute_svc *svc, json_t *args)
+{
+    const char *uuid = JS(args, "instance_uuid");
+    json_t *inst = NULL;
+    if (ts_compute_inst_load(svc->db, uuid, &inst, NULL) < 0) return 0;
+    alloc_restore(svc, uuid, NULL);
+    const char *old = JS(inst, "old_vm_state");
+    json_t *vals = json_pack("{s:s, s:n, s:n, s:n}", "vm_state", ts_streq(old, "stopped") ? "stopped" : "active",
+                             "task_state", "old_vm_state", "migration");
+    if (json_object_get(args, "power_state")) json_object_set(vals, "power_state", json_object_get(args, "power_state"));
+    ts_compute_inst_update(svc->db, uuid, vals, NULL, NULL, NULL);
+    json_decref(vals);
+    json_t *ctx = json_object_get(args, "context");
+    if (JS(ctx, "request_id") && JS(args, "event"))
+        ts_compute_action_event(svc->db, uuid, JS(ctx, "request_id"), JS(args, "event"), JS(args, "host"), false,
+                                JS(args, "message"));
+    ts_warn("conductor", "resize of %s failed: %s", uuid, JS(args, "message") ? JS(args, "message") : "");
+    json_decref(inst);
     return 0;
 }
 
@@ -185,16 +232,37 @@ static int handler(void *ctx, const char *method, json_t *args, json_t **reply, 
         ts_compute_sched_changed();
         return 0;
     }
+    if (!strcmp(method, "resize_failed")) return resize_failed(svc, args);
     if (!strcmp(method, "resize_finished") || !strcmp(method, "resize_reverted")) {
         json_t *inst = NULL, *out = NULL;
         int rc = ts_compute_inst_load(svc->db, uuid, &inst, err);
         if (rc) return rc;
-        if (!strcmp(method, "resize_finished"))
+        json_t *more = json_object();
+        if (json_object_get(args, "power_state")) json_object_set(more, "power_state", json_object_get(args, "power_state"));
+        json_t *mig = json_object_get(inst, "migration");
+        if (!strcmp(method, "resize_finished")) {
+            /* the instance now lives on the destination with the new flavor, VERIFY_RESIZE */
+            json_t *m = json_is_object(mig) ? json_deep_copy(mig) : json_object();
+            json_object_set_new(m, "status", json_string("finished"));
+            json_object_set_new(more, "migration", m);
+            if (JS(args, "host")) {
+                json_object_set(more, "host", json_object_get(args, "host"));
+                json_object_set(more, "node", json_object_get(args, "host"));
+            }
             rc = set_flavor(svc, uuid, json_object_get(args, "new_flavor"), json_object_get(inst, "flavor"), "resized",
-                            &out, err);
-        else
+                            more, &out, err);
+        } else {
+            /* back on the source with the old flavor and the old allocation */
+            json_object_set_new(more, "migration", json_null());
+            if (JS(mig, "source")) {
+                json_object_set(more, "host", json_object_get(mig, "source"));
+                json_object_set(more, "node", json_object_get(mig, "source"));
+            }
             rc = set_flavor(svc, uuid, json_object_get(inst, "old_flavor"), NULL,
-                            ts_streq(JS(inst, "old_vm_state"), "stopped") ? "stopped" : "active", &out, err);
+                            ts_streq(JS(inst, "old_vm_state"), "stopped") ? "stopped" : "active", more, &out, err);
+            if (!rc) alloc_restore(svc, uuid, NULL);
+        }
+        json_decref(more);
         json_decref(inst);
         if (rc) return rc;
         *reply = out;

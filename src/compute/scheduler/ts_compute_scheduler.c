@@ -6,7 +6,8 @@
  * RAM (spread), claims the resources in the allocations table inside one write
  * transaction (so concurrent decisions never over-commit) and casts
  * build_and_run_instance to "compute.<host>". No host -> the conductor puts the instance
- * in ERROR with Nova's "No valid host was found" fault.
+ * in ERROR with Nova's "No valid host was found" fault. select_for_resize does the same for
+ * a resize (the old allocation kept under "<uuid>-migration") and casts resize_instance.
  * The hosts are filtered and weighed in one pass over an in-memory table (no query over
  * all hosts per decision); the table is reloaded inside the claim transaction after
  * ts_compute_sched_changed(), and the chosen host is re-read from the DB in the same
@@ -374,11 +375,116 @@ static int select_and_build(struct ts_compute_svc *svc, json_t *args)
     return 0;
 }
 
+/* Picks and claims a host for a resize to flavor fl, as Nova does with placement: the
+ * instance's current allocation moves to the consumer "<uuid>-migration" (still counted on
+ * its host until confirm or revert) and the instance gets the new flavor's on the chosen
+ * host. The current host is a candidate only with [compute] allow_resize_to_same_host
+ * (default true: one-host clouds). *host_out is malloc'd. */
+static int claim_resize(struct ts_compute_svc *svc, json_t *inst, json_t *fl, char **host_out, struct ts_err *err)
+{
+    const char *uuid = JS(inst, "uuid");
+    json_t *spec = json_object_get(inst, "request_spec");
+    json_t *skip = json_array();
+    char mig[64];
+    snprintf(mig, sizeof(mig), "%s-migration", uuid);
+    struct sched_req q = {.az = JS(spec, "availability_zone"), .vcpus = JI(fl, "vcpus"), .mem = JI(fl, "memory_mb"),
+                          .disk = JI(fl, "root_gb") + JI(fl, "ephemeral_gb"), .extra_ignore = skip};
+    if (!ts_conf_get_bool(svc->env->conf, "compute", "allow_resize_to_same_host", true) && JS(inst, "host"))
+        json_array_append_new(skip, json_string(JS(inst, "host")));
+    struct ts_db_conn *tx = NULL;
+    struct ts_db_res *chk = NULL;
+    bool locked = false;
+    int rc = ts_db_begin(svc->db, &tx, err);
+    if (rc) goto out;
+    rc = ts_db_tx_exec(tx, "SELECT deleted, task_state FROM instances WHERE uuid = ?", TS_DB_ARGS(TS_DB_S(uuid)), &chk,
+                       err);
+    if (rc) goto out;
+    if (chk->nrows == 0 || ts_db_res_int(chk, 0, 0, 0) != 0 || !ts_streq(ts_db_res_get(chk, 0, 1), "resize_prep")) {
+        rc = ts_err_set(err, TS_EGONE, "instance %s is no longer waiting for a resize", uuid);
+        goto out;
+    }
+    pthread_mutex_lock(&cache.mu);
+    locked = true;
+    rc = cache_load(svc, tx, err);   /* resizes are rare: always decide on fresh sums */
+    if (rc) goto out;
+    int best = pick(svc, &q);
+    if (best < 0) {
+        rc = ts_err_set(err, TS_ENOTFOUND, "No valid host was found. No valid host found for resize");
+        goto out;
+    }
+    struct sched_host *h = &cache.h[best];
+    rc = ts_db_tx_exec(tx, "DELETE FROM allocations WHERE consumer = ?", TS_DB_ARGS(TS_DB_S(mig)), NULL, err);
+    if (!rc)
+        rc = ts_db_tx_exec(tx, "UPDATE allocations SET consumer = ? WHERE consumer = ?",
+                           TS_DB_ARGS(TS_DB_S(mig), TS_DB_S(uuid)), NULL, err);
+    if (!rc)
+        rc = ts_db_tx_exec(tx,
+                           "INSERT INTO allocations (consumer, host, vcpus, memory_mb, disk_gb, created_at) VALUES (?, "
+                           "?, ?, ?, ?, ?)",
+                           TS_DB_ARGS(TS_DB_S(uuid), TS_DB_S(h->host), TS_DB_I(q.vcpus), TS_DB_I(q.mem),
+                                      TS_DB_I(q.disk), TS_DB_D(ts_now())),
+                           NULL, err);
+    if (rc) goto out;
+    *host_out = ts_strdup(h->host);
+    rc = ts_db_commit(tx, err);
+    tx = NULL;
+    if (rc) {
+        free(*host_out);
+        *host_out = NULL;
+    }
+    cache.valid = false;
+out:
+    if (tx) ts_db_rollback(tx);
+    if (locked) pthread_mutex_unlock(&cache.mu);
+    ts_db_res_free(chk);
+    json_decref(skip);
+    return rc;
+}
+
+/* The scheduler step of a resize (Nova's conductor migrate_server + select_destinations):
+ * claims a host and casts resize_instance to the instance's current host, which powers the
+ * guest off and hands over to the destination. No host -> the conductor rolls back. */
+static int select_for_resize(struct ts_compute_svc *svc, json_t *args)
+{
+    const char *uuid = JS(args, "instance_uuid");
+    json_t *ctx = json_object_get(args, "context"), *fl = json_object_get(args, "new_flavor");
+    json_t *inst = NULL;
+    char *dest = NULL;
+    struct ts_err err = {0};
+    if (!uuid || !json_is_object(fl) || ts_compute_inst_load(svc->db, uuid, &inst, &err) < 0) return 0;
+    int rc = claim_resize(svc, inst, fl, &dest, &err);
+    if (rc == -TS_EGONE) goto out;
+    if (!rc) {
+        json_t *mig = json_pack("{s:s, s:s?, s:s, s:s}", "id", JS(args, "migration_id"), "source", JS(inst, "host"),
+                                "dest", dest, "status", "pre-migrating");
+        json_t *vals = json_pack("{s:o}", "migration", mig);
+        ts_compute_inst_update(svc->db, uuid, vals, "resize_prep", NULL, NULL);
+        json_decref(vals);
+        char *topic = ts_asprintf("compute.%s", JS(inst, "host"));
+        json_t *a = json_pack("{s:s, s:O, s:s, s:O}", "instance_uuid", uuid, "new_flavor", fl, "dest", dest, "context",
+                              ctx ? ctx : json_null());
+        rc = ts_bus_cast(svc->env->bus, topic, "resize_instance", a, &err);
+        free(topic);
+    }
+    if (rc) {
+        ts_info("scheduler", "resize of %s: %s", uuid, err.msg);
+        json_t *a = json_pack("{s:s, s:s, s:s, s:O}", "instance_uuid", uuid, "message", err.msg[0] ? err.msg :
+                              "No valid host was found.", "event", "conductor_migrate_server", "context",
+                              ctx ? ctx : json_null());
+        ts_bus_cast(svc->env->bus, "conductor", "resize_failed", a, NULL);
+    }
+out:
+    free(dest);
+    json_decref(inst);
+    return 0;
+}
+
 static int handler(void *ctx, const char *method, json_t *args, json_t **reply, struct ts_err *err)
 {
     struct ts_compute_svc *svc = ctx;
     (void)reply;
     if (!strcmp(method, "select_and_build")) return select_and_build(svc, args);
+    if (!strcmp(method, "select_for_resize")) return select_for_resize(svc, args);
     return ts_err_set(err, TS_EINVAL, "scheduler: unknown method %s", method);
 }
 

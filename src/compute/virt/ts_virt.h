@@ -108,6 +108,21 @@ struct ts_virt_ops {
     /* UUIDs of the guests this driver runs (for reconciliation at agent start); malloc'd array of
      * malloc'd strings. */
     int (*list)(struct ts_virt_driver *drv, char ***uuids, int *n, struct ts_err *err);
+    /* Resize (Nova's migrate_disk_and_power_off / finish_migration / finish_revert_migration /
+     * confirm_migration), all on the instance's host. inst has the current flavor's sizes, new
+     * the new one's. migrate_disk_and_power_off refuses a smaller root disk (-TS_EINVAL "Unable
+     * to resize disk down.", guest untouched), then powers the guest off (ACPI up to timeout_s,
+     * then hard) and keeps the old disk and definition as a backup. finish_migration grows the
+     * root disk to new->root_gb, redefines the guest with new's vCPUs and memory and starts it
+     * when power_on. finish_revert_migration puts the backup back (old disk, old definition) and
+     * starts the guest when power_on; confirm_migration drops the backup (no-op without one). */
+    int (*migrate_disk_and_power_off)(struct ts_virt_driver *drv, const struct ts_virt_instance *inst,
+                                      const struct ts_virt_instance *new_inst, int timeout_s, struct ts_err *err);
+    int (*finish_migration)(struct ts_virt_driver *drv, const struct ts_virt_instance *new_inst, bool power_on,
+                            struct ts_err *err);
+    int (*finish_revert_migration)(struct ts_virt_driver *drv, const struct ts_virt_instance *inst, bool power_on,
+                                   struct ts_err *err);
+    int (*confirm_migration)(struct ts_virt_driver *drv, const struct ts_virt_instance *inst, struct ts_err *err);
 };
 
 /* The drivers built in; NULL if name is unknown. */

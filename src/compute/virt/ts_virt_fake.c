@@ -1,6 +1,7 @@
 /*
  * ts_virt_fake.c: the fake virt driver (Nova's fake.FakeDriver): guests are entries in an
- * in-memory table guarded by one mutex, every operation only flips their power state.
+ * in-memory table guarded by one mutex, every operation only flips their power state
+ * (resize records the new sizes and keeps the old ones until confirm or revert).
  * host_info comes from [fake] vcpus / memory_mb / local_gb. Used for scale tests and
  * for many agents on one machine; thread-safe.
  */
@@ -15,6 +16,9 @@ struct fake_guest {
     char uuid[37];
     char name[256];
     enum ts_power_state state;
+    int vcpus, memory_mb, root_gb;          /* the sizes the guest runs with */
+    bool has_backup;                        /* resized: old sizes kept until confirm/revert */
+    int old_vcpus, old_memory_mb, old_root_gb;
     int n_disks;
     struct ts_virt_disk disks[TS_VIRT_MAX_DISKS];
 };
@@ -85,6 +89,9 @@ static int fake_spawn(struct ts_virt_driver *d, const struct ts_virt_instance *i
     snprintf(g->uuid, sizeof(g->uuid), "%s", inst->uuid);
     snprintf(g->name, sizeof(g->name), "%s", inst->name);
     g->state = TS_POWER_RUNNING;
+    g->vcpus = inst->vcpus;
+    g->memory_mb = inst->memory_mb;
+    g->root_gb = inst->root_gb;
     if (d->n == d->cap) {
         d->cap = d->cap ? d->cap * 2 : 64;
         d->guests = ts_realloc(d->guests, (size_t)d->cap * sizeof(*d->guests));
@@ -280,6 +287,75 @@ static int fake_list(struct ts_virt_driver *d, char ***uuids, int *n, struct ts_
     return 0;
 }
 
+static int fake_migrate_disk_and_power_off(struct ts_virt_driver *d, const struct ts_virt_instance *inst,
+                                           const struct ts_virt_instance *new_inst, int timeout_s, struct ts_err *err)
+{
+    (void)timeout_s, (void)new_inst;
+    int rc = 0;
+    pthread_mutex_lock(&d->lock);
+    int i = find(d, inst->uuid);
+    if (i < 0) {
+        rc = ts_err_set(err, TS_ENOTFOUND, "Instance %s could not be found.", inst->uuid);
+    } else {
+        struct fake_guest *g = d->guests[i];
+        g->state = TS_POWER_SHUTDOWN;
+        g->has_backup = true;
+        g->old_vcpus = g->vcpus, g->old_memory_mb = g->memory_mb, g->old_root_gb = g->root_gb;
+    }
+    pthread_mutex_unlock(&d->lock);
+    return rc;
+}
+
+/* On another host the guest does not exist yet: it is created there with the new sizes. */
+static int fake_finish_migration(struct ts_virt_driver *d, const struct ts_virt_instance *new_inst, bool power_on,
+                                 struct ts_err *err)
+{
+    pthread_mutex_lock(&d->lock);
+    bool exists = find(d, new_inst->uuid) >= 0;
+    pthread_mutex_unlock(&d->lock);
+    if (!exists) {
+        int rc = fake_spawn(d, new_inst, err);
+        if (rc) return rc;
+    }
+    pthread_mutex_lock(&d->lock);
+    int i = find(d, new_inst->uuid);
+    if (i >= 0) {
+        struct fake_guest *g = d->guests[i];
+        g->vcpus = new_inst->vcpus, g->memory_mb = new_inst->memory_mb, g->root_gb = new_inst->root_gb;
+        g->state = power_on ? TS_POWER_RUNNING : TS_POWER_SHUTDOWN;
+    }
+    pthread_mutex_unlock(&d->lock);
+    return 0;
+}
+
+static int fake_finish_revert_migration(struct ts_virt_driver *d, const struct ts_virt_instance *inst, bool power_on,
+                                        struct ts_err *err)
+{
+    int rc = 0;
+    pthread_mutex_lock(&d->lock);
+    int i = find(d, inst->uuid);
+    if (i < 0) {
+        rc = ts_err_set(err, TS_ENOTFOUND, "Instance %s could not be found.", inst->uuid);
+    } else {
+        struct fake_guest *g = d->guests[i];
+        if (g->has_backup) g->vcpus = g->old_vcpus, g->memory_mb = g->old_memory_mb, g->root_gb = g->old_root_gb;
+        g->has_backup = false;
+        g->state = power_on ? TS_POWER_RUNNING : TS_POWER_SHUTDOWN;
+    }
+    pthread_mutex_unlock(&d->lock);
+    return rc;
+}
+
+static int fake_confirm_migration(struct ts_virt_driver *d, const struct ts_virt_instance *inst, struct ts_err *err)
+{
+    (void)err;
+    pthread_mutex_lock(&d->lock);
+    int i = find(d, inst->uuid);
+    if (i >= 0) d->guests[i]->has_backup = false;
+    pthread_mutex_unlock(&d->lock);
+    return 0;
+}
+
 const struct ts_virt_ops ts_virt_fake_ops = {
     .name = "fake",
     .open = fake_open,
@@ -302,4 +378,8 @@ const struct ts_virt_ops ts_virt_fake_ops = {
     .attach_nic = fake_attach_nic,
     .detach_nic = fake_detach_nic,
     .list = fake_list,
+    .migrate_disk_and_power_off = fake_migrate_disk_and_power_off,
+    .finish_migration = fake_finish_migration,
+    .finish_revert_migration = fake_finish_revert_migration,
+    .confirm_migration = fake_confirm_migration,
 };

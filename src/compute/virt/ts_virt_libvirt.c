@@ -974,7 +974,9 @@ static void check_traversable(const struct ts_virt_driver *drv, const char *path
         ts_warn(MOD, "%s is not searchable by libvirt-qemu (uid 64055): QEMU cannot open %s", bad, path);
 }
 
-static int lv_spawn(struct ts_virt_driver *drv, const struct ts_virt_instance *inst, struct ts_err *err)
+/* Defines the domain of inst (replacing an existing definition of the same uuid) over its
+ * root disk (the overlay is made when missing) and starts it when start is set. */
+static int spawn_ex(struct ts_virt_driver *drv, const struct ts_virt_instance *inst, bool start, struct ts_err *err)
 {
     int rc = ts_virt_libvirt_check_instance(inst, err);
     if (rc < 0) return rc;
@@ -1019,6 +1021,7 @@ static int lv_spawn(struct ts_virt_driver *drv, const struct ts_virt_instance *i
         rc = lv_err(err, "define");
         goto out;
     }
+    if (!start) goto out;
     if (virDomainCreate(d) < 0) {
         rc = lv_err(err, "start");
         if (virDomainUndefineFlags(d, VIR_DOMAIN_UNDEFINE_MANAGED_SAVE) < 0) virResetLastError();
@@ -1030,6 +1033,11 @@ out:
     if (d) virDomainFree(d);
     virConnectClose(c);
     return rc;
+}
+
+static int lv_spawn(struct ts_virt_driver *drv, const struct ts_virt_instance *inst, struct ts_err *err)
+{
+    return spawn_ex(drv, inst, true, err);
 }
 
 /* Removes the regular files (and symlinks) directly inside dir, then dir itself. Not
@@ -1057,6 +1065,14 @@ static int remove_instance_dir(const char *dir, struct ts_err *err)
     return rc;
 }
 
+/* "<instance_dir>_resize": the old disk and domain definition kept while a resize waits for
+ * confirm or revert. */
+static int backup_dir(const struct ts_virt_instance *inst, char *out, size_t len)
+{
+    int n = snprintf(out, len, "%s_resize", inst->instance_dir);
+    return n < 0 || (size_t)n >= len ? -TS_EINVAL : 0;
+}
+
 static int lv_destroy(struct ts_virt_driver *drv, const struct ts_virt_instance *inst, struct ts_err *err)
 {
     int rc = check_ident(inst, err);
@@ -1080,6 +1096,8 @@ static int lv_destroy(struct ts_virt_driver *drv, const struct ts_virt_instance 
         }
     }
     rc = remove_instance_dir(inst->instance_dir, err);
+    char bk[PATH_MAX];
+    if (rc == 0 && backup_dir(inst, bk, sizeof bk) == 0) rc = remove_instance_dir(bk, err);
     ts_info(MOD, "destroyed %s (%s)", inst->domain_name, inst->uuid);
 out:
     if (d) virDomainFree(d);
@@ -1587,6 +1605,175 @@ out:
     return rc;
 }
 
+/* ------------------------------------------------------------------ resize */
+
+/* The virtual size of a qcow2 image from its header (bytes 24-31, big endian); -1 if path
+ * is not a readable qcow2 file. */
+static int64_t qcow2_size(const char *path)
+{
+    unsigned char h[32];
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    ssize_t n = pread(fd, h, sizeof h, 0);
+    close(fd);
+    if (n != (ssize_t)sizeof h || h[0] != 'Q' || h[1] != 'F' || h[2] != 'I' || h[3] != 0xfb) return -1;
+    uint64_t v = 0;
+    for (int i = 24; i < 32; i++) v = v << 8 | h[i];
+    return v > INT64_MAX ? -1 : (int64_t)v;
+}
+
+static int lv_migrate_disk_and_power_off(struct ts_virt_driver *drv, const struct ts_virt_instance *inst,
+                                         const struct ts_virt_instance *new_inst, int timeout_s, struct ts_err *err)
+{
+    int rc = check_ident(inst, err);
+    if (rc < 0) return rc;
+    char disk[PATH_MAX], bk[PATH_MAX], path[PATH_MAX + 32];
+    char *xml = NULL;
+    virConnectPtr c = NULL;
+    virDomainPtr d = NULL;
+    bool moved = false;
+    if (backup_dir(inst, bk, sizeof bk) < 0) return ts_err_set(err, TS_EINVAL, "instance_dir too long");
+    snprintf(disk, sizeof disk, "%s/disk", inst->instance_dir);
+    if (inst->image_path[0]) {
+        /* Nova's libvirt driver refuses before touching the guest */
+        int64_t cur = qcow2_size(disk);
+        if (new_inst->root_gb <= 0 ? inst->root_gb > 0 : cur > (int64_t)new_inst->root_gb << 30)
+            return ts_err_set(err, TS_EINVAL, "Unable to resize disk down.");
+    }
+    rc = with_dom(drv, inst, &c, &d, err);
+    if (rc < 0) return rc;
+    xml = virDomainGetXMLDesc(d, VIR_DOMAIN_XML_INACTIVE);
+    if (!xml) {
+        rc = lv_err(err, "get domain XML");
+        goto out;
+    }
+    rc = lv_power_off(drv, inst, timeout_s, err);
+    if (rc < 0) goto out;
+    /* a backup left by a resize that was confirmed while this one was queued */
+    if (access(bk, F_OK) == 0 && (rc = remove_instance_dir(bk, err)) < 0) goto out;
+    if (rename(inst->instance_dir, bk) < 0) {
+        rc = ts_err_set(err, TS_EIO, "rename %s: %s", inst->instance_dir, strerror(errno));
+        goto out;
+    }
+    moved = true;
+    if (ts_mkdirs(inst->instance_dir, 0755) < 0) {
+        rc = ts_err_set(err, TS_EIO, "cannot create %s", inst->instance_dir);
+        goto out;
+    }
+    chmod(inst->instance_dir, 0755);
+    snprintf(path, sizeof path, "%s/domain.xml", bk);
+    if (ts_file_write_atomic(path, xml, strlen(xml), 0600) < 0) {
+        rc = ts_err_set(err, TS_EIO, "cannot write %s", path);
+        goto out;
+    }
+    if (inst->image_path[0]) {
+        /* the overlay is copied back; its backing file (the cached base) is an absolute path */
+        snprintf(path, sizeof path, "%s/disk", bk);
+        char *argv[] = {"cp", "--sparse=always", path, disk, NULL};
+        rc = run_prog(argv, err);
+        if (rc < 0) goto out;
+        chmod(disk, 0644);
+    }
+    ts_info(MOD, "%s powered off for resize, old disk kept in %s", inst->domain_name, bk);
+out:
+    if (rc < 0 && moved) {
+        /* put everything back as it was; the guest stays off (the agent powers it on) */
+        remove_instance_dir(inst->instance_dir, NULL);
+        snprintf(path, sizeof path, "%s/domain.xml", bk);
+        unlink(path);
+        if (rename(bk, inst->instance_dir) < 0) ts_warn(MOD, "cannot restore %s: %s", bk, strerror(errno));
+    }
+    free(xml);
+    put_dom(c, d);
+    return rc;
+}
+
+static int lv_finish_migration(struct ts_virt_driver *drv, const struct ts_virt_instance *new_inst, bool power_on,
+                               struct ts_err *err)
+{
+    int rc = ts_virt_libvirt_check_instance(new_inst, err);
+    if (rc < 0) return rc;
+    if (new_inst->image_path[0] && new_inst->root_gb > 0) {
+        char disk[PATH_MAX], size[32];
+        snprintf(disk, sizeof disk, "%s/disk", new_inst->instance_dir);
+        int64_t cur = qcow2_size(disk), want = (int64_t)new_inst->root_gb << 30;
+        if (cur < 0) return ts_err_set(err, TS_EIO, "root disk %s is not a readable qcow2 image", disk);
+        if (want < cur) return ts_err_set(err, TS_EINVAL, "Unable to resize disk down.");
+        if (want > cur) {
+            snprintf(size, sizeof size, "%dG", new_inst->root_gb);
+            char *argv[] = {drv->qemu_img, "resize", "-q", "-f", "qcow2", disk, size, NULL};
+            rc = run_prog(argv, err);
+            if (rc < 0) return rc;
+        }
+    }
+    rc = spawn_ex(drv, new_inst, power_on, err);
+    if (rc == 0) ts_info(MOD, "%s resized to %d vCPUs, %d MiB, root %d GiB", new_inst->domain_name, new_inst->vcpus,
+                         new_inst->memory_mb, new_inst->root_gb);
+    return rc;
+}
+
+static int lv_finish_revert_migration(struct ts_virt_driver *drv, const struct ts_virt_instance *inst, bool power_on,
+                                      struct ts_err *err)
+{
+    int rc = check_ident(inst, err);
+    if (rc < 0) return rc;
+    char bk[PATH_MAX], path[PATH_MAX + 32];
+    char *xml = NULL;
+    size_t xl = 0;
+    virDomainPtr d = NULL, nd = NULL;
+    if (backup_dir(inst, bk, sizeof bk) < 0) return ts_err_set(err, TS_EINVAL, "instance_dir too long");
+    virConnectPtr c = get_conn(drv, err);
+    if (!c) return -TS_EUNAVAIL;
+    d = get_dom(c, inst, NULL);
+    if (d && dom_active(d) && virDomainDestroy(d) < 0 && dom_active(d)) {
+        rc = lv_err(err, "destroy");
+        goto out;
+    }
+    virResetLastError();
+    if (access(bk, F_OK) != 0) {
+        /* no backup (the resize failed before making one): the guest comes back as it is */
+        ts_warn(MOD, "%s: no resize backup in %s", inst->domain_name, bk);
+        rc = spawn_ex(drv, inst, power_on, err);
+        goto out;
+    }
+    rc = remove_instance_dir(inst->instance_dir, err);
+    if (rc < 0) goto out;
+    if (rename(bk, inst->instance_dir) < 0) {
+        rc = ts_err_set(err, TS_EIO, "rename %s: %s", bk, strerror(errno));
+        goto out;
+    }
+    snprintf(path, sizeof path, "%s/domain.xml", inst->instance_dir);
+    if (ts_file_read(path, XML_MAX, &xml, &xl) == 0) {
+        /* the old definition as it was, volumes and NICs included */
+        nd = virDomainDefineXML(c, xml);
+        unlink(path);
+        if (!nd) {
+            rc = lv_err(err, "define");
+            goto out;
+        }
+        if (power_on && virDomainCreate(nd) < 0) rc = lv_err(err, "start");
+    } else {
+        rc = spawn_ex(drv, inst, power_on, err);
+    }
+    if (rc == 0) ts_info(MOD, "%s resize reverted", inst->domain_name);
+out:
+    free(xml);
+    if (nd) virDomainFree(nd);
+    if (d) virDomainFree(d);
+    virConnectClose(c);
+    return rc;
+}
+
+static int lv_confirm_migration(struct ts_virt_driver *drv, const struct ts_virt_instance *inst, struct ts_err *err)
+{
+    (void)drv;
+    int rc = check_ident(inst, err);
+    if (rc < 0) return rc;
+    char bk[PATH_MAX];
+    if (backup_dir(inst, bk, sizeof bk) < 0) return ts_err_set(err, TS_EINVAL, "instance_dir too long");
+    return remove_instance_dir(bk, err);
+}
+
 const struct ts_virt_ops ts_virt_libvirt_ops = {
     .name = "libvirt",
     .open = lv_open,
@@ -1609,4 +1796,8 @@ const struct ts_virt_ops ts_virt_libvirt_ops = {
     .attach_nic = lv_attach_nic,
     .detach_nic = lv_detach_nic,
     .list = lv_list,
+    .migrate_disk_and_power_off = lv_migrate_disk_and_power_off,
+    .finish_migration = lv_finish_migration,
+    .finish_revert_migration = lv_finish_revert_migration,
+    .confirm_migration = lv_confirm_migration,
 };
