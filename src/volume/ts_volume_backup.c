@@ -1,10 +1,14 @@
 /*
- * ts_volume_backup.c: volume backups with a posix-style store (Cinder's posix backup
- * driver): a backup is a sparse copy "backup-<id>" of the volume's data under
- * [volume] backups_dir, made and restored by the volume manager that owns the volume
- * (bus cast), written to ".tmp-" names and renamed. API: create, list/detail, show,
- * update (3.9), delete, restore (to a new or an existing volume), reset-status and
- * force-delete. The object-storage driver is not written yet.
+ * ts_volume_backup.c: volume backups. API: create, list/detail, show, update (3.9),
+ * delete, restore (to a new or an existing volume), reset-status and force-delete; the
+ * work runs on the volume manager that owns the volume (bus cast). Two drivers, chosen
+ * per backup when it is created ([volume] backup_driver = swift | file; swift by default
+ * when the object service is enabled or backup_swift_url is set):
+ *   swift: objects in the user's account on the object service (ts_volume_backup_swift.c);
+ *          delete is asynchronous (status "deleting") since it takes object-store calls;
+ *   file:  a sparse copy "backup-<id>" of the volume under [volume] backups_dir (Cinder's
+ *          posix driver), written to a ".tmp-" name and renamed.
+ * Status: creating -> available (error on any failure, or when a crash interrupted it).
  */
 #include "volume/ts_volume_int.h"
 
@@ -18,12 +22,33 @@
 
 #define BK_COLS                                                                                              \
     "id, volume_id, project_id, user_id, name, description, status, size, container, host, fail_reason, "    \
-    "snapshot_id, created_at, updated_at, data_timestamp"
+    "snapshot_id, created_at, updated_at, data_timestamp, driver, service_metadata, object_count, "          \
+    "volume_meta"
 
 static void backup_path(struct ts_volume_svc *svc, const char *id, bool tmp, char *out, size_t len)
 {
     snprintf(out, len, "%s/%sbackup-%s", ts_conf_get(svc->env->conf, "volume", "backups_dir", "/tmp"),
              tmp ? ".tmp-" : "", id);
+}
+
+static bool is_swift(const struct ts_db_res *r, int i)
+{
+    return ts_streq(ts_db_res_get(r, i, 15), "swift");
+}
+
+/* The driver new backups use: [volume] backup_driver (swift | file, or Cinder's class
+ * names), by default swift when there is an object service to talk to. NULL if unknown. */
+static const char *driver_for_new(struct ts_volume_svc *svc)
+{
+    struct ts_conf *c = svc->env->conf;
+    const char *d = ts_conf_get(c, "volume", "backup_driver", NULL);
+    if (!d || !*d) {
+        const char *u = ts_conf_get(c, "volume", "backup_swift_url", NULL);
+        return (u && *u) || ts_service_enabled(c, "object") ? "swift" : "file";
+    }
+    if (strstr(d, "swift")) return "swift";
+    if (ts_streq(d, "file") || strstr(d, "posix")) return "file";
+    return NULL;
 }
 
 static json_t *links_for(struct ts_http_req *req, const char *id)
@@ -56,7 +81,7 @@ static json_t *bk_view(struct ts_volume_svc *svc, struct ts_http_req *req, const
     ts_json_set_str(o, "created_at", ts_db_res_get(r, i, 12));
     ts_json_set_str(o, "updated_at", ts_db_res_get(r, i, 13));
     ts_json_set_str(o, "data_timestamp", ts_db_res_get(r, i, 14));
-    json_object_set_new(o, "object_count", json_integer(0));
+    json_object_set_new(o, "object_count", json_integer(ts_db_res_int(r, i, 17, 0)));
     json_object_set_new(o, "availability_zone", json_string(svc->az));
     json_object_set_new(o, "has_dependent_backups", json_false());
     json_object_set_new(o, "is_incremental", json_false());
@@ -97,6 +122,21 @@ int ts_volume_h_backup_create(struct ts_http_req *req, struct ts_http_resp *resp
     if ((rc = ts_volume_check_text("name", name, 255, err)) ||
         (rc = ts_volume_check_text("description", desc, 255, err)))
         return rc;
+    if (container && (!*container || strlen(container) > 255 || strchr(container, '/') ||
+                      !ts_utf8_valid(container, strlen(container))))
+        return ts_err_set(err, TS_EINVAL,
+                          "Invalid input received: container must be 1 to 255 bytes of UTF-8 without '/'.");
+    const char *driver = driver_for_new(svc);
+    if (!driver)
+        return ts_err_set(err, TS_EUNAVAIL,
+                          "Service cinder-backup could not be found: unknown [volume] "
+                          "backup_driver.");
+    bool swift = ts_streq(driver, "swift");
+    if (swift && (rc = ts_volume_bswift_check_conf(svc, err))) {
+        char why[sizeof(err->msg)];
+        snprintf(why, sizeof(why), "%s", err->msg);
+        return ts_err_set(err, TS_EUNAVAIL, "Service cinder-backup is not configured correctly: %s", why);
+    }
     bool force = ts_json_bool(b, "force", false);
     if (ts_json_bool(b, "incremental", false))
         return ts_err_set(err, TS_EINVAL, "Invalid backup: incremental backups are not supported.");
@@ -129,9 +169,17 @@ int ts_volume_h_backup_create(struct ts_http_req *req, struct ts_http_resp *resp
     }
     int64_t size = ts_db_res_int(vol, 0, 7, 0);
     const char *project = ts_db_res_getn(vol, 0, "project_id");
-    char id[TS_UUID_LEN + 1], now[32];
+    char id[TS_UUID_LEN + 1], now[32], prefix[200] = "";
     ts_uuid(id);
     ts_volume_now(now);
+    if (swift) {
+        /* Cinder's object prefix: volume_<vol>/<YYYYmmddHHMMSS>/az_<az>_backup_<id> */
+        char stamp[16];
+        snprintf(stamp, sizeof(stamp), "%.4s%.2s%.2s%.2s%.2s%.2s", now, now + 5, now + 8, now + 11, now + 14,
+                 now + 17);
+        snprintf(prefix, sizeof(prefix), "volume_%s/%s/az_%s_backup_%s", vid, stamp, svc->az, id);
+    }
+    if (!container) container = swift ? "volumebackups" : "backups";
     if ((rc = ts_db_begin(svc->db, &tx, err))) goto out;
     struct ts_db_res *u = NULL;
     if ((rc = ts_db_tx_exec(tx,
@@ -165,12 +213,12 @@ int ts_volume_h_backup_create(struct ts_http_req *req, struct ts_http_resp *resp
     rc = ts_db_tx_exec(
         tx,
         "INSERT INTO backups (id, volume_id, project_id, user_id, name, description, status, size, "
-        "container, host, created_at, updated_at, data_timestamp, snapshot_id, volume_meta) VALUES "
-        "(?, ?, ?, ?, ?, ?, 'creating', ?, ?, ?, ?, ?, ?, ?, ?)",
+        "container, host, created_at, updated_at, data_timestamp, snapshot_id, volume_meta, driver, "
+        "service_metadata) VALUES (?, ?, ?, ?, ?, ?, 'creating', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         TS_DB_ARGS(TS_DB_S(id), TS_DB_S(vid), TS_DB_S(project), TS_DB_S(req->auth->user_id), TS_DB_S(name),
-                   TS_DB_S(desc), TS_DB_I(size), TS_DB_S(container ? container : "backups"),
-                   TS_DB_S(ts_db_res_getn(vol, 0, "host")), TS_DB_S(now), TS_DB_S(now), TS_DB_S(now),
-                   TS_DB_S(snap), TS_DB_S(mds)),
+                   TS_DB_S(desc), TS_DB_I(size), TS_DB_S(container), TS_DB_S(ts_db_res_getn(vol, 0, "host")),
+                   TS_DB_S(now), TS_DB_S(now), TS_DB_S(now), TS_DB_S(snap), TS_DB_S(mds), TS_DB_S(driver),
+                   TS_DB_S(swift ? prefix : NULL)),
         NULL, err);
     free(mds);
     if (rc) goto out;
@@ -184,8 +232,9 @@ int ts_volume_h_backup_create(struct ts_http_req *req, struct ts_http_resp *resp
     tx = NULL;
     if (rc) goto out;
     ts_volume_cast_manager(svc, ts_db_res_getn(vol, 0, "host"), "create_backup",
-                           json_pack("{s:s, s:s, s:s, s:s?}", "backup_id", id, "volume_id", vid,
-                                     "restore_status", in_use ? "in-use" : "available", "snapshot_id", snap),
+                           json_pack("{s:s, s:s, s:s, s:s?, s:s}", "backup_id", id, "volume_id", vid,
+                                     "restore_status", in_use ? "in-use" : "available", "snapshot_id", snap,
+                                     "token", req->auth->token),
                            NULL);
     if ((rc = bk_load(svc, req, id, &r, err))) goto out;
     ts_http_resp_json(resp, 202, json_pack("{s:o}", "backup", bk_view(svc, req, r, 0, false)));
@@ -212,7 +261,7 @@ static int bk_list(struct ts_http_req *req, struct ts_http_resp *resp, bool deta
     if ((rc =
              ts_db_exec(svc->db,
                         "SELECT " BK_COLS " FROM backups WHERE (CAST(? AS BIGINT) = 1 OR project_id = ?) AND "
-                                          "(CAST(? AS TEXT) IS NULL OR status = ?) "
+                        "(CAST(? AS TEXT) IS NULL OR status = ?) "
                         "AND (CAST(? AS TEXT) IS NULL OR volume_id = ?) AND (CAST(? AS TEXT) IS NULL OR name "
                         "= ?) ORDER BY created_at DESC, id DESC",
                         TS_DB_ARGS(TS_DB_I(all), TS_DB_S(req->auth->project_id), TS_DB_S(status),
@@ -278,6 +327,27 @@ int ts_volume_h_backup_update(struct ts_http_req *req, struct ts_http_resp *resp
     return 0;
 }
 
+/* Swift backups: "deleting", then the manager removes the objects and the row. */
+static int bk_delete_async(struct ts_volume_svc *svc, struct ts_http_req *req, const struct ts_db_res *r,
+                           bool force, struct ts_err *err)
+{
+    const char *id = ts_db_res_get(r, 0, 0);
+    char now[32];
+    ts_volume_now(now);
+    struct ts_db_res *u = NULL;
+    int rc = ts_db_exec(svc->db,
+                        "UPDATE backups SET status = 'deleting', updated_at = ? WHERE id = ? AND "
+                        "(CAST(? AS BIGINT) = 1 OR status IN ('available', 'error')) RETURNING id",
+                        TS_DB_ARGS(TS_DB_S(now), TS_DB_S(id), TS_DB_I(force)), &u, err);
+    bool changed = rc == 0 && u->nrows > 0;
+    ts_db_res_free(u);
+    if (rc) return rc;
+    if (!changed)
+        return ts_err_set(err, TS_EINVAL, "Invalid backup: Backup status must be available or error");
+    return ts_volume_cast_manager(svc, ts_db_res_get(r, 0, 9), "delete_backup",
+                                  json_pack("{s:s, s:s}", "backup_id", id, "token", req->auth->token), err);
+}
+
 static void bk_remove(struct ts_volume_svc *svc, const char *id)
 {
     char p[1200];
@@ -303,6 +373,13 @@ int ts_volume_h_backup_delete(struct ts_http_req *req, struct ts_http_resp *resp
     if (!ts_streq(st, "available") && !ts_streq(st, "error")) {
         ts_db_res_free(r);
         return ts_err_set(err, TS_EINVAL, "Invalid backup: Backup status must be available or error");
+    }
+    if (is_swift(r, 0)) {
+        rc = bk_delete_async(svc, req, r, false, err);
+        ts_db_res_free(r);
+        if (rc) return rc;
+        ts_http_resp_body(resp, 202, NULL, "", 0);
+        return 0;
     }
     ts_db_res_free(r);
     bk_remove(svc, id); /* one unlink: no need to leave the API thread */
@@ -390,7 +467,9 @@ int ts_volume_h_backup_restore(struct ts_http_req *req, struct ts_http_resp *res
     ts_db_exec(svc->db, "UPDATE backups SET status = 'restoring', updated_at = ? WHERE id = ?",
                TS_DB_ARGS(TS_DB_S(now), TS_DB_S(id)), NULL, NULL);
     ts_volume_cast_manager(svc, host, "restore_backup",
-                           json_pack("{s:s, s:s}", "backup_id", id, "volume_id", new_id), NULL);
+                           json_pack("{s:s, s:s, s:s, s:b}", "backup_id", id, "volume_id", new_id, "token",
+                                     req->auth->token, "new_volume", vid == NULL),
+                           NULL);
     ts_http_resp_json(
         resp, 202,
         json_pack("{s:{s:s, s:s, s:s}}", "restore", "backup_id", id, "volume_id", new_id, "volume_name", vn));
@@ -412,8 +491,15 @@ int ts_volume_h_backup_action(struct ts_http_req *req, struct ts_http_resp *resp
     struct ts_db_res *r = NULL;
     json_t *body = NULL, *a;
     if ((rc = bk_load(svc, req, id, &r, err))) return rc;
+    bool swift = is_swift(r, 0);
+    if ((rc = ts_http_json_body(req, &body, err))) goto out;
+    if (json_object_get(body, "os-force_delete") && swift) {
+        if ((rc = bk_delete_async(svc, req, r, true, err))) goto out;
+        ts_http_resp_body(resp, 202, NULL, "", 0);
+        goto out;
+    }
     ts_db_res_free(r);
-    if ((rc = ts_http_json_body(req, &body, err))) return rc;
+    r = NULL;
     if ((a = json_object_get(body, "os-reset_status"))) {
         const char *st = json_is_object(a) ? ts_json_str(a, "status", NULL) : NULL;
         if (!ts_streq(st, "available") && !ts_streq(st, "error"))
@@ -429,6 +515,9 @@ int ts_volume_h_backup_action(struct ts_http_req *req, struct ts_http_resp *resp
         return 0;
     }
     return ts_err_set(err, TS_EINVAL, "There is no such action");
+out:
+    ts_db_res_free(r);
+    return rc;
 }
 
 /* ---- manager side ----------------------------------------------------------------------------- */
@@ -451,6 +540,59 @@ static int copy_file(const char *src, const char *dst, int64_t min_len, struct t
     return rc;
 }
 
+/* The backup row (BK_COLS) for the manager, or NULL when it is gone. */
+static struct ts_db_res *bk_row(struct ts_volume_svc *svc, const char *id)
+{
+    struct ts_db_res *r = NULL;
+    if (ts_db_exec(svc->db, "SELECT " BK_COLS " FROM backups WHERE id = ?", TS_DB_ARGS(TS_DB_S(id)), &r,
+                   NULL) != 0)
+        return NULL;
+    if (r->nrows == 0) {
+        ts_db_res_free(r);
+        return NULL;
+    }
+    return r;
+}
+
+static void job_from_row(struct ts_volume_bswift_job *j, const struct ts_db_res *r, const char *token)
+{
+    memset(j, 0, sizeof(*j));
+    j->token = token;
+    j->backup_id = ts_db_res_get(r, 0, 0);
+    j->volume_id = ts_db_res_get(r, 0, 1);
+    j->project = ts_db_res_get(r, 0, 2);
+    j->name = ts_db_res_get(r, 0, 4);
+    j->description = ts_db_res_get(r, 0, 5);
+    j->container = ts_db_res_get(r, 0, 8);
+    j->created_at = ts_db_res_get(r, 0, 12);
+    j->prefix = ts_db_res_get(r, 0, 16);
+    j->volume_meta = ts_db_res_get(r, 0, 18);
+}
+
+/* Bytes in an open volume: a file's size or a block device's. */
+static int64_t fd_length(int fd)
+{
+    struct stat st;
+    if (fstat(fd, &st) != 0) return -1;
+    if (S_ISBLK(st.st_mode)) return (int64_t)lseek(fd, 0, SEEK_END);
+    return (int64_t)st.st_size;
+}
+
+static int swift_create(struct ts_volume_svc *svc, const struct ts_db_res *r, const char *token,
+                        const char *src, int64_t *count, struct ts_err *err)
+{
+    struct ts_volume_bswift_job job;
+    job_from_row(&job, r, token);
+    if (!job.prefix || !job.container) return ts_err_set(err, TS_EINVAL, "the backup has no object prefix");
+    int fd = open(src, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return ts_err_set(err, TS_EIO, "open %s: %s", src, strerror(errno));
+    int64_t len = fd_length(fd);
+    int rc = len < 0 ? ts_err_set(err, TS_EIO, "size of %s: %s", src, strerror(errno))
+                     : ts_volume_bswift_backup(svc, &job, fd, len, count, err);
+    close(fd);
+    return rc;
+}
+
 void ts_volume_backup_create_work(struct ts_volume_svc *svc, struct ts_volume_backend *be, json_t *args)
 {
     const char *id = ts_json_str(args, "backup_id", NULL), *vid = ts_json_str(args, "volume_id", NULL);
@@ -458,28 +600,85 @@ void ts_volume_backup_create_work(struct ts_volume_svc *svc, struct ts_volume_ba
     if (!id || !vid) return;
     char src[1200], tmp[1200], fin[1200], now[32];
     struct ts_err e = {0};
-    ts_mkdirs(ts_conf_get(svc->env->conf, "volume", "backups_dir", "/tmp"), 0700);
+    struct ts_db_res *r = bk_row(svc, id);
+    int64_t count = 0;
+    int rc = 0;
     const char *snap = ts_json_str(args, "snapshot_id", NULL);
     if (snap)
         snprintf(src, sizeof(src), "%s/snapshot-%s", be->dir, snap); /* file backend layout */
     else
         be->ops->path(be, vid, src, sizeof(src));
-    backup_path(svc, id, true, tmp, sizeof(tmp));
-    backup_path(svc, id, false, fin, sizeof(fin));
-    int rc = copy_file(src, tmp, 0, &e);
-    if (rc == 0 && rename(tmp, fin) != 0) rc = ts_err_set(&e, TS_EIO, "rename: %s", strerror(errno));
-    if (rc) unlink(tmp);
+    if (!r || !ts_streq(ts_db_res_get(r, 0, 6), "creating")) {
+        rc = ts_err_set(&e, TS_ENOTFOUND, "the backup is gone or no longer creating");
+    } else if (is_swift(r, 0)) {
+        rc = swift_create(svc, r, ts_json_str(args, "token", NULL), src, &count, &e);
+    } else {
+        ts_mkdirs(ts_conf_get(svc->env->conf, "volume", "backups_dir", "/tmp"), 0700);
+        backup_path(svc, id, true, tmp, sizeof(tmp));
+        backup_path(svc, id, false, fin, sizeof(fin));
+        rc = copy_file(src, tmp, 0, &e);
+        if (rc == 0 && rename(tmp, fin) != 0) rc = ts_err_set(&e, TS_EIO, "rename: %s", strerror(errno));
+        if (rc) unlink(tmp);
+        count = rc ? 0 : 1;
+    }
+    if (rc) ts_warn("volume", "backup %s of volume %s failed: %s", id, vid, e.msg);
     ts_volume_now(now);
-    ts_db_exec(svc->db, "UPDATE backups SET status = ?, fail_reason = ?, updated_at = ? WHERE id = ?",
-               TS_DB_ARGS(TS_DB_S(rc ? "error" : "available"), TS_DB_S(rc ? e.msg : NULL), TS_DB_S(now),
-                          TS_DB_S(id)),
-               NULL, NULL);
+    /* only a backup still "creating" changes: a reset-status or delete meanwhile wins */
+    ts_db_exec(
+        svc->db,
+        "UPDATE backups SET status = ?, fail_reason = ?, object_count = ?, updated_at = ? WHERE id = ? "
+        "AND status = 'creating'",
+        TS_DB_ARGS(TS_DB_S(rc ? "error" : "available"), TS_DB_S(rc ? e.msg : NULL), TS_DB_I(count),
+                   TS_DB_S(now), TS_DB_S(id)),
+        NULL, NULL);
     ts_db_exec(svc->db,
                "UPDATE volumes SET status = ?, updated_at = ? WHERE id = ? AND status = 'backing-up'",
                TS_DB_ARGS(TS_DB_S(restore), TS_DB_S(now), TS_DB_S(vid)), NULL, NULL);
+    ts_db_res_free(r);
     ts_bus_notify(svc->env->bus, svc->publisher, "backup.create.end", "INFO",
                   json_pack("{s:s, s:s, s:s}", "backup_id", id, "volume_id", vid, "status",
                             rc ? "error" : "available"));
+}
+
+/* Restores a swift backup into volume vid: a block device in place, a file backend through
+ * a temporary file renamed over the volume's. */
+static int swift_restore(struct ts_volume_svc *svc, struct ts_volume_backend *be, const struct ts_db_res *r,
+                         const char *token, const char *vid, int64_t size_gb, struct ts_err *err)
+{
+    struct ts_volume_bswift_job job;
+    job_from_row(&job, r, token);
+    if (!job.prefix || !job.container) return ts_err_set(err, TS_EINVAL, "the backup has no object prefix");
+    char dst[1200], tmp[1200];
+    be->ops->path(be, vid, dst, sizeof(dst));
+    struct stat st;
+    bool exists = stat(dst, &st) == 0;
+    int rc = 0;
+    if (!exists && !ts_streq(be->ops->driver, "file")) {
+        /* a device backend: make the new volume first, then write into it */
+        if ((rc = be->ops->create(be, vid, size_gb, err))) return rc;
+        exists = stat(dst, &st) == 0;
+    }
+    if (exists && S_ISBLK(st.st_mode)) {
+        int fd = open(dst, O_WRONLY | O_CLOEXEC);
+        if (fd < 0) return ts_err_set(err, TS_EIO, "open %s: %s", dst, strerror(errno));
+        int64_t len = fd_length(fd);
+        rc = len < 0 ? ts_err_set(err, TS_EIO, "size of %s", dst)
+                     : ts_volume_bswift_restore(svc, &job, fd, len, false, err);
+        if (rc == 0 && fsync(fd) != 0) rc = ts_err_set(err, TS_EIO, "fsync %s: %s", dst, strerror(errno));
+        close(fd);
+        return rc;
+    }
+    snprintf(tmp, sizeof(tmp), "%s/.tmp-restore-%s", be->dir, vid);
+    int fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) return ts_err_set(err, TS_EIO, "open %s: %s", tmp, strerror(errno));
+    int64_t len = size_gb << 30;
+    if (ftruncate(fd, len) != 0) rc = ts_err_set(err, TS_EIO, "truncate %s: %s", tmp, strerror(errno));
+    if (rc == 0) rc = ts_volume_bswift_restore(svc, &job, fd, len, true, err);
+    if (rc == 0 && fsync(fd) != 0) rc = ts_err_set(err, TS_EIO, "fsync %s: %s", tmp, strerror(errno));
+    close(fd);
+    if (rc == 0 && rename(tmp, dst) != 0) rc = ts_err_set(err, TS_EIO, "rename: %s", strerror(errno));
+    if (rc) unlink(tmp);
+    return rc;
 }
 
 void ts_volume_backup_restore_work(struct ts_volume_svc *svc, struct ts_volume_backend *be, json_t *args)
@@ -488,30 +687,64 @@ void ts_volume_backup_restore_work(struct ts_volume_svc *svc, struct ts_volume_b
     if (!id || !vid) return;
     char src[1200], dst[1200], tmp[1200], now[32];
     struct ts_err e = {0};
-    struct ts_db_res *r = NULL;
+    struct ts_db_res *r = NULL, *bk = bk_row(svc, id);
     int64_t size = 1;
     if (ts_db_exec(svc->db, "SELECT size FROM volumes WHERE id = ?", TS_DB_ARGS(TS_DB_S(vid)), &r, NULL) ==
             0 &&
         r->nrows)
         size = ts_db_res_int(r, 0, 0, 1);
     ts_db_res_free(r);
-    backup_path(svc, id, false, src, sizeof(src));
-    be->ops->path(be, vid, dst, sizeof(dst));
-    snprintf(tmp, sizeof(tmp), "%s/.tmp-restore-%s", be->dir, vid);
-    int rc = copy_file(src, tmp, size << 30, &e);
-    if (rc == 0 && rename(tmp, dst) != 0) rc = ts_err_set(&e, TS_EIO, "rename: %s", strerror(errno));
-    if (rc) {
-        unlink(tmp);
-        ts_warn("volume", "restore of backup %s failed: %s", id, e.msg);
+    int rc;
+    if (!bk) {
+        rc = ts_err_set(&e, TS_ENOTFOUND, "the backup is gone");
+    } else if (is_swift(bk, 0)) {
+        rc = swift_restore(svc, be, bk, ts_json_str(args, "token", NULL), vid, size, &e);
+    } else {
+        backup_path(svc, id, false, src, sizeof(src));
+        be->ops->path(be, vid, dst, sizeof(dst));
+        snprintf(tmp, sizeof(tmp), "%s/.tmp-restore-%s", be->dir, vid);
+        rc = copy_file(src, tmp, size << 30, &e);
+        if (rc == 0 && rename(tmp, dst) != 0) rc = ts_err_set(&e, TS_EIO, "rename: %s", strerror(errno));
+        if (rc) unlink(tmp);
     }
+    ts_db_res_free(bk);
+    if (rc) ts_warn("volume", "restore of backup %s failed: %s", id, e.msg);
     ts_volume_now(now);
     ts_db_exec(svc->db, "UPDATE volumes SET status = ?, updated_at = ? WHERE id = ?",
                TS_DB_ARGS(TS_DB_S(rc ? "error_restoring" : "available"), TS_DB_S(now), TS_DB_S(vid)), NULL,
                NULL);
-    ts_db_exec(svc->db, "UPDATE backups SET status = 'available', updated_at = ? WHERE id = ?",
-               TS_DB_ARGS(TS_DB_S(now), TS_DB_S(id)), NULL, NULL);
+    ts_db_exec(
+        svc->db,
+        "UPDATE backups SET status = 'available', updated_at = ? WHERE id = ? AND status = 'restoring'",
+        TS_DB_ARGS(TS_DB_S(now), TS_DB_S(id)), NULL, NULL);
     ts_bus_notify(svc->env->bus, svc->publisher, "backup.restore.end", "INFO",
-                  json_pack("{s:s, s:s}", "backup_id", id, "volume_id", vid));
+                  json_pack("{s:s, s:s, s:s}", "backup_id", id, "volume_id", vid, "status",
+                            rc ? "error_restoring" : "available"));
+}
+
+void ts_volume_backup_delete_work(struct ts_volume_svc *svc, struct ts_volume_backend *be, json_t *args)
+{
+    (void)be;
+    const char *id = ts_json_str(args, "backup_id", NULL);
+    struct ts_db_res *r = id ? bk_row(svc, id) : NULL;
+    if (!r) return;
+    if (ts_streq(ts_db_res_get(r, 0, 6), "deleting")) {
+        struct ts_volume_bswift_job job;
+        struct ts_err e = {0};
+        job_from_row(&job, r, ts_json_str(args, "token", NULL));
+        int rc = job.prefix && job.container ? ts_volume_bswift_delete(svc, &job, &e) : 0;
+        if (rc) {
+            char now[32];
+            ts_volume_now(now);
+            ts_warn("volume", "delete of backup %s failed: %s", id, e.msg);
+            ts_db_exec(svc->db,
+                       "UPDATE backups SET status = 'error', fail_reason = ?, updated_at = ? WHERE id = ?",
+                       TS_DB_ARGS(TS_DB_S(e.msg), TS_DB_S(now), TS_DB_S(id)), NULL, NULL);
+        } else {
+            bk_remove(svc, id);
+        }
+    }
+    ts_db_res_free(r);
 }
 
 void ts_volume_backup_recover(struct ts_volume_svc *svc)
@@ -532,6 +765,11 @@ void ts_volume_backup_recover(struct ts_volume_svc *svc)
                TS_DB_NOARGS, NULL, NULL);
     ts_db_exec(svc->db, "UPDATE backups SET status = 'available' WHERE status = 'restoring'", TS_DB_NOARGS,
                NULL, NULL);
+    /* an interrupted delete may be retried by the user */
+    ts_db_exec(
+        svc->db,
+        "UPDATE backups SET status = 'error', fail_reason = 'delete interrupted' WHERE status = 'deleting'",
+        TS_DB_NOARGS, NULL, NULL);
     ts_db_exec(svc->db, "UPDATE volumes SET status = 'available' WHERE status = 'backing-up'", TS_DB_NOARGS,
                NULL, NULL);
     ts_db_exec(svc->db, "UPDATE volumes SET status = 'error_restoring' WHERE status = 'restoring-backup'",

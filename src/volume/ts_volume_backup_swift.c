@@ -66,7 +66,8 @@ int ts_volume_bswift_check_conf(struct ts_volume_svc *svc, struct ts_err *err)
                           "at most 5 GiB");
     const char *comp = ts_conf_get(svc->env->conf, "volume", "backup_compression_algorithm", "none");
     if (!ts_strcaseeq(comp, "none") && !ts_strcaseeq(comp, "off") && !ts_strcaseeq(comp, "no"))
-        return ts_err_set(err, TS_EINVAL, "[volume] backup_compression_algorithm: only \"none\" is supported");
+        return ts_err_set(err, TS_EINVAL,
+                          "[volume] backup_compression_algorithm: only \"none\" is supported");
     const char *u = ts_conf_get(svc->env->conf, "volume", "backup_swift_url", NULL);
     if (u && *u && strncmp(u, "http://", 7) != 0 && strncmp(u, "https://", 8) != 0)
         return ts_err_set(err, TS_EINVAL, "[volume] backup_swift_url must be an http(s) URL");
@@ -111,7 +112,8 @@ out:
 /* The account URL of project: [volume] backup_swift_url (Cinder's meaning: the project id
  * is appended, or replaces "%(project_id)s"), else the catalog's object-store endpoint
  * with its AUTH_ part set to project, else the local object service's port. */
-static char *account_url(struct ts_volume_svc *svc, struct ts_pool *pool, const char *token, const char *project)
+static char *account_url(struct ts_volume_svc *svc, struct ts_pool *pool, const char *token,
+                         const char *project)
 {
     struct ts_conf *c = svc->env->conf;
     const char *u = ts_conf_get(c, "volume", "backup_swift_url", NULL);
@@ -127,7 +129,8 @@ static char *account_url(struct ts_volume_svc *svc, struct ts_pool *pool, const 
             out = ts_pool_printf(pool, "%s%s", out, project);
         }
     } else {
-        out = ts_pool_printf(pool, "http://%s:%lld/v1/AUTH_%s", ts_conf_get(c, "DEFAULT", "public_host", "127.0.0.1"),
+        out = ts_pool_printf(pool, "http://%s:%lld/v1/AUTH_%s",
+                             ts_conf_get(c, "DEFAULT", "public_host", "127.0.0.1"),
                              (long long)ts_conf_get_int(c, "object", "port", 8080), project);
     }
     size_t l = strlen(out);
@@ -282,8 +285,9 @@ static int delete_objects(struct bsw *b, struct ts_err *err)
     struct ts_pool *p = ts_pool_new();
     char *marker = ts_pool_strdup(p, "");
     for (int rounds = 0; rounds < 100000; rounds++) {
-        char *url = ts_pool_printf(p, "%s%s?format=json&limit=1000&prefix=%s&marker=%s", b->account, b->cont_path,
-                                   ts_url_encode(p, b->job->prefix, false), ts_url_encode(p, marker, false));
+        char *url =
+            ts_pool_printf(p, "%s%s?format=json&limit=1000&prefix=%s&marker=%s", b->account, b->cont_path,
+                           ts_url_encode(p, b->job->prefix, false), ts_url_encode(p, marker, false));
         struct ts_http_client_resp r;
         if ((rc = call(b, "GET", url, NULL, NULL, 0, &r, err))) break;
         if (r.status == 404) { /* no container: nothing stored */
@@ -351,9 +355,10 @@ int ts_volume_bswift_backup(struct ts_volume_svc *svc, const struct ts_volume_bs
             EVP_DigestUpdate(sha, buf, (size_t)(left < IO_BLOCK ? left : IO_BLOCK));
         digest_hex(sha, zero_sha);
     }
-    json_t *head = json_pack("{s:s, s:s, s:s?, s:s?, s:s, s:s, s:I}", "backup_id", job->backup_id, "volume_id",
-                             job->volume_id, "backup_name", job->name, "backup_description", job->description,
-                             "created_at", job->created_at, "version", "1.0.0", "chunk_size", (json_int_t)blk);
+    json_t *head =
+        json_pack("{s:s, s:s, s:s?, s:s?, s:s, s:s, s:I}", "backup_id", job->backup_id, "volume_id",
+                  job->volume_id, "backup_name", job->name, "backup_description", job->description,
+                  "created_at", job->created_at, "version", "1.0.0", "chunk_size", (json_int_t)blk);
     char *hs = json_dumps(head, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(head);
     size_t hl = strlen(hs);
@@ -429,8 +434,9 @@ int ts_volume_bswift_backup(struct ts_volume_svc *svc, const struct ts_volume_bs
         if ((rc = put_fd(&b, suffix, src, clen, m5, err))) goto out;
         count++;
         char *oname = ts_asprintf("%s%s", job->prefix, suffix);
-        json_array_append_new(objects, json_pack("{s:{s:I, s:I, s:s, s:s}}", oname, "offset", (json_int_t)off,
-                                                 "length", (json_int_t)clen, "md5", m5, "compression", "none"));
+        json_array_append_new(objects,
+                              json_pack("{s:{s:I, s:I, s:s, s:s}}", oname, "offset", (json_int_t)off,
+                                        "length", (json_int_t)clen, "md5", m5, "compression", "none"));
         free(oname);
     }
     if (write_all(shafd, "]}", 2) != 0 || fsync(shafd) != 0) {
@@ -457,11 +463,11 @@ int ts_volume_bswift_backup(struct ts_volume_svc *svc, const struct ts_volume_bs
     }
     {
         json_t *vm = job->volume_meta ? json_loads(job->volume_meta, 0, NULL) : NULL;
-        json_t *meta = json_pack("{s:s, s:s, s:s?, s:s?, s:s, s:s, s:O, s:n, s:I, s:o}", "backup_id",
-                                 job->backup_id, "volume_id", job->volume_id, "backup_name", job->name,
-                                 "backup_description", job->description, "created_at", job->created_at,
-                                 "version", "1.0.0", "objects", objects, "parent_id", "volume_size",
-                                 (json_int_t)len, "volume_meta", vm ? vm : json_object());
+        json_t *meta =
+            json_pack("{s:s, s:s, s:s?, s:s?, s:s, s:s, s:O, s:n, s:I, s:o}", "backup_id", job->backup_id,
+                      "volume_id", job->volume_id, "backup_name", job->name, "backup_description",
+                      job->description, "created_at", job->created_at, "version", "1.0.0", "objects", objects,
+                      "parent_id", "volume_size", (json_int_t)len, "volume_meta", vm ? vm : json_object());
         char *ms = json_dumps(meta, JSON_COMPACT | JSON_SORT_KEYS);
         json_decref(meta);
         rc = put_mem(&b, "_metadata", ms, strlen(ms), err);
@@ -530,7 +536,8 @@ static int zero_range(int fd, int64_t off, int64_t len, struct ts_err *err)
         size_t n = len < (int64_t)sizeof(z) ? (size_t)len : sizeof(z);
         ssize_t w = pwrite(fd, z, n, off);
         if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) return ts_err_set(err, TS_EIO, "zeroing the volume: %s", w < 0 ? strerror(errno) : "short");
+        if (w <= 0)
+            return ts_err_set(err, TS_EIO, "zeroing the volume: %s", w < 0 ? strerror(errno) : "short");
         off += w;
         len -= w;
     }
@@ -554,7 +561,8 @@ int ts_volume_bswift_restore(struct ts_volume_svc *svc, const struct ts_volume_b
     }
     if (r.body_len > META_MAX || !(meta = json_loadb(r.body ? r.body : "", r.body_len, 0, NULL)) ||
         !json_is_array(json_object_get(meta, "objects"))) {
-        rc = ts_err_set(err, TS_EIO, "object store: the backup metadata %s_metadata is not valid", job->prefix);
+        rc = ts_err_set(err, TS_EIO, "object store: the backup metadata %s_metadata is not valid",
+                        job->prefix);
         goto out;
     }
     int64_t vsize = json_integer_value(json_object_get(meta, "volume_size"));
@@ -602,8 +610,8 @@ int ts_volume_bswift_restore(struct ts_volume_svc *svc, const struct ts_volume_b
             rc = ts_err_set(err, TS_EIO, "object store: %s has %lld bytes, the metadata says %lld", name,
                             (long long)(s.off - off), (long long)olen);
         else if (strcasecmp(got, want) != 0)
-            rc = ts_err_set(err, TS_EIO, "object store: %s is damaged: md5 %s, the metadata says %s", name, got,
-                            want);
+            rc = ts_err_set(err, TS_EIO, "object store: %s is damaged: md5 %s, the metadata says %s", name,
+                            got, want);
         if (rc) goto out;
         done = off + olen;
     }
@@ -616,7 +624,8 @@ out:
     return rc;
 }
 
-int ts_volume_bswift_delete(struct ts_volume_svc *svc, const struct ts_volume_bswift_job *job, struct ts_err *err)
+int ts_volume_bswift_delete(struct ts_volume_svc *svc, const struct ts_volume_bswift_job *job,
+                            struct ts_err *err)
 {
     struct bsw b;
     bsw_open(&b, svc, job);

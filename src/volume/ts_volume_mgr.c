@@ -469,13 +469,13 @@ static int m_upload(struct ts_volume_mgr_ctx *mc, json_t *args)
         if (fd < 0) rc = ts_err_set(&e, TS_EIO, "open %s", src);
     }
     if (rc == 0) {
-        struct stat st;
-        fstat(fd, &st);
+        off_t size = lseek(fd, 0, SEEK_END); /* a block device (LVM) has no st_size */
+        lseek(fd, 0, SEEK_SET);
         char *th = token_header(ts_json_str(args, "token", NULL));
         const char *hdrs[] = {th, "Content-Type: application/octet-stream", NULL};
         char *url = ts_asprintf("%s/v2/images/%s/file", svc->image_url, image_id);
         struct ts_http_client_resp r = {0};
-        rc = ts_http_client_upload_fd("PUT", url, hdrs, fd, st.st_size, 0, &r, &e);
+        rc = ts_http_client_upload_fd("PUT", url, hdrs, fd, size, 0, &r, &e);
         if (rc == 0 && (r.status < 200 || r.status >= 300))
             rc = ts_err_set(&e, TS_EIO, "image upload answered %d", r.status);
         ts_http_client_resp_free(&r);
@@ -503,6 +503,7 @@ static int mgr_handler(void *ctx, const char *method, json_t *args, json_t **rep
     if (strcmp(method, "upload_image") == 0) return m_upload(mc, args);
     if (strcmp(method, "create_backup") == 0) ts_volume_backup_create_work(mc->svc, mc->be, args);
     if (strcmp(method, "restore_backup") == 0) ts_volume_backup_restore_work(mc->svc, mc->be, args);
+    if (strcmp(method, "delete_backup") == 0) ts_volume_backup_delete_work(mc->svc, mc->be, args);
     if (strcmp(method, "report") == 0) report_caps(mc->svc, mc->idx);
     return 0;
 }
