@@ -235,13 +235,15 @@ int ts_network_h_network_create(struct ts_http_req *req, struct ts_http_resp *re
     return create_common(req, resp, &ts_network_k_network, network_create_one, err);
 }
 
-/* Pushes a network's shared/external flags into its subnets (subnet visibility). */
+/* Pushes a network's shared flag into its subnets (subnet visibility). */
 static int sync_subnet_visibility(struct ts_db_conn *tx, const json_t *net, struct ts_err *err)
 {
     json_t *subs = NULL;
     int rc = ts_network_load_where(tx, &ts_network_k_subnet, "network_id", ts_network_vs(net, "id"), &subs, err);
     if (rc) return rc;
-    bool vis = json_is_true(json_object_get(net, "shared")) || json_is_true(json_object_get(net, "router:external"));
+    /* as Neutron: an external network is visible to all (access_as_external), its subnets
+     * only if it is also shared (access_as_shared) */
+    bool vis = json_is_true(json_object_get(net, "shared"));
     size_t i;
     json_t *s;
     json_array_foreach(subs, i, s) {
@@ -646,8 +648,7 @@ static int subnet_create_one(struct ts_network_svc *svc, struct ts_http_req *req
     ts_json_set_str(v, "subnetpool_id", pool ? ts_network_vs(pool, "id") : NULL);
     json_object_set_new(v, "service_types", json_array());
     json_object_set_new(v, "segment_id", json_null());
-    json_object_set_new(v, "_net_shared", json_boolean(json_is_true(json_object_get(net, "shared")) ||
-                                                       json_is_true(json_object_get(net, "router:external"))));
+    json_object_set_new(v, "_net_shared", json_boolean(json_is_true(json_object_get(net, "shared"))));
     if ((rc = subnet_apply(v, b, &c, true, err))) goto out;
     if ((rc = ts_network_quota_check(svc, tx, &ts_network_k_subnet, ts_network_vs(v, "project_id"), 1, err))) goto out;
     if ((rc = ts_network_save(tx, &ts_network_k_subnet, v, true, err))) goto out;
