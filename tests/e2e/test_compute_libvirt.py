@@ -162,3 +162,110 @@ def test_server_boots_with_libvirt(libvirt, guest_image, instances_dir, make_clo
             if domain_state(sid) is not None:
                 sh(["virsh", "-c", URI, "destroy", sid], check=False)
                 sh(["virsh", "-c", URI, "undefine", "--managed-save", sid], check=False)
+
+
+def dominfo(uuid):
+    """(vCPUs, max memory KiB) of the domain as libvirt has it defined."""
+    out = sh(["virsh", "-c", URI, "dominfo", uuid]).stdout
+    info = dict(line.split(":", 1) for line in out.splitlines() if ":" in line)
+    return int(info["CPU(s)"].strip()), int(info["Max memory"].split()[0])
+
+
+def disk_size(path):
+    import json
+    return json.loads(sh(["qemu-img", "info", "-U", "--output", "json", path]).stdout)["virtual-size"]
+
+
+def test_server_resize_with_libvirt(libvirt, guest_image, instances_dir, make_cloud):
+    """Resize as Nova's libvirt driver does it, on one host (allow_resize_to_same_host): the
+    guest is powered off, its overlay grown with qemu-img, the domain redefined with the new
+    vCPUs/memory and started (VERIFY_RESIZE); confirm drops the old disk kept meanwhile,
+    revert brings back the old disk and definition; a smaller disk is refused and the server
+    stays as it was. Every step is an instance action."""
+    cloud = make_cloud(**{"compute.virt_driver": "libvirt", "compute.run_agent": "true",
+                          "compute.instances_path": instances_dir})
+    os.chmod(cloud.data_dir, 0o755)
+    if not cloud.service_up("compute"):
+        pytest.skip("this build serves no compute API")
+    sid = None
+    try:
+        cloud.openstack("image", "create", "--disk-format", "qcow2", "--container-format", "bare",
+                        "--file", guest_image, "--public", "tinyvm")
+        cloud.openstack("flavor", "create", "--ram", "256", "--disk", "1", "--vcpus", "1", "r1.small")
+        cloud.openstack("flavor", "create", "--ram", "384", "--disk", "2", "--vcpus", "2", "r1.medium")
+        cloud.openstack("flavor", "create", "--ram", "512", "--disk", "3", "--vcpus", "3", "r1.large")
+        s = cloud.openstack("--os-compute-api-version", "2.37", "server", "create", "--image", "tinyvm",
+                            "--flavor", "r1.small", "--nic", "none", "--wait", "-f", "json", "rz1", timeout=300)
+        sid = s["id"]
+        assert s["status"] == "ACTIVE", s
+        wait_console(cloud, "rz1", "TINYVM READY")
+        disk = os.path.join(instances_dir, sid, "disk")
+        backup = os.path.join(instances_dir, sid + "_resize")
+        assert dominfo(sid) == (1, 256 * 1024)
+        assert disk_size(disk) == 1 << 30
+
+        # grow: VERIFY_RESIZE with the new sizes on the running guest, old disk kept
+        cloud.openstack("server", "resize", "--flavor", "r1.medium", "--wait", "rz1", timeout=300)
+        s = wait_status(cloud, "rz1", "VERIFY_RESIZE")
+        assert s["flavor"].startswith("r1.medium") if isinstance(s["flavor"], str) else \
+            s["flavor"]["original_name"] == "r1.medium", s["flavor"]
+        assert domain_state(sid) == "running"
+        assert dominfo(sid) == (2, 384 * 1024)
+        assert disk_size(disk) == 2 << 30
+        assert disk_size(os.path.join(backup, "disk")) == 1 << 30
+        wait_console(cloud, "rz1", "TINYVM READY")
+        cloud.openstack("server", "resize", "confirm", "rz1")
+        wait_status(cloud, "rz1", "ACTIVE")
+        end = time.time() + 30
+        while os.path.exists(backup) and time.time() < end:
+            time.sleep(0.5)
+        assert not os.path.exists(backup)
+        assert dominfo(sid) == (2, 384 * 1024)
+
+        # grow again, then revert: old disk, old definition, ACTIVE
+        cloud.openstack("server", "resize", "--flavor", "r1.large", "--wait", "rz1", timeout=300)
+        wait_status(cloud, "rz1", "VERIFY_RESIZE")
+        assert dominfo(sid) == (3, 512 * 1024)
+        assert disk_size(disk) == 3 << 30
+        cloud.openstack("server", "resize", "revert", "rz1")
+        s = wait_status(cloud, "rz1", "ACTIVE", timeout=180)
+        assert dominfo(sid) == (2, 384 * 1024)
+        assert disk_size(disk) == 2 << 30
+        assert not os.path.exists(backup)
+        assert domain_state(sid) == "running"
+        wait_console(cloud, "rz1", "TINYVM READY")
+        flavor = s["flavor"]
+        assert (flavor.startswith("r1.medium") if isinstance(flavor, str)
+                else flavor["original_name"] == "r1.medium"), flavor
+
+        # shrink is refused by the driver before it touches the guest: back to ACTIVE
+        cloud.openstack("server", "resize", "--flavor", "r1.small", "rz1")
+        end = time.time() + 120
+        while time.time() < end:
+            s = cloud.openstack("server", "show", "rz1")
+            if s["status"] == "ACTIVE" and not s.get("OS-EXT-STS:task_state"):
+                break
+            time.sleep(0.5)
+        assert s["status"] == "ACTIVE", s
+        assert dominfo(sid) == (2, 384 * 1024)
+        assert disk_size(disk) == 2 << 30
+        assert domain_state(sid) == "running"
+
+        # the instance actions, newest first, with the failed resize's event
+        acts = cloud.openstack("server", "event", "list", "rz1")
+        names = [a["Action"] for a in acts]
+        assert names[:6] == ["resize", "revertResize", "resize", "confirmResize", "resize", "create"], names
+        r = cloud.request("GET", "compute", "/v2.1/servers/%s/os-instance-actions/%s" % (sid, acts[0]["Request ID"]),
+                          headers={"OpenStack-API-Version": "compute 2.51"})
+        assert r.status_code == 200, r.text
+        events = r.json()["instanceAction"]["events"]
+        failed = [e for e in events if e["event"] == "compute_resize_instance"]
+        assert failed and failed[0]["result"] == "Error", events
+
+        cloud.openstack("server", "delete", "--wait", "rz1", timeout=180)
+        assert domain_state(sid) is None
+        assert not os.path.exists(os.path.join(instances_dir, sid)) and not os.path.exists(backup)
+    finally:
+        if sid and domain_state(sid) is not None:
+            sh(["virsh", "-c", URI, "destroy", sid], check=False)
+            sh(["virsh", "-c", URI, "undefine", "--managed-save", sid], check=False)
