@@ -1046,17 +1046,23 @@ static int open_backends(struct ts_volume_svc *svc, struct ts_err *err)
         char sect[128];
         snprintf(sect, sizeof(sect), "volume:%s", tok);
         const char *driver = ts_conf_get(c, sect, "driver", "file");
-        if (strcmp(driver, "file") != 0)
+        if (strcmp(driver, "file") != 0 && strcmp(driver, "lvm") != 0)
             return ts_err_set(err, TS_EINVAL, "volume backend %s: unknown driver %s", tok, driver);
         char *dflt = ts_asprintf("%s/%s", ts_conf_get(c, "volume", "volumes_dir", "/tmp"), tok);
         const char *dir = ts_conf_get(c, sect, "dir", dflt);
+        const char *bname = ts_conf_get(c, sect, "volume_backend_name", tok);
+        double cap = ts_conf_get_double(c, sect, "capacity_gb", 0);
         struct ts_volume_backend *be = NULL;
-        int rc = ts_volume_backend_file_open(ts_conf_get(c, sect, "volume_backend_name", tok), dir,
-                                             ts_conf_get(c, sect, "format", "raw"),
-                                             ts_conf_get_double(c, sect, "capacity_gb", 0), &be, err);
+        int rc;
+        if (strcmp(driver, "lvm") == 0) /* [volume:x] volume_group, lvm_type, thin_pool; dir: temporary files */
+            rc = ts_volume_backend_lvm_open(bname, ts_conf_get(c, sect, "volume_group", NULL),
+                                            ts_conf_get(c, sect, "lvm_type", "auto"),
+                                            ts_conf_get(c, sect, "thin_pool", NULL), dir, cap, &be, err);
+        else
+            rc = ts_volume_backend_file_open(bname, dir, ts_conf_get(c, sect, "format", "raw"), cap, &be, err);
         free(dflt);
         if (rc) return rc;
-        be->ratio = ts_conf_get_double(c, sect, "max_over_subscription_ratio", 20.0);
+        be->ratio = ts_conf_get_double(c, sect, "max_over_subscription_ratio", be->ratio);
         svc->backends[svc->n_backends++] = be;
     }
     if (svc->n_backends == 0) return ts_err_set(err, TS_EINVAL, "volume: no enabled_backends");

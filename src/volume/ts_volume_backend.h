@@ -59,6 +59,14 @@ struct ts_volume_backend {
 int ts_volume_backend_file_open(const char *name, const char *dir, const char *format, double capacity_gb,
                                 struct ts_volume_backend **out, struct ts_err *err);
 
+/* Opens the LVM backend on volume group vg: lvm_type "thin" (thin LVs in pool, default
+ * "<vg>-pool"; needs device-mapper), "default" (linear LVs; mapped with loop devices when the
+ * kernel has no device-mapper) or "auto"/NULL (thin where device-mapper is there).
+ * state_dir holds temporary files (image downloads). */
+int ts_volume_backend_lvm_open(const char *name, const char *vg, const char *lvm_type, const char *pool,
+                               const char *state_dir, double capacity_gb, struct ts_volume_backend **out,
+                               struct ts_err *err);
+
 /* Runs argv (argv[0] an absolute path) and waits; stderr captured into err on failure. */
 int ts_volume_run(const char *const *argv, struct ts_err *err);
 
