@@ -286,3 +286,64 @@ def test_lvm_image_round_trip_and_restart(make_cloud, vg, tmp_path):
     wait_volume(c, pid, v["id"], "deleted")
     c.openstack("image", "delete", img["id"], new_id, raw_id)
     assert vg.lvs() == [] and vg.loops_on_file() == []
+
+
+def test_lvm_volume_attached_to_real_guest(make_cloud, vg):
+    """A volume of the LVM backend hot-plugged into a running TCG guest as a block disk."""
+    import test_compute_libvirt as tcl
+
+    up = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "scripts",
+                      "libvirt-up.sh")
+    was_up = tcl.sh([up, "status"], check=False).returncode == 0
+    if not was_up:
+        tcl.sh([up, "start"], timeout=120)
+    inst = tempfile.mkdtemp(prefix="ts-e2e-inst-", dir="/var/tmp")
+    os.chmod(inst, 0o755)
+    server_id = None
+    c = None
+    try:
+        os.makedirs(tcl.GUEST_DIR, exist_ok=True)
+        os.chmod(tcl.GUEST_DIR, 0o755)
+        tcl.sh([os.path.join(tcl.ROOT, "tools", "build-guest.sh"), tcl.GUEST_DIR], timeout=300)
+        c = make_cloud(**{"compute.virt_driver": "libvirt", "compute.run_agent": "true",
+                          "compute.instances_path": inst, "volume.enabled_backends": "lvm",
+                          "volume:lvm.driver": "lvm", "volume:lvm.volume_group": vg.name})
+        os.chmod(c.data_dir, 0o755)
+        for svc in ("compute", "volume", "image"):
+            if not c.service_up(svc):
+                pytest.skip("%s service not built" % svc)
+        pid = c.openstack("token", "issue")["project_id"]
+        c.openstack("image", "create", "--disk-format", "qcow2", "--container-format", "bare", "--file",
+                    os.path.join(tcl.GUEST_DIR, "tinyvm.qcow2"), "--public", "tinyvm")
+        c.openstack("flavor", "create", "--ram", "256", "--disk", "1", "--vcpus", "1", "t1.tiny")
+        s = c.openstack("--os-compute-api-version", "2.37", "server", "create", "--image", "tinyvm", "--flavor",
+                        "t1.tiny", "--nic", "none", "--wait", "-f", "json", "lvm1", timeout=300)
+        server_id = s["id"]
+        assert s["status"] == "ACTIVE", s
+        tcl.wait_console(c, "lvm1", "TINYVM READY")
+        v = c.openstack("volume", "create", "--size", "1", "lvmatt")
+        wait_volume(c, pid, v["id"], "available")
+        c.openstack("server", "add", "volume", "lvm1", v["id"])
+        tcl.wait_console(c, "lvm1", "TINYVM DISK vdb 1073741824", timeout=90)
+        xml = tcl.sh(["virsh", "-c", tcl.URI, "dumpxml", server_id]).stdout
+        assert "<disk type='block' device='disk'>" in xml and dev(vg, v["id"]) in xml, xml
+        assert wait_volume(c, pid, v["id"], "in-use")["attachments"][0]["server_id"] == server_id
+        r = c.request("DELETE", "volume", vol_url(pid, "/volumes/%s" % v["id"]))
+        assert r.status_code == 400, r.text
+        c.openstack("server", "remove", "volume", "lvm1", v["id"])
+        tcl.wait_console(c, "lvm1", "TINYVM DISK vdb removed", timeout=90)
+        wait_volume(c, pid, v["id"], "available")
+        c.openstack("server", "delete", "--wait", server_id, timeout=120)
+        server_id = None
+        c.openstack("volume", "delete", v["id"])
+        wait_volume(c, pid, v["id"], "deleted")
+        assert vg.lvs() == [] and vg.loops_on_file() == []
+    finally:
+        if server_id:
+            tcl.sh(["virsh", "-c", tcl.URI, "destroy", server_id], check=False)
+            tcl.sh(["virsh", "-c", tcl.URI, "undefine", server_id], check=False)
+        if c:
+            c.stop()
+        shutil.rmtree(inst, ignore_errors=True)
+        if not was_up:
+            tcl.sh([up, "stop"], check=False)
