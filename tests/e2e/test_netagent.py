@@ -208,6 +208,14 @@ def leftovers(topo, fwd_hint="tsg-"):
     ps = sh("ps", "-eo", "args").stdout
     if topo.net in ps:
         found.append("process for " + topo.net)
+    raw = sh("iptables-save", "-t", "raw").stdout
+    for rid in (topo.net, topo.ext):
+        if "brq" + rid[:11] in raw:
+            found.append("conntrack zone rule for " + rid)
+    eb = subprocess.run(["ebtables-save"], capture_output=True, text=True).stdout
+    for pid in (topo.vm1, topo.vm2):
+        if pid[:11] in eb:
+            found.append("ebtables chain for " + pid)
     return found
 
 
@@ -377,6 +385,110 @@ def test_netagent_end_to_end(env):
     assert time.time() - t0 < 90
 
 
+ARP_SEND = r"""
+import socket, struct, sys
+ifname, mac, spa, tpa = sys.argv[1:5]
+m = bytes.fromhex(mac.replace(":", ""))
+ip = lambda a: socket.inet_aton(a)
+frame = b"\xff" * 6 + m + b"\x08\x06" + struct.pack("!HHBBH", 1, 0x0800, 6, 4, 1) + m + ip(spa) + b"\0" * 6 + ip(tpa)
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+s.bind((ifname, 0))
+for _ in range(3):
+    s.send(frame)
+"""
+
+
+def fake_vm(name, tap, mac, cidr):
+    """A namespace as a VM: veth tap<port> (root, the agent enslaves it) <-> eth0 (inside)."""
+    sh("ip", "netns", "add", name)
+    sh("ip", "link", "add", tap, "type", "veth", "peer", "name", "eth0", "netns", name)
+    sh("ip", "-n", name, "link", "set", "eth0", "address", mac)
+    sh("ip", "-n", name, "addr", "add", cidr, "dev", "eth0")
+    sh("ip", "-n", name, "link", "set", "eth0", "up")
+    sh("ip", "-n", name, "link", "set", "lo", "up")
+
+
+def test_netagent_hardening(env):
+    """MAC/ARP anti-spoofing, conntrack zones per network and the conntrack flush of a removed
+    rule, with two namespaces as VMs on the agent's bridge (no guests: about 10 s)."""
+    ctx, T, A = env, env.topo, env.agent
+    for tool in ("conntrack", "ebtables-restore", "ebtables-save"):
+        if not shutil.which(tool):
+            pytest.skip(tool + " not installed")
+    vm1, vm2 = "tsv1-" + ctx.extns[-6:], "tsv2-" + ctx.extns[-6:]
+    try:
+        fake_vm(vm1, "tap" + T.vm1[:11], T.macs[T.vm1], "10.77.0.10/24")
+        fake_vm(vm2, "tap" + T.vm2[:11], T.macs[T.vm2], "10.77.0.11/24")
+        A.write(T.state())
+        A.start()
+        A.wait_gen(T.gen)
+        assert ns_ping(vm1, "10.77.0.11"), "ICMP within the group: " + A.log()
+
+        # conntrack zone of the network: the flow was tracked there, not in zone 0
+        raw = sh("iptables-save", "-t", "raw").stdout
+        zl = [line for line in raw.splitlines() if "-i brq" + T.net[:11] + " " in line and "--zone" in line]
+        assert len(zl) == 1, raw
+        zone = zl[0].split("--zone ")[1].split()[0]
+        assert zone != "0"
+        ct = sh("conntrack", "-L", "-w", zone, "-p", "icmp", "-d", "10.77.0.11", check=False)
+        assert "src=10.77.0.10" in ct.stdout, ct.stdout + ct.stderr
+
+        # ARP: a request with a sender address the port does not own never reaches vm2; one
+        # with the port's own address does
+        sh("ip", "-n", vm2, "neigh", "flush", "all")
+        sh("ip", "netns", "exec", vm1, "python3", "-c", ARP_SEND, "eth0", T.macs[T.vm1], "10.77.0.13", "10.77.0.11")
+        sh("ip", "netns", "exec", vm1, "python3", "-c", ARP_SEND, "eth0", T.macs[T.vm1], "10.77.0.10", "10.77.0.11")
+        time.sleep(0.3)
+        neigh = sh("ip", "-n", vm2, "neigh", "show").stdout
+        assert "10.77.0.10 " in neigh, neigh
+        assert "10.77.0.13 " not in neigh, "spoofed ARP passed: " + neigh
+
+        # MAC: vm1 with a MAC that is not its port's cannot talk at all, its own again can
+        sh("ip", "-n", vm2, "neigh", "flush", "all")
+        sh("ip", "-n", vm1, "neigh", "flush", "all")
+        sh("ip", "-n", vm1, "link", "set", "eth0", "address", "fa:16:3e:77:00:99")
+        assert not ns_ping(vm1, "10.77.0.11", count=2, wait=1), "spoofed MAC passed"
+        sh("ip", "-n", vm1, "link", "set", "eth0", "address", T.macs[T.vm1])
+        sh("ip", "-n", vm1, "neigh", "flush", "all")
+        assert ns_ping(vm1, "10.77.0.11")
+
+        # a running ping (one conntrack flow) stops when the rule that admitted it goes
+        p = subprocess.Popen(["ip", "netns", "exec", vm1, "ping", "-n", "-i", "0.2", "-W", "1", "10.77.0.11"],
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        got = []
+
+        def reader():
+            for line in p.stdout:
+                if "icmp_seq=" in line:
+                    got.append(time.time())
+        import threading
+        th = threading.Thread(target=reader, daemon=True)
+        th.start()
+        try:
+            wait_for(lambda: len(got) >= 3, "ping replies")
+            T.rules = [r for r in T.rules if r.get("protocol") != "icmp"]
+            A.wait_gen(A.write(T.state()))
+            t_applied = time.time()
+            time.sleep(2)
+            after = [t for t in got if t > t_applied + 0.3]
+            assert after == [], "%d replies after the rule was removed: the flow was not flushed" % len(after)
+            ct = sh("conntrack", "-L", "-w", zone, "-p", "icmp", "-d", "10.77.0.11", check=False)
+            assert "src=10.77.0.10" not in ct.stdout, ct.stdout
+        finally:
+            p.kill()
+            p.wait()
+        assert "conntrack: " in A.log()
+
+        # everything goes: no zone rule, no ebtables chain
+        A.wait_gen(A.write(T.empty()))
+        A.stop()
+        assert leftovers(T) == []
+        assert A.proc is None
+    finally:
+        for ns in (vm1, vm2):
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+
+
 def wait_for(fn, what, timeout=30):
     end = time.time() + timeout
     while time.time() < end:
@@ -460,7 +572,9 @@ def test_netagent_with_api(make_cloud):
         # (Neutron lets the subnet go while only the DHCP port holds an address on it; ours
         # does not yet, so the network goes at once, DHCP port and subnet with it)
         api("DELETE", "/networks/" + net["id"])
-        wait_for(lambda: leftovers(topo) == ["brq" + ext["id"][:11]], "everything but the external bridge removed")
+        # (the external network's bridge stays, with its conntrack zone rule)
+        wait_for(lambda: [x for x in leftovers(topo) if x != "conntrack zone rule for " + ext["id"]] ==
+                 ["brq" + ext["id"][:11]], "everything but the external bridge removed")
         # the external network stays in the database; [network] agent_cleanup_on_stop makes
         # the agent take its bridge (and all it made) down when it stops
         agent.send_signal(signal.SIGTERM)

@@ -26,6 +26,8 @@
 struct ts_netagent {
     char *data_dir, *state_dir, *host, *ext_iface;
     char fwd_chain[32];
+    char raw_chain[32]; /* raw PREROUTING: conntrack zones (tsg-R + the same hash) */
+    char arp_chain[32]; /* ebtables nat PREROUTING: MAC/ARP anti-spoofing (tsa-P + hash) */
     int meta_port;
     struct ts_netagent_opts o;
     pthread_mutex_t mu;    /* one reconcile at a time */
@@ -522,7 +524,119 @@ static bool jump_present(struct ts_netagent *a)
     return yes;
 }
 
-static void sync_sg(struct ts_netagent *a, const json_t *state, bool anything)
+/* Does the output of argv list a rule "-j chain" (a whole word)? */
+static bool lists_jump(struct ts_netagent *a, const char *const *argv, const char *chain)
+{
+    char *out = NULL;
+    bool yes = false;
+    if (ts_netagent_exec(argv, NULL, &out, TS_NETAGENT_EXEC_QUIET) == 0 && out) {
+        char *want = ts_asprintf("-j %s", chain);
+        for (const char *p = strstr(out, want); p && !yes; p = strstr(p + 1, want)) {
+            char c = p[strlen(want)];
+            yes = c == 0 || c == ' ' || c == '\n' || c == '\r' || c == '\t';
+        }
+        free(want);
+    }
+    (void)a;
+    free(out);
+    return yes;
+}
+
+static bool own_has(struct ts_netagent *a, const char *kind, const char *name)
+{
+    char *p = own_path(a, kind, name);
+    bool yes = access(p, F_OK) == 0;
+    free(p);
+    return yes;
+}
+
+/* Conntrack zones: one raw-table chain, "-i brq<net> -j CT --zone Z" per network. */
+static void sync_zones(struct ts_netagent *a, const json_t *zones, bool anything)
+{
+    const char *lsargv[] = {"iptables", "-w", "-t", "raw", "-S", "PREROUTING", NULL};
+    bool jump = lists_jump(a, lsargv, a->raw_chain);
+    if (!anything || !json_object_size(zones)) {
+        if (!jump && !own_has(a, "raw", a->raw_chain)) return;
+        if (jump) RUN(a, "iptables", "-w", "-t", "raw", "-D", "PREROUTING", "-j", a->raw_chain);
+        char *text = ts_netagent_zone_restore(zones, a->raw_chain, false, true);
+        if (run(a, 0, text, NULL, "iptables-restore", "-w", "-n", (const char *)NULL) == 0)
+            own_del(a, "raw", a->raw_chain);
+        free(text);
+        json_object_del(a->applied, "raw");
+        return;
+    }
+    own_add(a, "raw", a->raw_chain);
+    char *probe = ts_netagent_zone_restore(zones, a->raw_chain, false, false);
+    if (!jump || !ts_streq(ts_json_str(a->applied, "raw", NULL), probe)) {
+        char *text = jump ? NULL : ts_netagent_zone_restore(zones, a->raw_chain, true, false);
+        if (run(a, 0, text ? text : probe, NULL, "iptables-restore", "-w", "-n", (const char *)NULL) == 0)
+            json_object_set_new(a->applied, "raw", json_string(probe));
+        else
+            json_object_del(a->applied, "raw");
+        free(text);
+    }
+    free(probe);
+}
+
+/* MAC and ARP anti-spoofing per port (ebtables nat table, our chains only). */
+static void sync_arp(struct ts_netagent *a, const json_t *state, bool anything)
+{
+    const char *lsargv[] = {"ebtables", "-t", "nat", "-L", "PREROUTING", NULL};
+    json_t *owned = own_list(a, "ebchain");
+    bool jump = lists_jump(a, lsargv, a->arp_chain);
+    size_t i;
+    json_t *c;
+    if (!anything) {
+        if (json_array_size(owned) || jump) {
+            add_unique(owned, a->arp_chain);
+            char *text = ts_netagent_arp_restore(state, a->host, a->arp_chain, owned, false, jump, NULL);
+            if (run(a, 0, text, NULL, "ebtables-restore", "--noflush", (const char *)NULL) == 0) {
+                json_array_foreach(owned, i, c) own_del(a, "ebchain", json_string_value(c));
+            }
+            free(text);
+            json_object_del(a->applied, "arp");
+        }
+        json_decref(owned);
+        return;
+    }
+    json_t *chains = NULL;
+    char *probe = ts_netagent_arp_restore(state, a->host, a->arp_chain, owned, false, false, &chains);
+    char *text = jump ? NULL : ts_netagent_arp_restore(state, a->host, a->arp_chain, owned, true, false, NULL);
+    json_array_foreach(chains, i, c) own_add(a, "ebchain", json_string_value(c));
+    if (!jump || !ts_streq(ts_json_str(a->applied, "arp", NULL), probe)) {
+        if (run(a, 0, text ? text : probe, NULL, "ebtables-restore", "--noflush", (const char *)NULL) == 0) {
+            json_object_set_new(a->applied, "arp", json_string(probe));
+            json_array_foreach(owned, i, c) {
+                if (!in_array(chains, json_string_value(c))) own_del(a, "ebchain", json_string_value(c));
+            }
+        } else {
+            json_object_del(a->applied, "arp");
+        }
+    }
+    free(probe);
+    free(text);
+    json_decref(chains);
+    json_decref(owned);
+}
+
+/* After a filter change: end the tracked flows that removed rules had let through. */
+static void flush_conntrack(struct ts_netagent *a, const json_t *state, const json_t *zones, const char *old_text,
+                            const char *new_text)
+{
+    if (!old_text) return; /* first pass of this run: nothing known to have been removed */
+    json_t *cmds = ts_netagent_ct_flushes(state, a->host, zones, old_text, new_text);
+    size_t i;
+    json_t *argv;
+    json_array_foreach(cmds, i, argv) {
+        /* exit 1 = no such flow: not a failure */
+        ts_netagent_exec_json(argv, NULL, NULL, TS_NETAGENT_EXEC_QUIET);
+    }
+    if (json_array_size(cmds))
+        ts_info("netagent", "conntrack: %zu flow deletion(s) for removed rules", json_array_size(cmds));
+    json_decref(cmds);
+}
+
+static void sync_sg(struct ts_netagent *a, const json_t *state, const json_t *zones, bool anything)
 {
     json_t *owned = own_list(a, "chain");
     bool jump = jump_present(a);
@@ -534,6 +648,9 @@ static void sync_sg(struct ts_netagent *a, const json_t *state, bool anything)
                 size_t i;
                 json_t *c;
                 json_array_foreach(owned, i, c) own_del(a, "chain", json_string_value(c));
+                char *path = ts_asprintf("%s/filter.applied", a->state_dir);
+                unlink(path);
+                free(path);
             }
             free(text);
             json_object_del(a->applied, "root");
@@ -550,6 +667,16 @@ static void sync_sg(struct ts_netagent *a, const json_t *state, bool anything)
     json_array_foreach(chains, i, c) own_add(a, "chain", json_string_value(c));
     if (!jump || !ts_streq(ts_json_str(a->applied, "root", NULL), probe)) {
         if (run(a, 0, text ? text : probe, NULL, "iptables-restore", "-w", "-n", (const char *)NULL) == 0) {
+            /* the text applied last, from memory or (first pass after a restart) from disk */
+            char *last = NULL, *path = ts_asprintf("%s/filter.applied", a->state_dir);
+            size_t n;
+            const char *prev = ts_json_str(a->applied, "root", NULL);
+            if (!prev && ts_file_read(path, 256u << 20, &last, &n) == 0) prev = last;
+            flush_conntrack(a, state, zones, prev, probe);
+            if (ts_file_write_atomic(path, probe, strlen(probe), 0600) < 0)
+                ts_warn("netagent", "cannot save %s: %s", path, strerror(errno));
+            free(last);
+            free(path);
             json_object_set_new(a->applied, "root", json_string(probe));
             json_array_foreach(owned, i, c) {
                 if (!in_array(chains, json_string_value(c))) own_del(a, "chain", json_string_value(c));
@@ -783,8 +910,13 @@ static int reconcile_to(struct ts_netagent *a, json_t *state)
         ensure_enslaved_state(a, name, br, links, ts_json_bool(v, "admin_state_up", true));
         plugged(a, v);
     }
-    /* security groups */
-    sync_sg(a, state, json_array_size(want_links) > 0);
+    /* conntrack zones, security groups, MAC/ARP anti-spoofing */
+    json_t *zones = ts_netagent_zones(state);
+    bool anything = json_array_size(want_links) > 0;
+    sync_zones(a, zones, anything);
+    sync_sg(a, state, zones, anything);
+    sync_arp(a, state, anything);
+    json_decref(zones);
 
     int failures = a->failures;
     pthread_mutex_unlock(&a->mu);
@@ -864,6 +996,8 @@ struct ts_netagent *ts_netagent_new(const struct ts_netagent_opts *o, struct ts_
     a->meta_port = o->meta_port > 0 ? o->meta_port : 9697;
     a->state_dir = ts_asprintf("%s/network-agent", a->data_dir);
     ts_netagent_fwd_chain(a->state_dir, a->fwd_chain);
+    snprintf(a->raw_chain, sizeof(a->raw_chain), "tsg-R%s", a->fwd_chain + 5);
+    snprintf(a->arp_chain, sizeof(a->arp_chain), "tsa-P%s", a->fwd_chain + 5);
     a->applied = json_object();
     pthread_mutex_init(&a->mu, NULL);
     pthread_mutex_init(&a->st_mu, NULL);

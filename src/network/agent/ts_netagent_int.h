@@ -67,6 +67,30 @@ char *ts_netagent_sg_restore(const json_t *state, const char *host, const char *
  * ports in that group. Returns the number of lines added (0 for IPv6 rules). */
 int ts_netagent_sg_rule_specs(const json_t *state, const json_t *rule, struct ts_buf *out, const char *chain);
 
+/* Conntrack zones, one per network (as Neutron's Linux bridge firewall): network id ->
+ * zone number (1..TS_NETAGENT_ZONE_MAX) from a hash of the id, stable across passes,
+ * collisions moved to the next free number. New JSON object. */
+#define TS_NETAGENT_ZONE_MAX 65000
+json_t *ts_netagent_zones(const json_t *state);
+/* iptables-restore text of the raw table: chain with "-i brq<net> -j CT --zone Z" per
+ * zone (add_jump: "-I PREROUTING 1 -j chain"); remove: flush and delete the chain (the
+ * caller deletes the jump first). */
+char *ts_netagent_zone_restore(const json_t *zones, const char *chain, bool add_jump, bool remove);
+/* ebtables-restore --noflush text of the nat table: MAC and ARP anti-spoofing for the
+ * same ports as the security groups. chain (jumped to from PREROUTING) sends frames from
+ * tap<port> to tsm-<port> (source MAC must be the port's or an allowed pair's) and ARP to
+ * tsa-<port> (sender IP and MAC must be a fixed IP or allowed pair, or a 0.0.0.0 probe).
+ * stale_chains, add_jump, remove_jump and chains_out as ts_netagent_sg_restore. */
+char *ts_netagent_arp_restore(const json_t *state, const char *host, const char *chain,
+                              const json_t *stale_chains, bool add_jump, bool remove_jump, json_t **chains_out);
+/* The conntrack deletions (JSON array of argv arrays, "conntrack -D -f ipv4 -w ZONE ...")
+ * that end the flows a security-group rule let through, for every rule line of old_text
+ * (the last filter text applied) that new_text no longer has, on ports still present:
+ * port address, remote /32, protocol, single destination port or ICMP type as the rule
+ * said. As Neutron, so removing a rule stops an established flow. */
+json_t *ts_netagent_ct_flushes(const json_t *state, const char *host, const json_t *zones, const char *old_text,
+                               const char *new_text);
+
 /* ---- metadata documents (ts_netagent_metadata.c) ------------------------------------ */
 /* inst: normalized instance {"uuid","name","hostname","instance_name","availability_zone",
  * "project_id","metadata":{},"user_data": base64|null,"key_name","public_key",

@@ -524,3 +524,265 @@ char *ts_netagent_sg_restore(const json_t *state, const char *host, const char *
         json_decref(chains);
     return ts_buf_steal(&b, NULL);
 }
+
+/* ---- conntrack zones ------------------------------------------------------------------ */
+
+static int cmp_str(const void *x, const void *y)
+{
+    return strcmp(*(const char *const *)x, *(const char *const *)y);
+}
+
+json_t *ts_netagent_zones(const json_t *state)
+{
+    json_t *zones = json_object();
+    json_t *nets = json_object_get(state, "networks");
+    size_t n = json_array_size(nets), k = 0, i;
+    const char **idv = ts_calloc(n ? n : 1, sizeof(*idv));
+    json_t *v;
+    json_array_foreach(nets, i, v) {
+        const char *id = ts_json_str(v, "id", NULL);
+        if (id && *id && strlen(id) <= 64) idv[k++] = id;
+    }
+    qsort(idv, k, sizeof(*idv), cmp_str);
+    /* a zone from the id's hash, so it stays the same across passes and restarts; a
+     * collision takes the next free number (ids in sorted order decide who moves) */
+    unsigned char *used = ts_calloc(TS_NETAGENT_ZONE_MAX + 1, 1);
+    for (i = 0; i < k; i++) {
+        if (json_object_get(zones, idv[i])) continue;
+        uint32_t h = 2166136261u;
+        for (const char *c = idv[i]; *c; c++)
+            h = (h ^ (unsigned char)*c) * 16777619u;
+        int z = 1 + (int)(h % TS_NETAGENT_ZONE_MAX);
+        for (int t = 0; t < TS_NETAGENT_ZONE_MAX && used[z]; t++)
+            z = z % TS_NETAGENT_ZONE_MAX + 1;
+        used[z] = 1;
+        json_object_set_new(zones, idv[i], json_integer(z));
+    }
+    free(used);
+    free(idv);
+    return zones;
+}
+
+char *ts_netagent_zone_restore(const json_t *zones, const char *chain, bool add_jump, bool remove)
+{
+    struct ts_buf b;
+    ts_buf_init(&b, 16u << 20);
+    ts_buf_printf(&b, "*raw\n:%s - [0:0]\n", chain);
+    if (remove) {
+        ts_buf_printf(&b, "-X %s\n", chain);
+    } else {
+        if (add_jump) ts_buf_printf(&b, "-I PREROUTING 1 -j %s\n", chain);
+        const char *nid;
+        json_t *z;
+        json_object_foreach((json_t *)zones, nid, z) {
+            char br[TS_NETAGENT_IFNAME];
+            ts_netagent_ifname(br, "brq", nid);
+            /* bridged frames (br_netfilter) come in with the bridge as their in-device */
+            ts_buf_printf(&b, "-A %s -i %s -j CT --zone %lld\n", chain, br, (long long)json_integer_value(z));
+        }
+    }
+    ts_buf_appends(&b, "COMMIT\n");
+    return ts_buf_steal(&b, NULL);
+}
+
+/* ---- ARP and MAC anti-spoofing (ebtables nat PREROUTING) ------------------------------ */
+
+static void arp_port_rules(const json_t *port, struct ts_buf *b, const char *mchain, const char *achain)
+{
+    const char *mac = ts_json_str(port, "mac_address", "");
+    json_t *macs = json_array(), *f;
+    size_t i;
+    json_array_append_new(macs, json_string(mac));
+    json_array_foreach(json_object_get(port, "allowed_address_pairs"), i, f) {
+        const char *pm = ts_json_str(f, "mac_address", mac);
+        bool seen = false;
+        size_t k;
+        json_t *m;
+        json_array_foreach(macs, k, m) seen |= ts_strcaseeq(json_string_value(m), pm);
+        if (!seen && valid_mac(pm)) json_array_append_new(macs, json_string(pm));
+    }
+    json_array_foreach(macs, i, f) ts_buf_printf(b, "-A %s -s %s -j RETURN\n", mchain, json_string_value(f));
+    ts_buf_printf(b, "-A %s -j DROP\n", mchain);
+    json_decref(macs);
+
+    json_array_foreach(json_object_get(port, "fixed_ips"), i, f) {
+        const char *ip = ts_json_str(f, "ip_address", NULL);
+        if (ts_netagent_is_v4(ip))
+            ts_buf_printf(b, "-A %s -p ARP --arp-ip-src %s --arp-mac-src %s -j RETURN\n", achain, ip, mac);
+    }
+    json_array_foreach(json_object_get(port, "allowed_address_pairs"), i, f) {
+        const char *ip = ts_json_str(f, "ip_address", NULL);
+        const char *pm = ts_json_str(f, "mac_address", mac);
+        if ((ts_netagent_is_v4(ip) || valid_cidr4(ip)) && valid_mac(pm))
+            ts_buf_printf(b, "-A %s -p ARP --arp-ip-src %s --arp-mac-src %s -j RETURN\n", achain, ip, pm);
+    }
+    /* RFC 5227 probes (sender 0.0.0.0) announce nothing */
+    ts_buf_printf(b, "-A %s -p ARP --arp-ip-src 0.0.0.0 --arp-mac-src %s -j RETURN\n", achain, mac);
+    ts_buf_printf(b, "-A %s -j DROP\n", achain);
+}
+
+char *ts_netagent_arp_restore(const json_t *state, const char *host, const char *chain,
+                              const json_t *stale_chains, bool add_jump, bool remove_jump, json_t **chains_out)
+{
+    struct ts_buf b, rules;
+    json_t *chains = json_array();
+    size_t i;
+    json_t *p, *c;
+    ts_buf_init(&b, 64u << 20);
+    ts_buf_init(&rules, 64u << 20);
+    ts_buf_appends(&b, "*nat\n");
+    if (!remove_jump) {
+        json_array_append_new(chains, json_string(chain));
+        json_array_foreach(json_object_get(state, "ports"), i, p) {
+            if (!sg_port(p, host)) continue;
+            const char *id = ts_json_str(p, "id", "");
+            char mchain[32], achain[32], tap[TS_NETAGENT_IFNAME];
+            snprintf(mchain, sizeof(mchain), "tsm-%.11s", id);
+            snprintf(achain, sizeof(achain), "tsa-%.11s", id);
+            ts_netagent_ifname(tap, "tap", id);
+            json_array_append_new(chains, json_string(mchain));
+            json_array_append_new(chains, json_string(achain));
+            ts_buf_printf(&rules, "-A %s -i %s -j %s\n", chain, tap, mchain);
+            ts_buf_printf(&rules, "-A %s -i %s -p ARP -j %s\n", chain, tap, achain);
+            arp_port_rules(p, &rules, mchain, achain);
+        }
+    }
+    json_array_foreach(chains, i, c) ts_buf_printf(&b, ":%s RETURN\n", json_string_value(c));
+    json_array_foreach(stale_chains, i, c) {
+        bool wanted = false;
+        size_t k;
+        json_t *w;
+        json_array_foreach(chains, k, w) wanted |= json_equal(w, c);
+        if (!wanted) ts_buf_printf(&b, ":%s RETURN\n", json_string_value(c));
+    }
+    if (remove_jump) ts_buf_printf(&b, "-D PREROUTING -j %s\n", chain);
+    if (add_jump && !remove_jump) ts_buf_printf(&b, "-I PREROUTING 1 -j %s\n", chain);
+    ts_buf_append(&b, rules.data ? rules.data : "", rules.len);
+    json_array_foreach(stale_chains, i, c) {
+        bool wanted = false;
+        size_t k;
+        json_t *w;
+        json_array_foreach(chains, k, w) wanted |= json_equal(w, c);
+        if (!wanted) ts_buf_printf(&b, "-X %s\n", json_string_value(c));
+    }
+    ts_buf_appends(&b, "COMMIT\n");
+    ts_buf_free(&rules);
+    if (chains_out)
+        *chains_out = chains;
+    else
+        json_decref(chains);
+    return ts_buf_steal(&b, NULL);
+}
+
+/* ---- conntrack cleanup after a rule goes -------------------------------------------- */
+
+/* The value after " flag " in line (up to the next space) into out, or false. */
+static bool line_opt(const char *line, const char *flag, char *out, size_t n)
+{
+    char pat[32];
+    snprintf(pat, sizeof(pat), " %s ", flag);
+    const char *p = strstr(line, pat);
+    if (!p) return false;
+    p += strlen(pat);
+    size_t l = strcspn(p, " \n");
+    if (l == 0 || l >= n) return false;
+    memcpy(out, p, l);
+    out[l] = 0;
+    return true;
+}
+
+json_t *ts_netagent_ct_flushes(const json_t *state, const char *host, const json_t *zones, const char *old_text,
+                               const char *new_text)
+{
+    json_t *out = json_array(), *now = json_object(), *seen = json_object();
+    const char *s;
+    /* every rule line of the new text, as a set */
+    for (s = new_text; s && *s;) {
+        size_t l = strcspn(s, "\n");
+        char *ln = ts_strndup(s, l);
+        json_object_set_new(now, ln, json_true());
+        free(ln);
+        s += l + (s[l] == '\n');
+    }
+    for (s = old_text; s && *s;) {
+        size_t l = strcspn(s, "\n");
+        char *ln = ts_strndup(s, l);
+        s += l + (s[l] == '\n');
+        /* only security-group rule lines: "-A tsg-i<port> ... -j RETURN" / "-A tsg-o<port> ..." */
+        bool ingress = ts_startswith(ln, "-A tsg-i"), egress = ts_startswith(ln, "-A tsg-o");
+        if ((!ingress && !egress) || !ts_endswith(ln, " -j RETURN") || strstr(ln, "--ctstate") ||
+            strstr(ln, "--sport 6") || json_object_get(now, ln)) {
+            free(ln);
+            continue;
+        }
+        char prefix[12];
+        snprintf(prefix, sizeof(prefix), "%.11s", ln + 8);
+        const json_t *port = NULL;
+        size_t i;
+        json_t *p;
+        json_array_foreach(json_object_get(state, "ports"), i, p) {
+            if (sg_port(p, host) && strncmp(ts_json_str(p, "id", ""), prefix, 11) == 0) port = p;
+        }
+        json_t *z = json_object_get(zones, ts_json_str(port, "network_id", ""));
+        if (!port || !json_is_integer(z)) {
+            free(ln);
+            continue;
+        }
+        char proto[16] = "", dport[16] = "", icmp[16] = "", remote[48] = "";
+        line_opt(ln, "-p", proto, sizeof(proto));
+        line_opt(ln, "--dport", dport, sizeof(dport));
+        line_opt(ln, "--icmp-type", icmp, sizeof(icmp));
+        line_opt(ln, ingress ? "-s" : "-d", remote, sizeof(remote));
+        if (strchr(dport, ':')) dport[0] = 0; /* a range: conntrack matches one port only */
+        if (!ts_endswith(remote, "/32")) remote[0] = 0;
+        else remote[strlen(remote) - 3] = 0;
+        json_t *f;
+        json_array_foreach(json_object_get(port, "fixed_ips"), i, f) {
+            const char *ip = ts_json_str(f, "ip_address", NULL);
+            if (!ts_netagent_is_v4(ip)) continue;
+            json_t *argv = json_array();
+            push(argv, "conntrack");
+            push(argv, "-D");
+            push(argv, "-f");
+            push(argv, "ipv4");
+            push(argv, "-w");
+            push(argv, "%lld", (long long)json_integer_value(z));
+            /* the flows the removed rule let in (to the VM) or out (from it) */
+            push(argv, ingress ? "-d" : "-s");
+            push(argv, "%s", ip);
+            if (remote[0] && ts_netagent_is_v4(remote)) {
+                push(argv, ingress ? "-s" : "-d");
+                push(argv, "%s", remote);
+            }
+            if (proto[0]) {
+                push(argv, "-p");
+                push(argv, "%s", proto);
+                if (dport[0] && (ts_streq(proto, "tcp") || ts_streq(proto, "udp") || ts_streq(proto, "sctp"))) {
+                    push(argv, "--dport");
+                    push(argv, "%s", dport);
+                }
+                if (icmp[0] && ts_streq(proto, "icmp")) {
+                    char *slash = strchr(icmp, '/');
+                    if (slash) *slash = 0;
+                    push(argv, "--icmp-type");
+                    push(argv, "%s", icmp);
+                    if (slash) {
+                        push(argv, "--icmp-code");
+                        push(argv, "%s", slash + 1);
+                    }
+                }
+            }
+            char *key = json_dumps(argv, JSON_COMPACT);
+            if (!json_object_get(seen, key)) {
+                json_object_set_new(seen, key, json_true());
+                json_array_append(out, argv);
+            }
+            free(key);
+            json_decref(argv);
+        }
+        free(ln);
+    }
+    json_decref(now);
+    json_decref(seen);
+    return out;
+}

@@ -279,6 +279,101 @@ static void test_sg_restore(void **st)
     json_decref(s);
 }
 
+static void test_zones_and_arp(void **st)
+{
+    (void)st;
+    json_t *s = state(), *chains = NULL;
+    json_t *z = ts_netagent_zones(s), *z2 = ts_netagent_zones(s);
+    assert_int_equal(json_object_size(z), 2);
+    assert_true(json_equal(z, z2)); /* stable */
+    json_int_t zn = json_integer_value(json_object_get(z, NET)), ze = json_integer_value(json_object_get(z, EXT));
+    assert_true(zn >= 1 && zn <= TS_NETAGENT_ZONE_MAX && ze >= 1 && ze <= TS_NETAGENT_ZONE_MAX && zn != ze);
+    char *t = ts_netagent_zone_restore(z, "tsg-Rabc", true, false);
+    char want[128];
+    snprintf(want, sizeof(want), "-A tsg-Rabc -i brq11111111-aa -j CT --zone %lld\n", (long long)zn);
+    assert_non_null(strstr(t, want));
+    assert_non_null(strstr(t, "*raw\n:tsg-Rabc - [0:0]\n-I PREROUTING 1 -j tsg-Rabc\n"));
+    free(t);
+    t = ts_netagent_zone_restore(z, "tsg-Rabc", false, true);
+    assert_string_equal(t, "*raw\n:tsg-Rabc - [0:0]\n-X tsg-Rabc\nCOMMIT\n");
+    free(t);
+
+    /* MAC/ARP: VM1 only (VM2 is on another host); its allowed pair keeps the port's MAC */
+    json_t *stale = json_pack("[s]", "tsa-OLDOLDOLDOL");
+    t = ts_netagent_arp_restore(s, "h1", "tsa-Pabc", stale, true, false, &chains);
+    assert_true(has(chains, "tsm-66666666-aa"));
+    assert_true(has(chains, "tsa-66666666-aa"));
+    assert_false(has(chains, "tsa-77777777-aa"));
+    assert_non_null(strstr(t, "*nat\n:tsa-Pabc RETURN\n"));
+    assert_non_null(strstr(t, "-I PREROUTING 1 -j tsa-Pabc\n"));
+    assert_non_null(strstr(t, "-A tsa-Pabc -i tap66666666-aa -j tsm-66666666-aa\n"));
+    assert_non_null(strstr(t, "-A tsa-Pabc -i tap66666666-aa -p ARP -j tsa-66666666-aa\n"));
+    assert_non_null(strstr(t, "-A tsm-66666666-aa -s fa:16:3e:00:00:10 -j RETURN\n-A tsm-66666666-aa -j DROP\n"));
+    assert_non_null(strstr(t, "-A tsa-66666666-aa -p ARP --arp-ip-src 10.77.0.10 --arp-mac-src fa:16:3e:00:00:10 -j RETURN\n"));
+    assert_non_null(strstr(t, "-A tsa-66666666-aa -p ARP --arp-ip-src 10.77.0.200 --arp-mac-src fa:16:3e:00:00:10 -j RETURN\n"));
+    assert_non_null(strstr(t, "-A tsa-66666666-aa -j DROP\n"));
+    assert_non_null(strstr(t, "-X tsa-OLDOLDOLDOL\n"));
+    assert_null(strstr(t, "77777777"));
+    free(t);
+    json_decref(chains);
+    /* an allowed pair with its own MAC adds that MAC (once) */
+    json_t *aap = json_object_get(ts_netagent_find(s, "ports", VM1), "allowed_address_pairs");
+    json_array_append_new(aap, json_pack("{s:s,s:s}", "ip_address", "10.77.5.0/24", "mac_address", "fa:16:3e:00:00:77"));
+    json_array_append_new(aap, json_pack("{s:s,s:s}", "ip_address", "10.77.6.1", "mac_address", "fa:16:3e:00:00:77"));
+    json_array_append_new(aap, json_pack("{s:s,s:s}", "ip_address", "10.77.7.1; -j ACCEPT", "mac_address", "x"));
+    t = ts_netagent_arp_restore(s, "h1", "tsa-Pabc", NULL, false, false, NULL);
+    assert_non_null(strstr(t, "-A tsm-66666666-aa -s fa:16:3e:00:00:77 -j RETURN\n"));
+    assert_null(strstr(strstr(t, "-s fa:16:3e:00:00:77") + 1, "-s fa:16:3e:00:00:77"));
+    assert_non_null(strstr(t, "--arp-ip-src 10.77.5.0/24 --arp-mac-src fa:16:3e:00:00:77 -j RETURN\n"));
+    assert_null(strstr(t, "10.77.7.1"));
+    assert_null(strstr(t, "-I PREROUTING"));
+    free(t);
+    /* removal */
+    json_t *all = json_pack("[s,s]", "tsa-Pabc", "tsm-66666666-aa");
+    t = ts_netagent_arp_restore(s, "h1", "tsa-Pabc", all, false, true, NULL);
+    assert_string_equal(t, "*nat\n:tsa-Pabc RETURN\n:tsm-66666666-aa RETURN\n-D PREROUTING -j tsa-Pabc\n"
+                           "-X tsa-Pabc\n-X tsm-66666666-aa\nCOMMIT\n");
+    free(t);
+    json_decref(all);
+    json_decref(stale);
+
+    /* conntrack: the removed rules' flows, on the port's zone and address */
+    const char *old_text = "*filter\n"
+                           "-A tsg-i66666666-aa -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN\n"
+                           "-A tsg-i66666666-aa -p icmp -s 10.77.0.11/32 -j RETURN\n"
+                           "-A tsg-i66666666-aa -p tcp -m tcp --dport 22 -s 10.77.0.0/24 -j RETURN\n"
+                           "-A tsg-i66666666-aa -p tcp -m tcp --dport 8000:8080 -j RETURN\n"
+                           "-A tsg-o66666666-aa -j RETURN\n"
+                           "-A tsg-o77777777-aa -j RETURN\n"
+                           "-A tsg-i66666666-aa -j DROP\nCOMMIT\n";
+    const char *new_text = "*filter\n"
+                           "-A tsg-i66666666-aa -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN\n"
+                           "-A tsg-i66666666-aa -p tcp -m tcp --dport 22 -s 10.77.0.0/24 -j RETURN\n"
+                           "-A tsg-i66666666-aa -j DROP\nCOMMIT\n";
+    json_t *fl = ts_netagent_ct_flushes(s, "h1", z, old_text, new_text);
+    assert_int_equal(json_array_size(fl), 3);
+    char *d = json_dumps(fl, JSON_COMPACT);
+    char w1[256], w2[256], w3[256];
+    snprintf(w1, sizeof(w1), "[\"conntrack\",\"-D\",\"-f\",\"ipv4\",\"-w\",\"%lld\",\"-d\",\"10.77.0.10\",\"-s\","
+             "\"10.77.0.11\",\"-p\",\"icmp\"]", (long long)zn);
+    snprintf(w2, sizeof(w2), "[\"conntrack\",\"-D\",\"-f\",\"ipv4\",\"-w\",\"%lld\",\"-d\",\"10.77.0.10\",\"-p\","
+             "\"tcp\"]", (long long)zn);
+    snprintf(w3, sizeof(w3), "[\"conntrack\",\"-D\",\"-f\",\"ipv4\",\"-w\",\"%lld\",\"-s\",\"10.77.0.10\"]",
+             (long long)zn);
+    assert_non_null(strstr(d, w1));
+    assert_non_null(strstr(d, w2)); /* a port range: the protocol only */
+    assert_non_null(strstr(d, w3)); /* egress allow-all gone: every flow from the VM */
+    assert_null(strstr(d, "10.77.0.11\",\"-p\",\"tcp")); /* VM2 is not on this host */
+    free(d);
+    json_decref(fl);
+    fl = ts_netagent_ct_flushes(s, "h1", z, new_text, new_text);
+    assert_int_equal(json_array_size(fl), 0);
+    json_decref(fl);
+    json_decref(z);
+    json_decref(z2);
+    json_decref(s);
+}
+
 static json_t *inst(void)
 {
     return json_pack("{s:s,s:s,s:s,s:s,s:s,s:{s:s},s:s,s:s,s:s,s:[s]}", "uuid", DEV1, "name", "vm one",
@@ -365,6 +460,8 @@ static void test_metadata(void **st)
 struct fakehost {
     json_t *ns, *links, *log; /* names, names, "argv joined" (+ "<<stdin") */
     char jump[64];            /* the chain FORWARD jumps to, as iptables-restore left it */
+    char rawjump[64];         /* raw PREROUTING's jump (conntrack zones) */
+    char ebjump[64];          /* ebtables nat PREROUTING's jump (ARP/MAC anti-spoofing) */
 };
 
 static void del_name(json_t *arr, const char *n)
@@ -415,6 +512,19 @@ static int fake_exec(void *ctx, const char *const *argv, const char *input, char
         const char *j = strstr(input, "-I FORWARD 1 -j ");
         if (j) sscanf(j + 16, "%63s", h->jump);
         if (strstr(input, "-D FORWARD -j ")) h->jump[0] = 0;
+        if ((j = strstr(input, "-I PREROUTING 1 -j "))) sscanf(j + 19, "%63s", h->rawjump);
+    } else if (IS(0, "iptables") && IS(2, "-t") && IS(3, "raw") && IS(4, "-D")) {
+        h->rawjump[0] = 0;
+    } else if (IS(0, "iptables") && IS(2, "-t") && IS(3, "raw") && IS(4, "-S")) {
+        ts_buf_printf(&o, "-P PREROUTING ACCEPT\n");
+        if (h->rawjump[0]) ts_buf_printf(&o, "-A PREROUTING -j %s\n", h->rawjump);
+    } else if (IS(0, "ebtables-restore") && input) {
+        const char *j = strstr(input, "-I PREROUTING 1 -j ");
+        if (j) sscanf(j + 19, "%63s", h->ebjump);
+        if (strstr(input, "-D PREROUTING -j ")) h->ebjump[0] = 0;
+    } else if (IS(0, "ebtables") && IS(3, "-L")) {
+        ts_buf_printf(&o, "Bridge table: nat\n\nBridge chain: PREROUTING, entries: 1, policy: ACCEPT\n");
+        if (h->ebjump[0]) ts_buf_printf(&o, "-j %s\n", h->ebjump);
     } else if (IS(0, "iptables") && IS(2, "-S") && IS(3, "FORWARD")) {
         ts_buf_printf(&o, "-P FORWARD ACCEPT\n");
         if (h->jump[0]) ts_buf_printf(&o, "-A FORWARD -j %s\n", h->jump);
@@ -453,7 +563,7 @@ static void test_reconcile(void **st)
     (void)st;
     char dir[] = "/tmp/ts-netagent-unit-XXXXXX";
     assert_non_null(mkdtemp(dir));
-    struct fakehost h = {json_array(), json_pack("[s,s]", "lo", "eth0"), json_array(), ""};
+    struct fakehost h = {json_array(), json_pack("[s,s]", "lo", "eth0"), json_array(), "", "", ""};
     json_array_append_new(h.ns, json_string("someone-elses-ns"));
     json_array_append_new(h.links, json_string("brqnotours000"));
     ts_netagent_exec_set_fake(fake_exec, &h);
@@ -483,6 +593,10 @@ static void test_reconcile(void **st)
     assert_true(logged(&h, "ip link set tap66666666-aa master brq11111111-aa"));
     assert_false(logged(&h, "ip tuntap add dev tap77777777-aa")); /* bound to another host */
     assert_true(logged(&h, "iptables-restore -w -n <<*filter"));
+    assert_true(logged(&h, "iptables-restore -w -n <<*raw"));
+    assert_true(logged(&h, "ebtables-restore --noflush <<*nat"));
+    assert_true(ts_startswith(h.rawjump, "tsg-R"));
+    assert_true(ts_startswith(h.ebjump, "tsa-P"));
     assert_int_equal(plugged_count, 1);
 
     /* a second pass on an unchanged world does not rebuild or replug */
@@ -491,7 +605,19 @@ static void test_reconcile(void **st)
     assert_false(logged(&h, "ip link add"));
     assert_false(logged(&h, "ip netns add"));
     assert_false(logged(&h, "iptables-restore -w -n"));
+    assert_false(logged(&h, "ebtables-restore"));
+    assert_false(logged(&h, "conntrack"));
     assert_int_equal(plugged_count, 1);
+
+    /* a removed rule: the filter text is rebuilt and the flows it let in are deleted */
+    json_t *rules = json_object_get(json_array_get(json_object_get(fake_state_json, "security_groups"), 0),
+                                    "security_group_rules");
+    json_array_remove(rules, 2); /* ingress icmp from the group */
+    json_array_clear(h.log);
+    assert_int_equal(ts_netagent_reconcile(a), 0);
+    assert_true(logged(&h, "iptables-restore -w -n <<*filter"));
+    assert_true(logged(&h, "conntrack -D -f ipv4 -w "));
+    assert_false(logged(&h, "ebtables-restore"));
 
     /* admin_state_up false takes the VIF down */
     json_object_set_new(ts_netagent_find(fake_state_json, "ports", VM1), "admin_state_up", json_false());
@@ -517,6 +643,9 @@ static void test_reconcile(void **st)
     assert_int_equal(json_array_size(h.ns), 1);
     assert_int_equal(json_array_size(h.links), 3);
     assert_string_equal(h.jump, "");
+    assert_string_equal(h.rawjump, "");
+    assert_string_equal(h.ebjump, "");
+    assert_true(logged(&h, "ebtables-restore --noflush <<*nat"));
 
     ts_netagent_free(a);
     ts_netagent_exec_set_fake(NULL, NULL);
@@ -556,6 +685,7 @@ int main(void)
         cmocka_unit_test(test_router_nat), cmocka_unit_test(test_sg_rule_specs),
         cmocka_unit_test(test_sg_restore), cmocka_unit_test(test_metadata),
         cmocka_unit_test(test_reconcile),  cmocka_unit_test(test_exec_real),
+        cmocka_unit_test(test_zones_and_arp),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
