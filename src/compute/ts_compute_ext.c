@@ -193,6 +193,48 @@ static bool valid_id(const char *s)
     return true;
 }
 
+int ts_compute_net_resolve_default(const struct ts_service_env *env, const char *token, const char *project,
+                                   bool is_admin, json_t **out, struct ts_err *err)
+{
+    char base[512];
+    json_t *o = NULL;
+    *out = json_array();
+    if (!ts_compute_ext_url(env, "network", base, sizeof(base))) return 0;
+    /* Nova's _get_available_networks without auto_allocate: the project's own non-shared
+     * networks plus every shared one, external ones included */
+    int rc = net_call(env, token, "GET", "/v2.0/networks", NULL, &o, err);
+    if (rc) goto fail;
+    const json_t *pick = NULL;
+    int found = 0;
+    size_t i;
+    json_t *n;
+    json_array_foreach(json_object_get(o, "networks"), i, n) {
+        bool shared = json_is_true(json_object_get(n, "shared"));
+        if (shared || ts_streq(JS(n, "project_id"), project)) {
+            pick = n;
+            found++;
+        }
+    }
+    if (found > 1) {
+        rc = ts_err_set(err, TS_ECONFLICT, "Multiple possible networks found, use a Network ID to be more specific.");
+        goto fail;
+    }
+    if (pick && json_is_true(json_object_get(pick, "router:external")) &&
+        !json_is_true(json_object_get(pick, "shared")) && !is_admin) {
+        rc = ts_err_set(err, TS_EFORBIDDEN, "It is not allowed to create an interface on external network %s",
+                        JS(pick, "id"));
+        goto fail;
+    }
+    if (pick) json_array_append_new(*out, json_pack("{s:s}", "uuid", JS(pick, "id")));
+    json_decref(o);
+    return 0;
+fail:
+    json_decref(o);
+    json_decref(*out);
+    *out = NULL;
+    return rc;
+}
+
 int ts_compute_net_resolve(const struct ts_service_env *env, const char *token, const char *project,
                            const json_t *requested, int64_t max_count, json_t **out, struct ts_err *err)
 {

@@ -104,6 +104,12 @@ const char *ts_compute_ext_msg(const json_t *body, const char *def);
  * [{"uuid": net[, "fixed_ip"]} | {"port": id}]. 400/409 errors as Nova gives them. */
 int ts_compute_net_resolve(const struct ts_service_env *env, const char *token, const char *project,
                            const json_t *requested, int64_t max_count, json_t **out, struct ts_err *err);
+/* API side, a request before 2.37 without "networks": the one network the project may use
+ * (its own non-shared ones and the shared ones) as [{"uuid"}], [] when there is none (no NIC);
+ * 409 "Multiple possible networks found..." when several, 403 for an external network of
+ * another project unless is_admin. */
+int ts_compute_net_resolve_default(const struct ts_service_env *env, const char *token, const char *project,
+                                   bool is_admin, json_t **out, struct ts_err *err);
 /* Creates (or claims) one port for the instance and binds it to host. req: {"uuid"[, "fixed_ip"]} or
  * {"port"}. sg_names: the instance's security_groups ([{name}]) or NULL. *vif gets the VIF. */
 int ts_compute_net_port_setup(const struct ts_service_env *env, const char *token, const json_t *inst,

@@ -274,3 +274,57 @@ def test_external_events(ic):
     r = ic.request("POST", "compute", "/v2.1/os-server-external-events", json={"events": [ev]}, token=u.token())
     assert r.status_code == 403
     ic.openstack("server", "delete", "--wait", s["id"])
+
+
+def test_no_networks_before_2_37(ic):
+    """Before 2.37 a request without "networks" gets a port on the one network the project can
+    use (its own or a shared one), no NIC when there is none, and Nova's 409 when there are
+    several."""
+    u = ic.new_project_user()
+    tok = u.token()
+    body = {"server": {"name": "legacy1", "imageRef": ic.image["id"], "flavorRef": ic.flavor["id"]}}
+    old = {"OpenStack-API-Version": "compute 2.36"}
+    made = []
+    try:
+        # no network at all: the server boots without a NIC
+        r = ic.request("POST", "compute", "/v2.1/servers", json=body, headers=old, token=tok)
+        assert r.status_code == 202, r.text
+        sid = r.json()["server"]["id"]
+        made.append(sid)
+        wait_for(lambda: ic.request("GET", "compute", "/v2.1/servers/%s" % sid, token=tok).json()["server"]
+                 ["status"] == "ACTIVE", what="ACTIVE")
+        assert ports_of(ic, sid) == []
+        # the project's own network: the server gets a port there (2.1 has no networks either)
+        r = ic.request("POST", "network", "/v2.0/networks", json={"network": {"name": "legacy-net"}}, token=tok)
+        assert r.status_code == 201, r.text
+        net = r.json()["network"]
+        r = ic.request("POST", "network", "/v2.0/subnets", token=tok,
+                       json={"subnet": {"network_id": net["id"], "cidr": "10.78.0.0/24", "ip_version": 4}})
+        assert r.status_code == 201, r.text
+        body["server"]["name"] = "legacy2"
+        r = ic.request("POST", "compute", "/v2.1/servers", json=body, token=tok)
+        assert r.status_code == 202, r.text
+        sid = r.json()["server"]["id"]
+        made.append(sid)
+        ports = wait_for(lambda: ports_of(ic, sid), what="port on the project's network")
+        assert len(ports) == 1
+        assert ic.openstack("port", "show", ports[0]["ID"])["network_id"] == net["id"]
+        # 2.37 and later still need "networks"
+        r = ic.request("POST", "compute", "/v2.1/servers", json=body, token=tok,
+                       headers={"OpenStack-API-Version": "compute 2.37"})
+        assert r.status_code == 400, r.text
+        # a shared network as well: ambiguous
+        shared = ic.openstack("network", "create", "--share", "legacy-shared")
+        try:
+            r = ic.request("POST", "compute", "/v2.1/servers", json=body, headers=old, token=tok)
+            assert r.status_code == 409, r.text
+            assert r.json()["conflictingRequest"]["message"] == \
+                "Multiple possible networks found, use a Network ID to be more specific."
+        finally:
+            ic.openstack("network", "delete", shared["id"])
+    finally:
+        for sid in made:
+            ic.request("DELETE", "compute", "/v2.1/servers/%s" % sid, token=tok)
+        for sid in made:
+            wait_for(lambda: ic.request("GET", "compute", "/v2.1/servers/%s" % sid, token=tok).status_code == 404,
+                     what="server gone")

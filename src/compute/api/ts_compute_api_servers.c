@@ -974,7 +974,10 @@ TS_COMPUTE_HANDLER(servers_create)
     }
 
     /* networks made concrete (ports and networks checked with the caller's token) */
-    rc = ts_compute_net_resolve(svc->env, a->token, a->project_id, nets, max_count, &resolved, err);
+    if (!nets && mv < 37)
+        rc = ts_compute_net_resolve_default(svc->env, a->token, a->project_id, a->is_admin, &resolved, err);
+    else
+        rc = ts_compute_net_resolve(svc->env, a->token, a->project_id, nets, max_count, &resolved, err);
     if (rc) goto out;
 
     /* the request spec the scheduler works from */
