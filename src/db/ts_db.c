@@ -281,6 +281,35 @@ int ts_db_exec(struct ts_db *db, const char *sql, const struct ts_db_val *args, 
     return rc;
 }
 
+int ts_db_each(struct ts_db *db, const char *sql, const struct ts_db_val *args, int nargs, ts_db_row_fn row,
+               void *ctx, struct ts_err *err)
+{
+    struct ts_db_conn *c;
+    struct ts_db_res *r = NULL;
+    int rc = check_args(sql, args, nargs, NULL, err);
+    if (rc < 0) return rc;
+    if (!db || !row) return ts_err_set(err, TS_EINVAL, "no database or row callback");
+    rc = borrow(db, &c, err);
+    if (rc < 0) return rc;
+    if (db->be->each) {
+        rc = db->be->each(c, sql, args, nargs, row, ctx, err);
+        give_back(c);
+        return rc;
+    }
+    rc = db->be->exec(c, sql, args, nargs, &r, err);
+    give_back(c);
+    if (rc < 0) return rc;
+    size_t *lens = ts_calloc(r->ncols > 0 ? (size_t)r->ncols : 1, sizeof(*lens));
+    for (int i = 0; i < r->nrows && rc == 0; i++) {
+        const char *const *cells = (const char *const *)&r->cells[(size_t)i * (size_t)r->ncols];
+        for (int k = 0; k < r->ncols; k++) lens[k] = cells[k] ? strlen(cells[k]) : 0;
+        rc = row(ctx, cells, lens, r->ncols);
+    }
+    free(lens);
+    ts_db_res_free(r);
+    return rc;
+}
+
 int ts_db_begin(struct ts_db *db, struct ts_db_conn **tx, struct ts_err *err)
 {
     struct ts_db_conn *c;

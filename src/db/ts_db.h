@@ -61,6 +61,15 @@ int ts_db_migrate(struct ts_db *db, const struct ts_db_migration *migs, size_t n
  * are wanted. Unique-constraint violations return -TS_ECONFLICT; other errors -TS_EIO. */
 int ts_db_exec(struct ts_db *db, const char *sql, const struct ts_db_val *args, int nargs,
                struct ts_db_res **res, struct ts_err *err);
+/* Streams the rows of a read-only statement: row(ctx, cells, lens, ncols) runs once per row
+ * with the row's cells as text (NULL for SQL NULL, lens[i] their byte lengths), valid only
+ * during the call; nothing is copied. A non-zero return from row stops the walk and is
+ * returned. Costs no allocation per row on SQLite (PostgreSQL walks a fetched result).
+ * A statement that writes is refused (-TS_EINVAL). Any thread; row must not use db. */
+typedef int (*ts_db_row_fn)(void *ctx, const char *const *cells, const size_t *lens, int ncols);
+int ts_db_each(struct ts_db *db, const char *sql, const struct ts_db_val *args, int nargs, ts_db_row_fn row,
+               void *ctx, struct ts_err *err);
+
 /* Convenience: variadic args terminated by nothing: pass count. */
 #define TS_DB_ARGS(...) ((const struct ts_db_val[]){__VA_ARGS__}), \
     (int)(sizeof((const struct ts_db_val[]){__VA_ARGS__}) / sizeof(struct ts_db_val))

@@ -63,6 +63,10 @@ struct ts_db_backend {
     int (*begin)(struct ts_db_conn *c, struct ts_err *err);
     int (*commit)(struct ts_db_conn *c, struct ts_err *err);
     void (*rollback)(struct ts_db_conn *c);
+    /* Optional: one read-only statement, rows handed to row() without copies (ts_db_each).
+     * NULL: ts_db.c runs exec and walks the result. */
+    int (*each)(struct ts_db_conn *c, const char *sql, const struct ts_db_val *args, int nargs, ts_db_row_fn row,
+                void *ctx, struct ts_err *err);
 };
 
 extern const struct ts_db_backend ts_db_sqlite_backend;

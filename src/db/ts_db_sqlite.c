@@ -306,6 +306,52 @@ static void sq_rollback(struct ts_db_conn *c)
     if (!sqlite3_get_autocommit(c->handle)) sqlite3_exec(c->handle, "ROLLBACK", NULL, NULL, NULL);
 }
 
+/* ts_db_each: steps a cached read-only statement, handing each row's text cells to row()
+ * straight from SQLite's buffers. */
+static int sq_each(struct ts_db_conn *c, const char *sql, const struct ts_db_val *args, int nargs, ts_db_row_fn row,
+                   void *ctx, struct ts_err *err)
+{
+    enum { MAXCOLS = 32 };
+    sqlite3_stmt *st = NULL;
+    const char *cells[MAXCOLS];
+    size_t lens[MAXCOLS];
+    int rc = get_stmt(c, sql, &st, err);
+    if (rc < 0) return rc;
+    if (!sqlite3_stmt_readonly(st)) {
+        rc = ts_err_set(err, TS_EINVAL, "ts_db_each runs read-only statements");
+        goto out;
+    }
+    int ncols = sqlite3_column_count(st);
+    if (ncols > MAXCOLS) {
+        rc = ts_err_set(err, TS_EINVAL, "ts_db_each: at most %d columns", MAXCOLS);
+        goto out;
+    }
+    rc = bind_args(c, st, sql, args, nargs, err);
+    if (rc < 0) goto out;
+    int sqrc;
+    while ((sqrc = sqlite3_step(st)) == SQLITE_ROW) {
+        for (int i = 0; i < ncols; i++) {
+            if (sqlite3_column_type(st, i) == SQLITE_NULL) {
+                cells[i] = NULL;
+                lens[i] = 0;
+            } else {
+                cells[i] = (const char *)sqlite3_column_text(st, i);
+                lens[i] = (size_t)sqlite3_column_bytes(st, i);
+                if (!cells[i]) cells[i] = "";
+            }
+        }
+        rc = row(ctx, cells, lens, ncols);
+        if (rc != 0) goto out;
+    }
+    if (sqrc != SQLITE_DONE) rc = sq_fail(c, sqrc, sql, err);
+out:
+    if (st) {
+        sqlite3_reset(st);
+        sqlite3_clear_bindings(st);
+    }
+    return rc;
+}
+
 const struct ts_db_backend ts_db_sqlite_backend = {
     .name = "sqlite",
     .conn_open = sq_open,
@@ -316,4 +362,5 @@ const struct ts_db_backend ts_db_sqlite_backend = {
     .begin = sq_begin,
     .commit = sq_commit,
     .rollback = sq_rollback,
+    .each = sq_each,
 };
