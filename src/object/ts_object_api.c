@@ -101,6 +101,90 @@ static bool has_operator_role(const struct ts_auth *a)
     return false;
 }
 
+/* Account ACLs (X-Account-Access-Control, tempauth's version-2 JSON as Swift documents it:
+ * {"admin": [...], "read-write": [...], "read-only": [...]}). A grantee is a project id, a
+ * user id, "<project_id>:<user_id>", "<project_id>:*" or "*:<user_id>". */
+enum { ACCT_ACL_NONE, ACCT_ACL_READ_ONLY, ACCT_ACL_READ_WRITE, ACCT_ACL_ADMIN };
+
+static bool grantee_match(const char *g, const struct ts_auth *a)
+{
+    if (!g || !*g) return false;
+    if (strcmp(g, a->project_id) == 0 || strcmp(g, a->user_id) == 0) return true;
+    const char *colon = strchr(g, ':');
+    if (!colon) return false;
+    size_t pl = (size_t)(colon - g);
+    bool pok = (pl == 1 && g[0] == '*') || (pl == strlen(a->project_id) && memcmp(g, a->project_id, pl) == 0);
+    bool uok = strcmp(colon + 1, "*") == 0 || strcmp(colon + 1, a->user_id) == 0;
+    return pok && uok && !(pl == 1 && g[0] == '*' && strcmp(colon + 1, "*") == 0);
+}
+
+/* The strongest account ACL level granted to a on acct. */
+static int account_acl_level(struct ts_object_req *s, const struct ts_auth *a)
+{
+    json_t *am;
+    ts_object_account_meta(s->svc, s->req->pool, s->account, &am);
+    const char *text = json_string_value(json_object_get(am, "X-Account-Access-Control"));
+    if (!text || !*text) return ACCT_ACL_NONE;
+    json_t *acl = json_loads(text, 0, NULL);
+    static const char *const keys[] = {"admin", "read-write", "read-only"};
+    static const int levels[] = {ACCT_ACL_ADMIN, ACCT_ACL_READ_WRITE, ACCT_ACL_READ_ONLY};
+    int level = ACCT_ACL_NONE;
+    for (int k = 0; k < 3 && level == ACCT_ACL_NONE; k++) {
+        size_t i;
+        json_t *g;
+        json_array_foreach(json_object_get(acl, keys[k]), i, g) {
+            if (grantee_match(json_string_value(g), a)) {
+                level = levels[k];
+                break;
+            }
+        }
+    }
+    json_decref(acl);
+    return level;
+}
+
+/* Checks and normalises an X-Account-Access-Control value in place (Swift's 400 texts);
+ * an empty ACL becomes "" (removal). */
+static int account_acl_clean(json_t *set, struct ts_err *err)
+{
+    const char *v = json_string_value(json_object_get(set, "X-Account-Access-Control"));
+    if (!v || !*v) return 0;
+    json_t *acl = json_loads(v, JSON_REJECT_DUPLICATES, NULL);
+    int rc = 0;
+    if (!json_is_object(acl)) {
+        rc = ts_err_set_full(err, TS_EINVAL, 400, NULL, "Syntax error in input ('%s')", v);
+        goto out;
+    }
+    const char *k;
+    json_t *list;
+    void *tmp;
+    json_object_foreach_safe(acl, tmp, k, list) {
+        if (strcmp(k, "admin") && strcmp(k, "read-write") && strcmp(k, "read-only")) {
+            rc = ts_err_set_full(err, TS_EINVAL, 400, NULL, "Key \"%s\" not recognized", k);
+            goto out;
+        }
+        if (!json_is_array(list)) {
+            rc = ts_err_set_full(err, TS_EINVAL, 400, NULL, "Value for key \"%s\" must be a list", k);
+            goto out;
+        }
+        size_t i;
+        json_t *g;
+        json_array_foreach(list, i, g) {
+            if (!json_is_string(g)) {
+                rc = ts_err_set_full(err, TS_EINVAL, 400, NULL, "Elements of \"%s\" list must be strings", k);
+                goto out;
+            }
+        }
+        if (json_array_size(list) == 0) json_object_del(acl, k);
+    }
+    char *text = json_object_size(acl) ? json_dumps(acl, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    json_object_set_new(set, "X-Account-Access-Control", json_string(text ? text : ""));
+    free(text);
+out:
+    json_decref(acl);
+    return rc;
+}
+
 int ts_object_authorize(struct ts_object_req *s, enum ts_object_op op, struct ts_err *err)
 {
     const struct ts_auth *a = s->req->auth;
@@ -135,6 +219,15 @@ int ts_object_authorize(struct ts_object_req *s, enum ts_object_op op, struct ts
         }
     }
     if (!authed) return ts_err_set_full(err, TS_EUNAUTH, 401, NULL, "%s", "");
+    /* account ACLs, as tempauth: admin is an owner; read-write may do anything below the
+     * account and read it; read-only may read */
+    int level = account_acl_level(s, a);
+    if (level == ACCT_ACL_ADMIN) {
+        s->owner = true;
+        return 0;
+    }
+    if (level == ACCT_ACL_READ_WRITE && (s->container || !write)) return 0;
+    if (level == ACCT_ACL_READ_ONLY && !write) return 0;
     return ts_object_fail(err, TS_EFORBIDDEN, 403);
 }
 
@@ -147,6 +240,7 @@ void ts_object_meta_headers(struct ts_http_resp *resp, json_t *meta, bool owner)
     json_object_foreach(meta, k, v) {
         if (strstr(k, "-Sysmeta-")) continue;
         if (!owner && strstr(k, "Temp-Url-Key")) continue;
+        if (!owner && strcasecmp(k, "X-Account-Access-Control") == 0) continue;
         if (!owner && (strcasecmp(k, "X-Container-Read") == 0 || strcasecmp(k, "X-Container-Write") == 0))
             continue;
         if (json_is_string(v)) ts_http_resp_header(resp, k, json_string_value(v));  /* "" is sent as empty */
@@ -214,6 +308,7 @@ struct meta_collect {
     const char *const *extra; /* other headers kept verbatim (NULL-terminated, lower-case) */
     const char *const *rm_extra;
     json_t *set;               /* name -> value ("" = remove) */
+    bool owner;                /* may set privileged headers (ACLs, sync, temp URL keys) */
     struct ts_object_meta_check check;
     struct ts_err err;
     int rc;
@@ -223,6 +318,13 @@ static void collect_cb(void *ctx, const char *name, const char *value)
 {
     struct meta_collect *m = ctx;
     if (m->rc < 0) return;
+    /* as Swift's proxy: privileged headers from non-owners (account ACL grantees) are dropped */
+    if (!m->owner && (strcasestr(name, "temp-url-key") || strcasecmp(name, "x-container-read") == 0 ||
+                      strcasecmp(name, "x-container-write") == 0 || strcasecmp(name, "x-remove-container-read") == 0 ||
+                      strcasecmp(name, "x-remove-container-write") == 0 ||
+                      strncasecmp(name, "x-container-sync-", 17) == 0 ||
+                      strcasecmp(name, "x-account-access-control") == 0))
+        return;
     size_t pl = strlen(m->prefix), rl = strlen(m->rm_prefix);
     char *n = NULL;
     if (strncasecmp(name, m->prefix, pl) == 0) {
@@ -253,6 +355,7 @@ int ts_object_collect_meta(struct ts_object_req *s, const char *kind, const char
 {
     struct meta_collect m = {0};
     m.pool = s->req->pool;
+    m.owner = s->owner;
     m.prefix = ts_pool_printf(s->req->pool, "x-%s-meta-", kind);
     m.rm_prefix = ts_pool_printf(s->req->pool, "x-remove-%s-meta-", kind);
     m.extra = extra;
@@ -343,13 +446,269 @@ static int h_crossdomain(struct ts_http_req *req, struct ts_http_resp *resp, str
 
 /* ---- listings -------------------------------------------------------------------------- */
 
-struct entry {
+/*
+ * A listing is one SQL query whose rows go straight into the response body as SQLite steps
+ * them (ts_db_each): no result set, no per-row copies, no JSON trees. A delimiter that
+ * rolls names up into a "subdir" ends the walk there and the next query starts past that
+ * subdir, as Swift does; a listing without a delimiter is always a single query.
+ */
+
+struct entry {            /* staticweb collects these instead of rendering */
     const char *name;
     bool subdir;
-    int64_t a, b;          /* objects: bytes; containers: count, bytes */
-    const char *hash, *ctype;
-    double ts;
+    int64_t a;
 };
+
+/* The body being built. Bounded by the listing limit (10,000 rows of bounded names). */
+struct out {
+    char *p;
+    size_t len, cap;
+};
+
+static void out_grow(struct out *o, size_t more)
+{
+    if (o->len + more <= o->cap) return;
+    size_t cap = o->cap ? o->cap : 16384;
+    while (cap < o->len + more) cap *= 2;
+    o->p = ts_realloc(o->p, cap);
+    o->cap = cap;
+}
+
+static void out_put(struct out *o, const char *s, size_t n)
+{
+    out_grow(o, n);
+    memcpy(o->p + o->len, s, n);
+    o->len += n;
+}
+#define OUT_LIT(o, lit) out_put((o), (lit), sizeof(lit) - 1)
+
+/* The inside of a JSON string, escaped as jansson escapes (names are valid UTF-8). */
+static void out_json(struct out *o, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    out_grow(o, n * 6);
+    char *d = o->p + o->len;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c != '"' && c != '\\') {
+            *d++ = (char)c;
+            continue;
+        }
+        *d++ = '\\';
+        switch (c) {
+        case '"': *d++ = '"'; break;
+        case '\\': *d++ = '\\'; break;
+        case '\b': *d++ = 'b'; break;
+        case '\f': *d++ = 'f'; break;
+        case '\n': *d++ = 'n'; break;
+        case '\r': *d++ = 'r'; break;
+        case '\t': *d++ = 't'; break;
+        default:
+            memcpy(d, "u00", 3);
+            d[3] = hex[c >> 4];
+            d[4] = hex[c & 15];
+            d += 5;
+        }
+    }
+    o->len = (size_t)(d - o->p);
+}
+
+static void out_xml(struct out *o, const char *s, size_t n)
+{
+    out_grow(o, n * 6);
+    char *d = o->p + o->len;
+    for (size_t i = 0; i < n; i++) {
+        switch (s[i]) {
+        case '<': memcpy(d, "&lt;", 4); d += 4; break;
+        case '>': memcpy(d, "&gt;", 4); d += 4; break;
+        case '&': memcpy(d, "&amp;", 5); d += 5; break;
+        case '"': memcpy(d, "&quot;", 6); d += 6; break;
+        default: *d++ = s[i];
+        }
+    }
+    o->len = (size_t)(d - o->p);
+}
+
+static void xml_escape(struct ts_buf *b, const char *s)
+{
+    struct out o = {0};
+    out_xml(&o, s, strlen(s));
+    ts_buf_append(b, o.p ? o.p : "", o.len);
+    free(o.p);
+}
+
+struct lister {
+    const struct ts_object_listing *lp;
+    bool objects;
+    size_t plen;
+    char dl;
+    size_t marker_len;
+    int n;                    /* entries so far */
+    char *next_bound;         /* where the next query starts after a subdir (malloc'd) */
+    struct out o;
+    struct entry *ents;       /* staticweb: collect instead of render */
+    struct ts_pool *pool;
+    int64_t lm_sec;           /* last_modified: the date part of the last second seen */
+    char lm_base[24];
+};
+
+/* last_modified from a timestamp in 1e-5 s units (Swift's precision): what
+ * ts_time_iso(ts, 6) gives without the 'Z', the date part cached per second. */
+static void out_lm(struct lister *l, const char *text)
+{
+    int64_t t5 = 0;
+    if (!text || ts_parse_int64(text, &t5) < 0 || t5 < 0 || t5 >= 25340230080000000LL) t5 = 0;
+    int64_t sec = t5 / 100000;
+    long usec = (long)(t5 % 100000) * 10;
+    if (sec != l->lm_sec || !l->lm_base[0]) {
+        time_t tt = (time_t)sec;
+        struct tm tm;
+        if (!gmtime_r(&tt, &tm)) {
+            tt = 0;
+            usec = 0;
+            gmtime_r(&tt, &tm);
+        }
+        strftime(l->lm_base, sizeof(l->lm_base), "%Y-%m-%dT%H:%M:%S", &tm);
+        l->lm_sec = sec;
+    }
+    char frac[8];
+    frac[0] = '.';
+    for (int i = 6; i >= 1; i--) {
+        frac[i] = (char)('0' + usec % 10);
+        usec /= 10;
+    }
+    out_put(&l->o, l->lm_base, strlen(l->lm_base));
+    out_put(&l->o, frac, 7);
+}
+
+static void emit_subdir(struct lister *l, const char *name, size_t len)
+{
+    if (l->ents) {
+        l->ents[l->n++] = (struct entry){.name = ts_pool_strndup(l->pool, name, len), .subdir = true};
+        return;
+    }
+    struct out *o = &l->o;
+    switch (l->lp->fmt) {
+    case TS_OBJECT_FMT_PLAIN:
+        out_put(o, name, len);
+        OUT_LIT(o, "\n");
+        break;
+    case TS_OBJECT_FMT_JSON:
+        if (l->n) OUT_LIT(o, ",");
+        OUT_LIT(o, "{\"subdir\":\"");
+        out_json(o, name, len);
+        OUT_LIT(o, "\"}");
+        break;
+    case TS_OBJECT_FMT_XML:
+        OUT_LIT(o, "<subdir name=\"");
+        out_xml(o, name, len);
+        OUT_LIT(o, "\"><name>");
+        out_xml(o, name, len);
+        OUT_LIT(o, "</name></subdir>");
+        break;
+    }
+    l->n++;
+}
+
+/* cells: objects: name, size, etag, content_type, ts; containers: name, count, bytes, '', put_ts */
+static void emit_row(struct lister *l, const char *const *c, const size_t *len)
+{
+    if (l->ents) {
+        int64_t a = 0;
+        if (c[1]) ts_parse_int64(c[1], &a);
+        l->ents[l->n++] = (struct entry){.name = ts_pool_strndup(l->pool, c[0], len[0]), .a = a};
+        return;
+    }
+    struct out *o = &l->o;
+    const char *etag = c[2] ? c[2] : "";
+    size_t elen = c[2] ? len[2] : 0;
+    if (l->objects && elen >= 2 && etag[0] == '"') {
+        /* SLO etags are stored quoted; listings show the bare md5 */
+        etag++;
+        elen -= 2;
+    }
+    const char *one = c[1] ? c[1] : "0";
+    size_t onelen = c[1] ? len[1] : 1;
+    switch (l->lp->fmt) {
+    case TS_OBJECT_FMT_PLAIN:
+        out_put(o, c[0], len[0]);
+        OUT_LIT(o, "\n");
+        break;
+    case TS_OBJECT_FMT_JSON:
+        if (l->n) OUT_LIT(o, ",");
+        OUT_LIT(o, "{\"name\":\"");
+        out_json(o, c[0], len[0]);
+        if (l->objects) {
+            OUT_LIT(o, "\",\"hash\":\"");
+            out_json(o, etag, elen);
+            OUT_LIT(o, "\",\"bytes\":");
+            out_put(o, one, onelen);
+            OUT_LIT(o, ",\"content_type\":\"");
+            if (c[3]) out_json(o, c[3], len[3]);
+        } else {
+            OUT_LIT(o, "\",\"count\":");
+            out_put(o, one, onelen);
+            OUT_LIT(o, ",\"bytes\":");
+            if (c[2]) out_put(o, c[2], len[2]);
+            else OUT_LIT(o, "0");
+        }
+        if (l->objects) OUT_LIT(o, "\",\"last_modified\":\"");
+        else OUT_LIT(o, ",\"last_modified\":\"");
+        out_lm(l, c[4]);
+        OUT_LIT(o, "\"}");
+        break;
+    case TS_OBJECT_FMT_XML:
+        if (l->objects) OUT_LIT(o, "<object><name>");
+        else OUT_LIT(o, "<container><name>");
+        out_xml(o, c[0], len[0]);
+        if (l->objects) {
+            OUT_LIT(o, "</name><hash>");
+            out_put(o, etag, elen);
+            OUT_LIT(o, "</hash><bytes>");
+            out_put(o, one, onelen);
+            OUT_LIT(o, "</bytes><content_type>");
+            if (c[3]) out_xml(o, c[3], len[3]);
+            OUT_LIT(o, "</content_type><last_modified>");
+            out_lm(l, c[4]);
+            OUT_LIT(o, "</last_modified></object>");
+        } else {
+            OUT_LIT(o, "</name><count>");
+            out_put(o, one, onelen);
+            OUT_LIT(o, "</count><bytes>");
+            if (c[2]) out_put(o, c[2], len[2]);
+            else OUT_LIT(o, "0");
+            OUT_LIT(o, "</bytes><last_modified>");
+            out_lm(l, c[4]);
+            OUT_LIT(o, "</last_modified></container>");
+        }
+        break;
+    }
+    l->n++;
+}
+
+static int list_row(void *ctx, const char *const *cells, const size_t *lens, int ncols)
+{
+    struct lister *l = ctx;
+    if (ncols < 5 || !cells[0]) return 0;
+    const char *name = cells[0];
+    size_t nlen = lens[0];
+    if (l->dl && nlen > l->plen) {
+        const char *d = memchr(name + l->plen, l->dl, nlen - l->plen);
+        /* as Swift: "dir/" itself is an object; "dir/x" rolls up into "dir/" */
+        if (d && d + 1 < name + nlen) {
+            size_t dlen = (size_t)(d - name) + 1;
+            if (!l->lp->path_mode && !(dlen == l->marker_len && memcmp(name, l->lp->marker, dlen) == 0))
+                emit_subdir(l, name, dlen);
+            /* skip every name under dir: the walk restarts past it */
+            free(l->next_bound);
+            l->next_bound = ts_strndup(name, dlen);
+            if (!l->lp->reverse) l->next_bound[dlen - 1] = (char)(l->dl + 1);
+            return 1;
+        }
+    }
+    emit_row(l, cells, lens);
+    return 0;
+}
 
 static const char *query_get_cb(void *ctx, const char *name)
 {
@@ -368,201 +727,136 @@ static char *prefix_upper(struct ts_pool *pool, const char *prefix)
     return u;
 }
 
-/* Runs the listing for the objects (cont != NULL) or containers of acct. */
-static int do_listing(struct ts_object_req *s, const char *cont, const struct ts_object_listing *lp,
-                      struct entry **out, int *n_out, struct ts_err *err)
+/* Walks the listing of the objects (cont != NULL) or containers of acct into l. */
+static int walk_listing(struct ts_object_req *s, const char *cont, struct lister *l, struct ts_err *err)
 {
+    const struct ts_object_listing *lp = l->lp;
     struct ts_pool *pool = s->req->pool;
-    struct entry *ents = ts_pool_alloc(pool, sizeof(*ents) * (size_t)(lp->limit > 0 ? lp->limit : 1));
-    int n = 0;
     const char *lo = lp->reverse ? (lp->end_marker ? lp->end_marker : "") : lp->marker; /* exclusive */
     const char *hi = lp->reverse ? (*lp->marker ? lp->marker : NULL) : lp->end_marker;  /* exclusive */
     const char *pre = lp->prefix;
     const char *pre_hi = prefix_upper(pool, pre);
-    /* prefix bounds folded in */
-    if (*pre && strcmp(pre, lo) > 0) {
-        /* names >= pre: lo is exclusive, so use a value just below: handled with >= below */
-    }
-    size_t plen = strlen(pre);
-    char dl = lp->delimiter ? lp->delimiter[0] : 0;
-    int guard = 0;
-    while (n < lp->limit && guard++ < 100000) {
-        struct ts_buf sql;
-        ts_buf_init(&sql, 4096);
+    l->plen = strlen(pre);
+    l->dl = lp->delimiter ? lp->delimiter[0] : 0;
+    l->marker_len = strlen(lp->marker);
+    char sql[512];
+    int rc = 0;
+    for (int guard = 0; l->n < lp->limit && guard < 100000; guard++) {
         struct ts_db_val args[10];
         int na = 0;
+        size_t sl = 0;
         args[na++] = TS_DB_S(s->account);
         if (cont) {
-            ts_buf_appends(&sql, "SELECT name, size, etag, content_type, ts, 0 FROM objects WHERE account = ? AND"
-                                 " container = ? AND (delete_at IS NULL OR delete_at > ?)");
+            sl = (size_t)snprintf(sql, sizeof(sql), "%s",
+                                  "SELECT name, size, etag, content_type, CAST(round(ts * 100000) AS INTEGER) FROM objects"
+                                  " WHERE account = ? AND"
+                                  " container = ? AND (delete_at IS NULL OR delete_at > ?)");
             args[na++] = TS_DB_S(cont);
             args[na++] = TS_DB_I((int64_t)ts_now());
         } else {
-            ts_buf_appends(&sql, "SELECT name, object_count, bytes_used, '', put_ts, 0 FROM containers WHERE account = ?");
+            sl = (size_t)snprintf(sql, sizeof(sql), "%s",
+                                  "SELECT name, object_count, bytes_used, '', CAST(round(put_ts * 100000) AS INTEGER)"
+                                  " FROM containers WHERE account = ?");
         }
-        ts_buf_appends(&sql, " AND name > ?");
+        sl += (size_t)snprintf(sql + sl, sizeof(sql) - sl, " AND name > ?");
         args[na++] = TS_DB_S(lo);
         if (hi) {
-            ts_buf_appends(&sql, " AND name < ?");
+            sl += (size_t)snprintf(sql + sl, sizeof(sql) - sl, " AND name < ?");
             args[na++] = TS_DB_S(hi);
         }
         if (*pre) {
-            ts_buf_appends(&sql, " AND name >= ?");
+            sl += (size_t)snprintf(sql + sl, sizeof(sql) - sl, " AND name >= ?");
             args[na++] = TS_DB_S(pre);
             if (pre_hi) {
-                ts_buf_appends(&sql, " AND name < ?");
+                sl += (size_t)snprintf(sql + sl, sizeof(sql) - sl, " AND name < ?");
                 args[na++] = TS_DB_S(pre_hi);
             }
         }
-        ts_buf_printf(&sql, " ORDER BY name %s LIMIT ?", lp->reverse ? "DESC" : "ASC");
-        args[na++] = TS_DB_I(lp->limit - n);
-        struct ts_db_res *r = NULL;
-        int rc = ts_db_exec(s->svc->db, ts_buf_cstr(&sql), args, na, &r, err);
-        ts_buf_free(&sql);
-        if (rc < 0) return rc;
-        int got = r->nrows;
-        bool restarted = false;
-        for (int i = 0; i < got && n < lp->limit; i++) {
-            const char *name = ts_db_res_get(r, i, 0);
-            if (dl) {
-                const char *d = strchr(name + plen, dl);
-                /* as Swift: "dir/" itself is an object; "dir/x" rolls up into "dir/" */
-                if (d && d[1] != '\0') {
-                    size_t dlen = (size_t)(d - name) + 1;
-                    char *dir = ts_pool_strndup(pool, name, dlen);
-                    if (!lp->path_mode && strcmp(dir, lp->marker) != 0) {
-                        ents[n++] = (struct entry){.name = dir, .subdir = true};
-                    }
-                    /* skip every name under dir */
-                    if (lp->reverse) {
-                        hi = dir;
-                    } else {
-                        char *m = ts_pool_strndup(pool, name, dlen);
-                        m[dlen - 1] = (char)(dl + 1);
-                        lo = m;
-                    }
-                    restarted = true;
-                    break;
-                }
-            }
-            struct entry *e = &ents[n++];
-            e->name = ts_pool_strdup(pool, name);
-            e->a = ts_db_res_int(r, i, 1, 0);
-            e->b = ts_db_res_int(r, i, 2, 0);
-            if (cont) {
-                e->hash = ts_pool_strdup(pool, ts_db_res_get(r, i, 2));
-                e->ctype = ts_pool_strdup(pool, ts_db_res_get(r, i, 3));
-            }
-            e->ts = atof(ts_db_res_get(r, i, 4));
-            if (lp->reverse) hi = e->name;
-            else lo = e->name;
-        }
-        ts_db_res_free(r);
-        if (!restarted && got < lp->limit - (n - got)) break;
-        if (!restarted && got == 0) break;
+        snprintf(sql + sl, sizeof(sql) - sl, " ORDER BY name %s LIMIT ?", lp->reverse ? "DESC" : "ASC");
+        args[na++] = TS_DB_I(lp->limit - l->n);
+        rc = ts_db_each(s->svc->db, sql, args, na, list_row, l, err);
+        if (rc < 0) break;
+        if (rc == 0) break;          /* walked to the end: done */
+        rc = 0;                      /* a subdir: go on past it */
+        char *b = ts_pool_strdup(pool, l->next_bound);
+        free(l->next_bound);
+        l->next_bound = NULL;
+        if (lp->reverse) hi = b;
+        else lo = b;
     }
-    *out = ents;
-    *n_out = n;
+    free(l->next_bound);
+    l->next_bound = NULL;
+    return rc;
+}
+
+/* staticweb's entries (names and sizes) of cont. */
+static int do_listing(struct ts_object_req *s, const char *cont, const struct ts_object_listing *lp,
+                      struct entry **out, int *n_out, struct ts_err *err)
+{
+    struct lister l = {.lp = lp, .objects = true, .pool = s->req->pool};
+    l.ents = ts_pool_alloc(s->req->pool, sizeof(*l.ents) * (size_t)(lp->limit > 0 ? lp->limit : 1));
+    int rc = walk_listing(s, cont, &l, err);
+    if (rc < 0) return rc;
+    *out = l.ents;
+    *n_out = l.n;
     return 0;
 }
 
-static void xml_escape(struct ts_buf *b, const char *s)
+struct body_reader {
+    char *p;
+    size_t len;
+};
+
+static ssize_t body_read(void *ctx, uint64_t pos, char *buf, size_t max)
 {
-    for (; *s; s++) {
-        switch (*s) {
-        case '<': ts_buf_appends(b, "&lt;"); break;
-        case '>': ts_buf_appends(b, "&gt;"); break;
-        case '&': ts_buf_appends(b, "&amp;"); break;
-        case '"': ts_buf_appends(b, "&quot;"); break;
-        default: ts_buf_append(b, s, 1);
-        }
-    }
+    struct body_reader *r = ctx;
+    if (pos >= r->len) return 0;
+    size_t n = r->len - (size_t)pos < max ? r->len - (size_t)pos : max;
+    memcpy(buf, r->p + pos, n);
+    return (ssize_t)n;
 }
 
-static void iso_lm(double ts, char out[32])
+static void body_free(void *ctx)
 {
-    ts_time_iso(ts, 6, out);
-    size_t l = strlen(out);
-    if (l && out[l - 1] == 'Z') out[l - 1] = '\0';
+    struct body_reader *r = ctx;
+    free(r->p);
+    free(r);
 }
 
-static const char *etag_for_listing(const char *h)
+/* Renders the listing of cont's objects (or the account's containers when cont is NULL)
+ * in lp's format straight into the response. */
+static int send_listing(struct ts_object_req *s, const struct ts_object_listing *lp, const char *cont,
+                        const char *owner_name, struct ts_err *err)
 {
-    /* SLO etags are stored quoted; listings show the bare md5 */
-    static __thread char buf[64];
-    if (h && h[0] == '"') {
-        snprintf(buf, sizeof(buf), "%.*s", (int)strlen(h) - 2, h + 1);
-        return buf;
+    struct lister l = {.lp = lp, .objects = cont != NULL, .pool = s->req->pool};
+    struct out *o = &l.o;
+    if (lp->fmt == TS_OBJECT_FMT_JSON) {
+        OUT_LIT(o, "[");
+    } else if (lp->fmt == TS_OBJECT_FMT_XML) {
+        OUT_LIT(o, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+        if (cont) OUT_LIT(o, "<container name=\"");
+        else OUT_LIT(o, "<account name=\"");
+        out_xml(o, owner_name, strlen(owner_name));
+        OUT_LIT(o, "\">");
     }
-    return h ? h : "";
-}
-
-static void render_listing(struct ts_object_req *s, const struct ts_object_listing *lp, bool objects,
-                           const char *owner_name, struct entry *ents, int n, int ok_status)
-{
-    struct ts_buf b;
-    ts_buf_init(&b, 0);
-    char lm[32];
-    if (lp->fmt == TS_OBJECT_FMT_PLAIN) {
-        for (int i = 0; i < n; i++) {
-            ts_buf_appends(&b, ents[i].name);
-            ts_buf_appends(&b, "\n");
-        }
-    } else if (lp->fmt == TS_OBJECT_FMT_JSON) {
-        json_t *arr = json_array();
-        for (int i = 0; i < n; i++) {
-            struct entry *e = &ents[i];
-            json_t *o;
-            iso_lm(e->ts, lm);
-            if (e->subdir) o = json_pack("{s:s}", "subdir", e->name);
-            else if (objects)
-                o = json_pack("{s:s,s:s,s:I,s:s,s:s}", "name", e->name, "hash", etag_for_listing(e->hash), "bytes",
-                              (json_int_t)e->a, "content_type", e->ctype ? e->ctype : "", "last_modified", lm);
-            else
-                o = json_pack("{s:s,s:I,s:I,s:s}", "name", e->name, "count", (json_int_t)e->a, "bytes",
-                              (json_int_t)e->b, "last_modified", lm);
-            if (o) json_array_append_new(arr, o);
-        }
-        char *t = json_dumps(arr, JSON_COMPACT);
-        ts_buf_appends(&b, t);
-        free(t);
-        json_decref(arr);
-    } else {
-        ts_buf_appends(&b, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-        ts_buf_appends(&b, objects ? "<container name=\"" : "<account name=\"");
-        xml_escape(&b, owner_name);
-        ts_buf_appends(&b, "\">");
-        for (int i = 0; i < n; i++) {
-            struct entry *e = &ents[i];
-            iso_lm(e->ts, lm);
-            if (e->subdir) {
-                ts_buf_appends(&b, "<subdir name=\"");
-                xml_escape(&b, e->name);
-                ts_buf_appends(&b, "\"><name>");
-                xml_escape(&b, e->name);
-                ts_buf_appends(&b, "</name></subdir>");
-            } else if (objects) {
-                ts_buf_appends(&b, "<object><name>");
-                xml_escape(&b, e->name);
-                ts_buf_printf(&b, "</name><hash>%s</hash><bytes>%lld</bytes><content_type>", etag_for_listing(e->hash),
-                              (long long)e->a);
-                xml_escape(&b, e->ctype ? e->ctype : "");
-                ts_buf_printf(&b, "</content_type><last_modified>%s</last_modified></object>", lm);
-            } else {
-                ts_buf_appends(&b, "<container><name>");
-                xml_escape(&b, e->name);
-                ts_buf_printf(&b, "</name><count>%lld</count><bytes>%lld</bytes><last_modified>%s</last_modified></container>",
-                              (long long)e->a, (long long)e->b, lm);
-            }
-        }
-        ts_buf_appends(&b, objects ? "</container>" : "</account>");
+    int rc = walk_listing(s, cont, &l, err);
+    if (rc < 0) {
+        free(o->p);
+        return rc;
     }
-    if (lp->fmt == TS_OBJECT_FMT_PLAIN && n == 0) {
+    if (lp->fmt == TS_OBJECT_FMT_JSON) OUT_LIT(o, "]");
+    else if (lp->fmt == TS_OBJECT_FMT_XML && cont) OUT_LIT(o, "</container>");
+    else if (lp->fmt == TS_OBJECT_FMT_XML) OUT_LIT(o, "</account>");
+    if (lp->fmt == TS_OBJECT_FMT_PLAIN && l.n == 0) {
+        free(o->p);
         ts_http_resp_body(s->resp, 204, lp->content_type, "", 0);
-    } else {
-        ts_http_resp_body(s->resp, ok_status, lp->content_type, b.data ? b.data : "", b.len);
+        return 0;
     }
-    ts_buf_free(&b);
+    struct body_reader *r = ts_calloc(1, sizeof(*r));
+    r->p = o->p;
+    r->len = o->len;
+    ts_http_resp_stream(s->resp, 200, lp->content_type, (int64_t)r->len, body_read, body_free, r);
+    return 0;
 }
 
 /* ---- accounts -------------------------------------------------------------------------- */
@@ -633,12 +927,7 @@ static int account_get(struct ts_object_req *s, struct ts_err *err)
         ts_http_resp_no_body(s->resp, 204, 0);
         return 0;
     }
-    struct entry *ents;
-    int n;
-    rc = do_listing(s, NULL, &lp, &ents, &n, err);
-    if (rc < 0) return rc;
-    render_listing(s, &lp, false, s->account, ents, n, 200);
-    return 0;
+    return send_listing(s, &lp, NULL, s->account, err);
 }
 
 static int ensure_account(struct ts_object_svc *svc, const char *acct, double now, struct ts_err *err)
@@ -663,6 +952,8 @@ static int account_post(struct ts_object_req *s, struct ts_err *err)
     static const char *const extra[] = {"x-account-access-control", NULL};
     json_t *set;
     rc = ts_object_collect_meta(s, "account", extra, NULL, &set, err);
+    if (rc < 0) return rc;
+    rc = account_acl_clean(set, err);
     if (rc < 0) return rc;
     if (json_object_get(set, "X-Account-Meta-Quota-Bytes")) {
         const struct ts_auth *a = s->req->auth;
@@ -793,12 +1084,7 @@ static int container_get(struct ts_object_req *s, struct ts_err *err)
         ts_http_resp_no_body(s->resp, 204, 0);
         return 0;
     }
-    struct entry *ents;
-    int n;
-    rc = do_listing(s, s->container, &lp, &ents, &n, err);
-    if (rc < 0) return rc;
-    render_listing(s, &lp, true, s->container, ents, n, 200);
-    return 0;
+    return send_listing(s, &lp, s->container, s->container, err);
 }
 
 static const char *const container_extra[] = {"x-container-read", "x-container-write", "x-versions-location",

@@ -301,6 +301,65 @@ def test_acls_across_projects(cloud):
     assert "X-Container-Read" not in a.req("HEAD", "/" + c, token=b_tok).headers
 
 
+def test_account_acls_across_projects(cloud):
+    """X-Account-Access-Control: read-only, read-write and admin grants to another project's
+    user (tempauth's version-2 JSON), checked with raw HTTP and the swift CLI."""
+    alice = cloud.new_project_user(prefix="alice")
+    bob = cloud.new_project_user(prefix="bob")
+    a = Acct(cloud, alice.project_id, alice.token())
+    b_tok = bob.token()
+    c = uid()
+    assert a.req("PUT", "/" + c).status_code == 201
+    assert a.req("PUT", "/%s/o" % c, data=b"secret").status_code == 201
+    acct_url = cloud.urls["object"] + "/v1/AUTH_" + alice.project_id
+    # denied before any grant
+    assert a.req("GET", "", token=b_tok).status_code == 403
+    assert a.req("GET", "/%s/o" % c, token=b_tok).status_code == 403
+    p = cloud.run([SWIFT, "--os-storage-url", acct_url, "list"], env=bob.env, check=False)
+    assert p.returncode != 0
+    # bad ACLs: Swift's 400s
+    for bad in ("not json", '{"owner": ["x"]}', '{"read-only": "x"}', '{"admin": [1]}'):
+        r = a.req("POST", "", headers={"X-Account-Access-Control": bad})
+        assert r.status_code == 400, (bad, r.status_code)
+    # read-only for bob's project (swift CLI sets it)
+    cloud.run([SWIFT, "post", "-H", 'X-Account-Access-Control: {"read-only": ["%s"]}' % bob.project_id],
+              env=alice.env)
+    assert a.req("HEAD", "").headers["X-Account-Access-Control"] == '{"read-only":["%s"]}' % bob.project_id
+    p = cloud.run([SWIFT, "--os-storage-url", acct_url, "list"], env=bob.env)
+    assert p.stdout.split() == [c]
+    p = cloud.run([SWIFT, "--os-storage-url", acct_url, "download", c, "o", "-o", "-"], env=bob.env)
+    assert p.stdout == "secret"
+    r = a.req("HEAD", "", token=b_tok)
+    assert r.status_code == 204 and "X-Account-Access-Control" not in r.headers
+    assert a.req("PUT", "/%s/p" % c, token=b_tok, data=b"x").status_code == 403
+    assert a.req("PUT", "/" + uid(), token=b_tok).status_code == 403
+    assert a.req("DELETE", "/%s/o" % c, token=b_tok).status_code == 403
+    # read-write for bob's user: objects and containers, not the account itself
+    a.req("POST", "", headers={"X-Account-Access-Control": json.dumps(
+        {"read-write": ["%s:%s" % (bob.project_id, bob.user_id)], "read-only": []})})
+    assert a.req("HEAD", "").headers["X-Account-Access-Control"] == \
+        '{"read-write":["%s:%s"]}' % (bob.project_id, bob.user_id)
+    assert a.req("PUT", "/%s/p" % c, token=b_tok, data=b"x").status_code == 201
+    c2 = uid()
+    assert a.req("PUT", "/" + c2, token=b_tok).status_code == 201
+    # ...but may not set privileged headers: the container ACL is dropped, as Swift does
+    assert a.req("POST", "/" + c2, token=b_tok, headers={"X-Container-Read": ".r:*"}).status_code == 204
+    assert "X-Container-Read" not in a.req("HEAD", "/" + c2).headers
+    assert a.req("POST", "", token=b_tok, headers={"X-Account-Meta-X": "1"}).status_code == 403
+    assert a.req("POST", "", token=b_tok,
+                 headers={"X-Account-Access-Control": '{"admin": ["%s"]}' % bob.project_id}).status_code == 403
+    # admin: an owner, sees and changes the ACL
+    a.req("POST", "", headers={"X-Account-Access-Control": '{"admin": ["%s:*"]}' % bob.project_id})
+    assert a.req("POST", "", token=b_tok, headers={"X-Account-Meta-X": "1"}).status_code == 204
+    assert a.req("HEAD", "").headers["X-Account-Meta-X"] == "1"
+    assert a.req("HEAD", "", token=b_tok).headers["X-Account-Access-Control"] == \
+        '{"admin":["%s:*"]}' % bob.project_id
+    # removal: denied again
+    assert a.req("POST", "", headers={"X-Account-Access-Control": ""}).status_code == 204
+    assert a.req("GET", "/%s/o" % c, token=b_tok).status_code == 403
+    assert "X-Account-Access-Control" not in a.req("HEAD", "").headers
+
+
 def test_reader_role(cloud):
     r = cloud.new_project_user(role="reader", prefix="rd")
     acct = Acct(cloud, r.project_id, r.token())
