@@ -912,6 +912,43 @@ out:
     return 0;
 }
 
+/* createBackup's rotation (Nova's _rotate_backups): the newest `rotation` images with this
+ * instance's uuid, image_type backup and this backup_type stay, older ones are deleted. */
+static void rotate_backups(json_t *ctx, const char *uuid, const char *type,
+                           int64_t rotation)
+{
+    const char *base = JS(ctx, "image_url");
+    if (!base || !type) return;
+    char *tok = ts_asprintf("X-Auth-Token: %s", JS(ctx, "token") ? JS(ctx, "token") : "");
+    char *url = ts_asprintf("%s/v2/images?instance_uuid=%s&image_type=backup&sort_key=created_at&sort_dir=desc&"
+                            "limit=1000", base, uuid);
+    const char *hdrs[] = {tok, "Accept: application/json", NULL};
+    struct ts_http_client_resp r = {0};
+    json_t *list = NULL;
+    if (ts_http_client_request("GET", url, hdrs, NULL, 0, 30000, &r, NULL) == 0 && r.status == 200)
+        list = json_loadb(r.body ? r.body : "", r.body_len, 0, NULL);
+    ts_http_client_resp_free(&r);
+    int64_t kept = 0;
+    size_t i;
+    json_t *img;
+    json_array_foreach(json_object_get(list, "images"), i, img) {
+        /* filtered here too: the image service may ignore unknown property filters */
+        if (!ts_streq(JS(img, "instance_uuid"), uuid) || !ts_streq(JS(img, "image_type"), "backup") ||
+            !ts_streq(JS(img, "backup_type"), type) || !JS(img, "id"))
+            continue;
+        if (kept++ < rotation) continue;
+        char *durl = ts_asprintf("%s/v2/images/%s", base, JS(img, "id"));
+        struct ts_http_client_resp r2 = {0};
+        ts_http_client_request("DELETE", durl, hdrs, NULL, 0, 30000, &r2, NULL);
+        ts_info("agent", "backup rotation of %s: deleted image %s (%d)", uuid, JS(img, "id"), r2.status);
+        ts_http_client_resp_free(&r2);
+        free(durl);
+    }
+    json_decref(list);
+    free(url);
+    free(tok);
+}
+
 static int snapshot(struct ts_compute_agent *ag, json_t *args)
 {
     const char *uuid = JS(args, "instance_uuid"), *image_id = JS(args, "image_id");
@@ -961,8 +998,11 @@ done:
             free(dtok);
         }
     }
+    const char *backup_type = JS(args, "backup_type");
+    if (!rc && backup_type) rotate_backups(ctx, uuid, backup_type, JI(args, "rotation"));
     json_t *fin = NULL;
-    update(ag, uuid, json_pack("{s:n}", "task_state"), NULL, ctx, "compute_snapshot_instance", rc == 0, err.msg, &fin);
+    update(ag, uuid, json_pack("{s:n}", "task_state"), NULL, ctx,
+           backup_type ? "compute_backup_instance" : "compute_snapshot_instance", rc == 0, err.msg, &fin);
     if (!rc) ts_compute_notify(ag->bus, ag->publisher, "compute.instance.snapshot.end", fin ? fin : inst);
     json_decref(fin);
     json_decref(inst);
@@ -988,10 +1028,10 @@ static int console_output(struct ts_compute_agent *ag, json_t *args, json_t **re
     int64_t want = JI(args, "length");
     const char *start = out;
     if (json_object_get(args, "length") && want >= 0) {
-        /* the last `want` lines */
+        /* the last `want` pieces of the text split on '\n', as Nova's _tail_log: a trailing
+         * newline ends an empty last piece, so it counts as one */
         const char *p = out + len;
         int64_t lines = 0;
-        if (p > out && p[-1] == '\n') p--;
         while (p > out) {
             if (p[-1] == '\n' && ++lines >= want) break;
             p--;

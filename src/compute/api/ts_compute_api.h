@@ -29,6 +29,11 @@ json_t *ts_compute_host_statuses(struct ts_compute_svc *svc);
 /* Renders {"server": view} of one instance with status. */
 int ts_compute_show_one(struct ts_http_req *req, struct ts_http_resp *resp, int mv, const char *uuid, int status,
                         const char *admin_pass, struct ts_err *err);
+/* The PUT (update) or rebuild response: before 2.75 Nova leaves out the extended attributes
+ * (OS-EXT-*, OS-SRV-USG, AZ, config_drive, security_groups, volumes, host_status, key_name
+ * until 2.54 for rebuild) and the address extensions; rebuild shows user_data from 2.57. */
+int ts_compute_show_changed(struct ts_http_req *req, struct ts_http_resp *resp, int mv, const char *uuid, int status,
+                            const char *admin_pass, bool rebuild, struct ts_err *err);
 int ts_compute_check_metadata(const json_t *md, int64_t limit, struct ts_err *err);
 int ts_compute_quota_error(struct ts_err *err, const char *res, int64_t req, int64_t used, int64_t lim);
 bool ts_compute_host_up(struct ts_compute_svc *svc, const char *host);

@@ -1,6 +1,7 @@
 /*
  * ts_compute_api_actions.c: POST /servers/{id}/action (stop, start, reboot, pause,
  * unpause, suspend, resume, rebuild, resize, confirmResize, revertResize, createImage,
+ * createBackup, os-resetState,
  * os-getConsoleOutput, lock, unlock), server metadata, server tags and the instance
  * action log. State checks follow Nova's check_instance_state; the work is cast to the
  * instance's agent ("compute.<host>") after the task_state is set.
@@ -172,7 +173,7 @@ static int a_rebuild(struct ts_http_req *req, struct ts_http_resp *resp, struct 
                                                  TS_DB_S(json_string_value(v))), NULL, NULL);
     }
     const char *pass = JS(arg, "adminPass");
-    rc = ts_compute_show_one(req, resp, mv, uuid, 202, pass ? pass : "rebuilt-pass", err);
+    rc = ts_compute_show_changed(req, resp, mv, uuid, 202, pass ? pass : "rebuilt-pass", true, err);
 out:
     json_decref(image);
     json_decref(vals);
@@ -300,16 +301,20 @@ static int a_revert_resize(struct ts_http_req *req, struct ts_http_resp *resp, s
     return rc;
 }
 
+/* createImage, and createBackup when backup_type is set (the agent then keeps the newest
+ * `rotation` backups of that type). */
 static int a_create_image(struct ts_http_req *req, struct ts_http_resp *resp, struct ts_compute_svc *svc, int mv,
-                          json_t *inst, json_t *arg, struct ts_err *err)
+                          json_t *inst, json_t *arg, const char *backup_type, int64_t rotation, struct ts_err *err)
 {
     static const char *const ok[] = {"active", "stopped", "paused", "suspended", NULL};
-    int rc = check_state(inst, "createImage", ok, false, err);
+    static const char *const backup_ok[] = {"active", "stopped", NULL};
+    const char *action = backup_type ? "createBackup" : "createImage";
+    int rc = check_state(inst, action, backup_type ? backup_ok : ok, false, err);
     if (rc) return rc;
     const char *name = JS(arg, "name");
     if (!json_is_object(arg) || !name || !*name || strlen(name) > 255)
-        return ts_err_set(err, TS_EINVAL, "Invalid input for field/attribute createImage. 'name' is a required "
-                          "property");
+        return ts_err_set(err, TS_EINVAL, "Invalid input for field/attribute %s. 'name' is a required "
+                          "property", action);
     json_t *md = json_object_get(arg, "metadata");
     if (md && (rc = ts_compute_check_metadata(md, 128, err))) return rc;
     const char *base = ts_compute_image_url(svc, req->pool);
@@ -317,7 +322,8 @@ static int a_create_image(struct ts_http_req *req, struct ts_http_resp *resp, st
     /* the image record, as Nova creates it for a snapshot */
     json_t *img = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "name", name, "disk_format", "qcow2",
                             "container_format", "bare", "visibility", "private", "instance_uuid", JS(inst, "uuid"),
-                            "image_type", "snapshot", "user_id", req->auth->user_id);
+                            "image_type", backup_type ? "backup" : "snapshot", "user_id", req->auth->user_id);
+    if (backup_type) ts_json_set_str(img, "backup_type", backup_type);
     const char *bref = JS(inst, "image_ref");
     if (bref && *bref) json_object_set_new(img, "base_image_ref", json_string(bref));
     const char *k;
@@ -351,7 +357,12 @@ static int a_create_image(struct ts_http_req *req, struct ts_http_resp *resp, st
     const char *image_id = ts_pool_strdup(req->pool, JS(created, "id"));
     json_decref(created);
     json_t *extra = json_pack("{s:s}", "image_id", image_id);
-    rc = start_op(req, svc, inst, "createImage", "image_snapshot", "snapshot_instance", extra, NULL, false, err);
+    if (backup_type) {
+        ts_json_set_str(extra, "backup_type", backup_type);
+        json_object_set_new(extra, "rotation", json_integer(rotation));
+    }
+    rc = start_op(req, svc, inst, action, backup_type ? "image_backup" : "image_snapshot", "snapshot_instance", extra,
+                  NULL, false, err);
     json_decref(extra);
     if (rc) return rc;
     if (mv >= 45) {
@@ -360,6 +371,53 @@ static int a_create_image(struct ts_http_req *req, struct ts_http_resp *resp, st
         ts_http_resp_headerf(resp, "Location", "%s/v2/images/%s", base, image_id);
         ts_http_resp_json(resp, 202, NULL);
     }
+    return 0;
+}
+
+static int a_create_backup(struct ts_http_req *req, struct ts_http_resp *resp, struct ts_compute_svc *svc, int mv,
+                           json_t *inst, json_t *arg, struct ts_err *err)
+{
+    if (!json_is_object(arg))
+        return ts_err_set(err, TS_EINVAL, "Invalid input for field/attribute createBackup. Value: %s. is not of type "
+                          "'object'", "None");
+    static const char *const req_keys[] = {"name", "backup_type", "rotation"};
+    for (size_t i = 0; i < 3; i++)
+        if (!json_object_get(arg, req_keys[i]))
+            return ts_err_set(err, TS_EINVAL, "Invalid input for field/attribute createBackup. '%s' is a required "
+                              "property", req_keys[i]);
+    const char *type = JS(arg, "backup_type");
+    if (!type || !*type) return ts_err_set(err, TS_EINVAL, "Invalid input for field/attribute backup_type.");
+    json_t *rj = json_object_get(arg, "rotation");
+    int64_t rotation = -1;
+    if (json_is_integer(rj)) rotation = json_integer_value(rj);
+    else if (json_is_string(rj) && ts_parse_int64(json_string_value(rj), &rotation) < 0) rotation = -1;
+    if (rotation < 0) return ts_err_set(err, TS_EINVAL, "Invalid input for field/attribute rotation.");
+    return a_create_image(req, resp, svc, mv, inst, arg, type, rotation, err);
+}
+
+/* os-resetState (admin): vm_state to active or error, task_state cleared, nothing else. */
+static int a_reset_state(struct ts_http_req *req, struct ts_http_resp *resp, struct ts_compute_svc *svc, json_t *inst,
+                         json_t *arg, struct ts_err *err)
+{
+    int rc = ts_compute_check_admin(req, err);
+    if (rc) return rc;
+    json_t *st = json_object_get(arg, "state");
+    if (!json_is_object(arg) || !st)
+        return ts_err_set(err, TS_EINVAL, "Invalid input for field/attribute os-resetState. 'state' is a required "
+                          "property");
+    const char *state = json_string_value(st);
+    if (!state || (strcmp(state, "active") && strcmp(state, "error"))) {
+        char *v = json_dumps(st, JSON_ENCODE_ANY);
+        rc = ts_err_set(err, TS_EINVAL, "Invalid input for field/attribute state. Value: %s. %s is not one of "
+                        "['active', 'error']", v ? v : "", v ? v : "");
+        free(v);
+        return rc;
+    }
+    json_t *vals = json_pack("{s:s, s:n}", "vm_state", state, "task_state");
+    rc = ts_compute_inst_update(svc->db, JS(inst, "uuid"), vals, NULL, NULL, err);
+    json_decref(vals);
+    if (rc) return rc;
+    ts_http_resp_json(resp, 202, NULL);
     return 0;
 }
 
@@ -441,7 +499,9 @@ TS_COMPUTE_HANDLER(servers_action)
     else if (!strcmp(name, "resize")) rc = a_resize(req, resp, svc, inst, arg, err);
     else if (!strcmp(name, "confirmResize")) rc = a_confirm_resize(req, resp, svc, inst, err);
     else if (!strcmp(name, "revertResize")) rc = a_revert_resize(req, resp, svc, inst, err);
-    else if (!strcmp(name, "createImage")) rc = a_create_image(req, resp, svc, mv, inst, arg, err);
+    else if (!strcmp(name, "createImage")) rc = a_create_image(req, resp, svc, mv, inst, arg, NULL, 0, err);
+    else if (!strcmp(name, "createBackup")) rc = a_create_backup(req, resp, svc, mv, inst, arg, err);
+    else if (!strcmp(name, "os-resetState")) rc = a_reset_state(req, resp, svc, inst, arg, err);
     else if (!strcmp(name, "os-getConsoleOutput")) rc = a_console(req, resp, svc, inst, arg, err);
     else if (!strcmp(name, "lock")) rc = a_lock(req, resp, svc, mv, inst, arg, true, err);
     else if (!strcmp(name, "unlock")) rc = a_lock(req, resp, svc, mv, inst, arg, false, err);

@@ -8,6 +8,7 @@
 
 #include <openssl/evp.h>
 #include <regex.h>
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -370,8 +371,54 @@ static int load_meta_tags(struct ts_compute_svc *svc, json_t *insts, json_t **me
     return rc;
 }
 
+static void trim_view(json_t *v, int mv, bool rebuild, const json_t *inst)
+{
+    if (mv >= 75) return;
+    static const char *const prefixes[] = {"OS-EXT-SRV-ATTR:", "OS-EXT-STS:", "OS-SRV-USG:", "OS-EXT-AZ:",
+                                           "os-extended-volumes:", NULL};
+    static const char *const keys[] = {"config_drive", "host_status", "security_groups", NULL};
+    const char *k;
+    json_t *x;
+    void *tmp;
+    json_object_foreach_safe(v, tmp, k, x) {
+        bool drop = false;
+        for (int i = 0; prefixes[i]; i++)
+            if (ts_startswith(k, prefixes[i])) drop = true;
+        for (int i = 0; keys[i]; i++)
+            if (!strcmp(k, keys[i])) drop = true;
+        if (!strcmp(k, "key_name") && !(rebuild && mv >= 54)) drop = true;
+        if (drop) json_object_del(v, k);
+    }
+    json_t *addrs = json_object_get(v, "addresses");
+    json_object_foreach(addrs, k, x) {
+        size_t i;
+        json_t *a;
+        json_array_foreach(x, i, a) {
+            json_object_del(a, "OS-EXT-IPS:type");
+            json_object_del(a, "OS-EXT-IPS-MAC:mac_addr");
+        }
+    }
+    if (rebuild && mv >= 57) ts_json_set_str(v, "user_data", JS(inst, "user_data"));
+}
+
+static int show_one(struct ts_http_req *req, struct ts_http_resp *resp, int mv, const char *uuid, int status,
+                    const char *admin_pass, int changed, struct ts_err *err);
+
+int ts_compute_show_changed(struct ts_http_req *req, struct ts_http_resp *resp, int mv, const char *uuid, int status,
+                            const char *admin_pass, bool rebuild, struct ts_err *err)
+{
+    return show_one(req, resp, mv, uuid, status, admin_pass, rebuild ? 2 : 1, err);
+}
+
 int ts_compute_show_one(struct ts_http_req *req, struct ts_http_resp *resp, int mv, const char *uuid, int status,
                         const char *admin_pass, struct ts_err *err)
+{
+    return show_one(req, resp, mv, uuid, status, admin_pass, 0, err);
+}
+
+/* changed: 0 = GET, 1 = update, 2 = rebuild (see trim_view) */
+static int show_one(struct ts_http_req *req, struct ts_http_resp *resp, int mv, const char *uuid, int status,
+                    const char *admin_pass, int changed, struct ts_err *err)
 {
     struct ts_compute_svc *svc = req->svc;
     json_t *inst = NULL, *meta = NULL, *tags = NULL, *hs = NULL;
@@ -384,6 +431,7 @@ int ts_compute_show_one(struct ts_http_req *req, struct ts_http_resp *resp, int 
         hs = ts_compute_host_statuses(svc);
         json_t *v = ts_compute_server_view(req, mv, inst, json_object_get(meta, uuid), json_object_get(tags, uuid),
                                            status_of_host(hs, inst));
+        if (changed) trim_view(v, mv, changed == 2, inst);
         if (admin_pass) json_object_set_new(v, "adminPass", json_string(admin_pass));
         ts_http_resp_json(resp, status, json_pack("{s:o}", "server", v));
     }
@@ -784,6 +832,27 @@ int ts_compute_quota_error(struct ts_err *err, const char *res, int64_t req, int
                            (long long)req, (long long)used, (long long)lim, res);
 }
 
+/* An accessIPv4/accessIPv6 value checked and written the way Nova stores it (netaddr's
+ * compact text for IPv6, "::babe:dc0c:1602"); "" stays "". *out is a pool string. */
+static int access_ip_norm(struct ts_http_req *req, const json_t *v, const char *field, const char **out,
+                          struct ts_err *err)
+{
+    const char *s = json_string_value(v);
+    bool v6 = !strcmp(field, "accessIPv6");
+    unsigned char bin[16];
+    char txt[INET6_ADDRSTRLEN];
+    if (!s) return ts_err_set(err, TS_EINVAL, "Invalid input for field/attribute %s.", field);
+    if (!*s) {
+        *out = "";
+        return 0;
+    }
+    if (inet_pton(v6 ? AF_INET6 : AF_INET, s, bin) != 1 || !inet_ntop(v6 ? AF_INET6 : AF_INET, bin, txt, sizeof(txt)))
+        return ts_err_set(err, TS_EINVAL, "Invalid input for field/attribute %s. Value: %s. '%s' is not a '%s'", field,
+                          s, s, v6 ? "ipv6" : "ipv4");
+    *out = ts_pool_strdup(req->pool, txt);
+    return 0;
+}
+
 TS_COMPUTE_HANDLER(servers_create)
 {
     struct ts_compute_svc *svc = req->svc;
@@ -830,6 +899,16 @@ TS_COMPUTE_HANDLER(servers_create)
     json_array_foreach(bdm, bi, b) {
         if (!json_is_object(b)) {
             rc = ts_err_set(err, TS_EINVAL, "Invalid input for field/attribute block_device_mapping_v2.");
+            goto out;
+        }
+        /* Nova's block_device_mapping_v2 schema: the enums of source and destination */
+        const char *st = JS(b, "source_type"), *dt = JS(b, "destination_type");
+        if ((json_object_get(b, "source_type") && !(ts_streq(st, "volume") || ts_streq(st, "image") ||
+                                                   ts_streq(st, "snapshot") || ts_streq(st, "blank"))) ||
+            (json_object_get(b, "destination_type") && !(ts_streq(dt, "local") || ts_streq(dt, "volume")))) {
+            rc = ts_err_set(err, TS_EINVAL, "Invalid input for field/attribute %s.",
+                            json_object_get(b, "source_type") && !ts_streq(st, "volume") && !ts_streq(st, "image") &&
+                            !ts_streq(st, "snapshot") && !ts_streq(st, "blank") ? "source_type" : "destination_type");
             goto out;
         }
         json_t *bx = json_object_get(b, "boot_index");
@@ -888,6 +967,12 @@ TS_COMPUTE_HANDLER(servers_create)
                                                     strlen(json_string_value(desc)) > 255)))) {
         rc = ts_err_set(err, TS_EINVAL, "Invalid input for field/attribute description.");
         goto out;
+    }
+    const char *access_ip[2] = {NULL, NULL};
+    for (int fam = 0; fam < 2; fam++) {
+        json_t *aj = json_object_get(srv, fam ? "accessIPv6" : "accessIPv4");
+        if (!aj || json_is_null(aj)) continue;
+        if ((rc = access_ip_norm(req, aj, fam ? "accessIPv6" : "accessIPv4", &access_ip[fam], err))) goto out;
     }
     json_t *sgs = json_object_get(srv, "security_groups");
     if (sgs && !json_is_array(sgs)) {
@@ -979,6 +1064,38 @@ TS_COMPUTE_HANDLER(servers_create)
     else
         rc = ts_compute_net_resolve(svc->env, a->token, a->project_id, nets, max_count, &resolved, err);
     if (rc) goto out;
+    /* security groups by name or id must exist (Nova: SecurityGroupNotFound, 400) */
+    char nbase[512];
+    if (json_array_size(sgs) && ts_compute_ext_url(svc->env, "network", nbase, sizeof(nbase))) {
+        size_t gi;
+        json_t *g;
+        json_array_foreach(sgs, gi, g) {
+            const char *gname = JS(g, "name");
+            if (!gname) continue;
+            char gid[64];
+            rc = ts_compute_net_sg_id(svc->env, a->token, gname, gid, sizeof(gid), NULL, 0, err);
+            if (rc == -TS_ENOTFOUND) rc = ts_err_set(err, TS_EINVAL, "Security group %s not found.", gname);
+            if (rc) goto out;
+        }
+    }
+    /* a root volume must be bootable (Nova: InvalidBDMVolumeNotBootable) */
+    json_array_foreach(bdm, bi, b) {
+        json_t *bx = json_object_get(b, "boot_index");
+        if (!((json_is_integer(bx) && json_integer_value(bx) == 0) || ts_streq(json_string_value(bx), "0")) ||
+            !ts_streq(JS(b, "source_type"), "volume") || !JS(b, "uuid"))
+            continue;
+        json_t *vol = NULL;
+        rc = ts_compute_vol_get(svc->env, a->token, a->project_id, JS(b, "uuid"), &vol, err);
+        if (rc == -TS_ENOTFOUND) rc = ts_err_set(err, TS_EINVAL, "Volume %s could not be found.", JS(b, "uuid"));
+        if (rc) goto out;
+        json_t *bt = json_object_get(vol, "bootable");
+        bool bootable = json_is_true(bt) || ts_streq(json_string_value(bt), "true");
+        json_decref(vol);
+        if (!bootable) {
+            rc = ts_err_set(err, TS_EINVAL, "Block Device %s is not bootable.", JS(b, "uuid"));
+            goto out;
+        }
+    }
 
     /* the request spec the scheduler works from */
     json_t *spec = json_pack("{s:I, s:I, s:I, s:i, s:[]}", "vcpus", (json_int_t)JI(flavor, "vcpus"), "memory_mb",
@@ -1070,7 +1187,7 @@ TS_COMPUTE_HANDLER(servers_create)
                        TS_DB_S(JS(flavor, "flavorid")), TS_DB_S(flavor_s), TS_DB_I(JI(flavor, "vcpus")),
                        TS_DB_I(JI(flavor, "memory_mb")), TS_DB_I(JI(flavor, "root_gb")), TS_DB_S(az),
                        TS_DB_S(key_name), TS_DB_S(key_data), TS_DB_S(user_data), TS_DB_S(config_drive),
-                       TS_DB_S(JS(srv, "accessIPv4")), TS_DB_S(JS(srv, "accessIPv6")), TS_DB_S(resv), TS_DB_I(k),
+                       TS_DB_S(access_ip[0]), TS_DB_S(access_ip[1]), TS_DB_S(resv), TS_DB_I(k),
                        TS_DB_S(bdm_s), TS_DB_S(nets_s), TS_DB_S(sgs_s), TS_DB_S(group), TS_DB_S(spec_s),
                        TS_DB_D(now), TS_DB_D(now)),
             NULL, err);
@@ -1195,11 +1312,9 @@ TS_COMPUTE_HANDLER(servers_update)
             }
             json_object_set(vals, "description", v);
         } else if (!strcmp(k, "accessIPv4") || !strcmp(k, "accessIPv6")) {
-            if (!json_is_string(v)) {
-                rc = ts_err_set(err, TS_EINVAL, "Invalid input for field/attribute %s.", k);
-                goto out;
-            }
-            json_object_set(vals, !strcmp(k, "accessIPv4") ? "access_ip_v4" : "access_ip_v6", v);
+            const char *norm = NULL;
+            if ((rc = access_ip_norm(req, v, k, &norm, err))) goto out;
+            json_object_set_new(vals, !strcmp(k, "accessIPv4") ? "access_ip_v4" : "access_ip_v6", json_string(norm));
         } else if (!strcmp(k, "hostname") && mv >= 90) {
             if ((rc = check_name(v, "hostname", true, err))) goto out;
             json_object_set(vals, "hostname", v);
@@ -1215,7 +1330,7 @@ TS_COMPUTE_HANDLER(servers_update)
         rc = ts_compute_inst_update(svc->db, id, vals, NULL, NULL, err);
         if (rc) goto out;
     }
-    rc = ts_compute_show_one(req, resp, mv, id, 200, NULL, err);
+    rc = ts_compute_show_changed(req, resp, mv, id, 200, NULL, false, err);
 out:
     json_decref(inst);
     json_decref(vals);
