@@ -64,6 +64,14 @@ static const struct ts_db_migration migrations[] = {
     {5, "ALTER TABLE backups ADD COLUMN driver TEXT;"
         "ALTER TABLE backups ADD COLUMN service_metadata TEXT;"
         "ALTER TABLE backups ADD COLUMN object_count BIGINT NOT NULL DEFAULT 0"},
+    /* the project whose object account holds an imported backup's data (NULL: project_id) */
+    {6, "ALTER TABLE backups ADD COLUMN account TEXT"},
+    /* lists in the default order (created_at desc, id desc), per project or all, read the index
+     * in order instead of sorting the rows (the old indexes are prefixes of these) */
+    {7, "CREATE INDEX volumes_project_created_idx ON volumes (project_id, created_at, id);"
+        "CREATE INDEX volumes_created_id_idx ON volumes (created_at, id);"
+        "DROP INDEX volumes_project_idx;"
+        "DROP INDEX volumes_created_idx"},
 };
 
 /* ---- shared helpers --------------------------------------------------------------------- */
@@ -299,6 +307,33 @@ static struct ts_db_res *query_ids(struct ts_volume_svc *svc, const char *sql_fm
     return out;
 }
 
+/* Column index of name in res, or -1. */
+static int res_col(const struct ts_db_res *res, const char *name)
+{
+    for (int c = 0; c < res->ncols; c++)
+        if (strcmp(res->cols[c], name) == 0) return c;
+    return -1;
+}
+
+/* A result holding, in column 0, the ids (column 0) of the rows of res whose column flag is
+ * non-zero; its cells are borrowed from res (free with free_ids). */
+static struct ts_db_res *flagged_ids(const struct ts_db_res *res, int flag)
+{
+    struct ts_db_res *v = ts_calloc(1, sizeof(*v));
+    v->ncols = 1;
+    v->cells = ts_calloc((size_t)res->nrows + 1, sizeof(char *));
+    for (int i = 0; i < res->nrows; i++)
+        if (ts_db_res_int(res, i, flag, 0)) v->cells[v->nrows++] = res->cells[(size_t)i * (size_t)res->ncols];
+    return v;
+}
+
+static void free_ids(struct ts_db_res *v)
+{
+    if (!v) return;
+    free(v->cells);
+    free(v);
+}
+
 void ts_volume_preload_load(struct ts_volume_svc *svc, const struct ts_db_res *res,
                             struct ts_volume_preload *pre)
 {
@@ -310,13 +345,23 @@ void ts_volume_preload_load(struct ts_volume_svc *svc, const struct ts_db_res *r
         for (int i = 0; i < r->nrows; i++)
             json_object_set_new(pre->types, ts_db_res_get(r, i, 0), json_string(ts_db_res_get(r, i, 1)));
     ts_db_res_free(r);
-    for (int i = 0; i < res->nrows; i++) {
-        json_object_set_new(pre->metadata, ts_db_res_get(res, i, 0), json_object());
-        json_object_set_new(pre->attachments, ts_db_res_get(res, i, 0), json_array());
-    }
-    r = query_ids(svc, "SELECT volume_id, key, value FROM volume_metadata WHERE volume_id IN (%s)", res);
+    /* with the list query's has_metadata/has_attachments flags only the volumes that have some
+     * are looked up (usually none: then no query at all); a volume missing from the maps has none */
+    int hm = res_col(res, "has_metadata"), ha = res_col(res, "has_attachments");
+    pre->sparse = hm >= 0 && ha >= 0;
+    struct ts_db_res *want_md = pre->sparse ? flagged_ids(res, hm) : NULL;
+    struct ts_db_res *want_att = pre->sparse ? flagged_ids(res, ha) : NULL;
+    if (!pre->sparse)
+        for (int i = 0; i < res->nrows; i++) {
+            json_object_set_new(pre->metadata, ts_db_res_get(res, i, 0), json_object());
+            json_object_set_new(pre->attachments, ts_db_res_get(res, i, 0), json_array());
+        }
+    r = query_ids(svc, "SELECT volume_id, key, value FROM volume_metadata WHERE volume_id IN (%s)",
+                  want_md ? want_md : res);
     for (int i = 0; r && i < r->nrows; i++) {
-        json_t *m = json_object_get(pre->metadata, ts_db_res_get(r, i, 0));
+        const char *vid = ts_db_res_get(r, i, 0);
+        json_t *m = json_object_get(pre->metadata, vid);
+        if (!m && pre->sparse) json_object_set_new(pre->metadata, vid, m = json_object());
         if (m) ts_json_set_str(m, ts_db_res_get(r, i, 1), ts_db_res_get(r, i, 2));
     }
     ts_db_res_free(r);
@@ -324,13 +369,16 @@ void ts_volume_preload_load(struct ts_volume_svc *svc, const struct ts_db_res *r
         svc,
         "SELECT volume_id, id, instance_uuid, attached_host, mountpoint, attach_time FROM attachments "
         "WHERE attach_status = 'attached' AND volume_id IN (%s) ORDER BY created_at",
-        res);
+        want_att ? want_att : res);
     for (int i = 0; r && i < r->nrows; i++) {
         const char *vid = ts_db_res_get(r, i, 0);
         json_t *a = json_object_get(pre->attachments, vid);
+        if (!a && pre->sparse) json_object_set_new(pre->attachments, vid, a = json_array());
         if (a) json_array_append_new(a, attachment_json(vid, r, i, 1));
     }
     ts_db_res_free(r);
+    free_ids(want_md);
+    free_ids(want_att);
 }
 
 void ts_volume_preload_free(struct ts_volume_preload *pre)
@@ -373,7 +421,8 @@ json_t *ts_volume_view_pre(struct ts_volume_svc *svc, struct ts_http_req *req, c
     ts_json_set_str(o, "created_at", ts_db_res_getn(res, r, "created_at"));
     ts_json_set_str(o, "updated_at", ts_db_res_getn(res, r, "updated_at"));
     json_t *pa = pre && pre->attachments ? json_object_get(pre->attachments, id) : NULL;
-    json_object_set_new(o, "attachments", pa ? json_incref(pa) : attachments_of(svc, id));
+    json_object_set_new(o, "attachments",
+                        pa ? json_incref(pa) : pre && pre->sparse ? json_array() : attachments_of(svc, id));
     json_object_set_new(o, "bootable", json_string(ts_db_res_int(res, r, 13, 0) ? "true" : "false"));
     json_object_set_new(o, "encrypted", json_boolean(ts_db_res_int(res, r, 22, 0) != 0));
     json_object_set_new(o, "multiattach", json_boolean(ts_db_res_int(res, r, 14, 0) != 0));
@@ -399,8 +448,10 @@ json_t *ts_volume_view_pre(struct ts_volume_svc *svc, struct ts_http_req *req, c
     }
     ts_json_set_str(o, "volume_type", tname[0] ? tname : NULL);
     json_t *pm = pre && pre->metadata ? json_object_get(pre->metadata, id) : NULL;
-    json_object_set_new(
-        o, "metadata", pm ? json_deep_copy(pm) : ts_volume_metadata(svc, "volume_metadata", "volume_id", id));
+    json_object_set_new(o, "metadata",
+                        pm                  ? json_deep_copy(pm)
+                        : pre && pre->sparse ? json_object()
+                                             : ts_volume_metadata(svc, "volume_metadata", "volume_id", id));
     const char *im = ts_db_res_getn(res, r, "image_meta");
     if (im) {
         json_t *j = json_loads(im, 0, NULL);
@@ -494,139 +545,6 @@ void ts_volume_dump_json(struct ts_buf *b, json_t *v)
         free(s);
     }
     }
-}
-
-/* true when s is set and plain ASCII (then jansson takes it as is) */
-static bool ascii(const char *s)
-{
-    if (!s) return false;
-    for (; *s; s++)
-        if ((unsigned char)*s >= 0x80) return false;
-    return true;
-}
-
-static void put_key(struct ts_buf *b, const char *key)
-{
-    ts_buf_append(b, ",\"", 2);
-    ts_buf_appends(b, key);
-    ts_buf_append(b, "\":", 2);
-}
-
-/* ts_json_set_str's value: null for NULL */
-static void put_strn(struct ts_buf *b, const char *key, const char *s)
-{
-    put_key(b, key);
-    if (s)
-        dump_str(b, s, strlen(s));
-    else
-        ts_buf_append(b, "null", 4);
-}
-
-static void put_raw(struct ts_buf *b, const char *key, const char *raw)
-{
-    put_key(b, key);
-    ts_buf_appends(b, raw);
-}
-
-/* ts_db_res_getn, first trying the column's place in TS_VOLUME_COLS (one strcmp, not a scan) */
-static const char *col(const struct ts_db_res *res, int r, const char *name)
-{
-    static const char *const cols[] = {"id", "project_id", "user_id", "name", "description", "status",
-                                       "attach_status", "size", "availability_zone", "volume_type_id",
-                                       "snapshot_id", "source_volid", "image_id", "bootable", "multiattach",
-                                       "host", "backend", "migration_status", "created_at", "updated_at",
-                                       "launched_at", "image_meta", "encrypted"};
-    for (int c = 0; c < (int)(sizeof(cols) / sizeof(cols[0])) && c < res->ncols; c++)
-        if (cols[c] == name || strcmp(cols[c], name) == 0) {
-            if (strcmp(res->cols[c], name) == 0) return ts_db_res_get(res, r, c);
-            break;
-        }
-    return ts_db_res_getn(res, r, name);
-}
-
-bool ts_volume_render_pre(struct ts_buf *b, struct ts_http_req *req, const struct ts_db_res *res, int r, int mv,
-                          const struct ts_volume_preload *pre)
-{
-    static const char *const strs[] = {"id", "project_id", "status"};
-    static const char *const opt[] = {"name", "description", "availability_zone", "created_at", "updated_at",
-                                      "snapshot_id", "source_volid", "user_id", "migration_status", "host",
-                                      "volume_type_id"};
-    if (!pre || !pre->types || !pre->metadata || !pre->attachments) return false;
-    if (col(res, r, "image_meta")) return false;
-    for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
-        if (!ascii(col(res, r, strs[i]))) return false;
-    for (size_t i = 0; i < sizeof(opt) / sizeof(opt[0]); i++) {
-        const char *v = col(res, r, opt[i]);
-        if (v && !ascii(v)) return false;
-    }
-    const char *id = col(res, r, "id");
-    const char *host = req && ts_http_header(req, "Host") ? ts_http_header(req, "Host") : "localhost";
-    if (!ascii(host)) return false;
-    json_t *pa = json_object_get(pre->attachments, id), *pm = json_object_get(pre->metadata, id);
-    if (!pa || !pm) return false;
-    const char *tid = col(res, r, "volume_type_id");
-    const char *tn = tid ? json_string_value(json_object_get(pre->types, tid)) : NULL;
-    if (tn && (!ascii(tn) || strlen(tn) >= 256)) return false;
-    bool admin = req && req->auth->is_admin;
-
-    ts_buf_append(b, "{\"id\":", 6);
-    dump_str(b, id, strlen(id));
-    put_strn(b, "name", col(res, r, "name"));
-    put_strn(b, "description", col(res, r, "description"));
-    put_strn(b, "status", col(res, r, "status"));
-    put_key(b, "size");
-    char num[32];
-    int nl = snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT, (json_int_t)ts_db_res_int(res, r, 7, 0));
-    ts_buf_append(b, num, (size_t)nl);
-    put_strn(b, "availability_zone", col(res, r, "availability_zone"));
-    put_strn(b, "created_at", col(res, r, "created_at"));
-    put_strn(b, "updated_at", col(res, r, "updated_at"));
-    put_key(b, "attachments");
-    ts_volume_dump_json(b, pa);
-    put_raw(b, "bootable", ts_db_res_int(res, r, 13, 0) ? "\"true\"" : "\"false\"");
-    put_raw(b, "encrypted", ts_db_res_int(res, r, 22, 0) != 0 ? "true" : "false");
-    put_raw(b, "multiattach", ts_db_res_int(res, r, 14, 0) != 0 ? "true" : "false");
-    put_raw(b, "replication_status", "null");
-    put_raw(b, "consistencygroup_id", "null");
-    put_strn(b, "snapshot_id", col(res, r, "snapshot_id"));
-    put_strn(b, "source_volid", col(res, r, "source_volid"));
-    put_strn(b, "user_id", col(res, r, "user_id"));
-    put_strn(b, "os-vol-tenant-attr:tenant_id", col(res, r, "project_id"));
-    put_strn(b, "os-vol-mig-status-attr:migstat", col(res, r, "migration_status"));
-    put_raw(b, "os-vol-mig-status-attr:name_id", "null");
-    if (admin) {
-        put_strn(b, "os-vol-host-attr:host", col(res, r, "host"));
-        put_strn(b, "migration_status", col(res, r, "migration_status"));
-    }
-    put_strn(b, "volume_type", tn && tn[0] ? tn : NULL);
-    put_key(b, "metadata");
-    ts_volume_dump_json(b, pm);
-    if (mv >= 13) put_raw(b, "group_id", "null");
-    if (mv >= 21) put_raw(b, "provider_id", "null");
-    if (mv >= 48) {
-        put_raw(b, "shared_targets", "false");
-        put_raw(b, "service_uuid", "null");
-    }
-    if (mv >= 61 && admin) put_raw(b, "cluster_name", "null");
-    if (mv >= 63) put_strn(b, "volume_type_id", tid);
-    if (mv >= 64) put_raw(b, "encryption_key_id", "null");
-    if (mv >= 65) put_raw(b, "consumes_quota", "true");
-    /* the self link: http://<host>/v3/<project>/volumes/<id>, plain ASCII checked above */
-    struct ts_buf self;
-    ts_buf_init(&self, 0);
-    ts_buf_appends(&self, "http://");
-    ts_buf_appends(&self, host);
-    ts_buf_appends(&self, "/v3/");
-    ts_buf_appends(&self, col(res, r, "project_id"));
-    ts_buf_appends(&self, "/volumes/");
-    ts_buf_appends(&self, id);
-    ts_buf_appends(b, ",\"links\":[{\"rel\":\"self\",\"href\":");
-    dump_str(b, ts_buf_cstr(&self), self.len);
-    ts_buf_appends(b, "},{\"rel\":\"bookmark\",\"href\":");
-    dump_str(b, ts_buf_cstr(&self), self.len);
-    ts_buf_append(b, "}]}", 3);
-    ts_buf_free(&self);
-    return true;
 }
 
 json_t *ts_volume_view_brief(json_t *v)

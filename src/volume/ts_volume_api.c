@@ -314,6 +314,15 @@ static const char *const sort_cols[] = {"id",       "name",       "name",       
                                         "bootable", "project_id", "volume_type_id", "volume_type_id",
                                         "user_id",  NULL};
 
+/* Columns declared NOT NULL in the volumes table. */
+static bool not_null_col(const char *c)
+{
+    static const char *const nn[] = {"id", "project_id", "status", "size", "created_at", "bootable", NULL};
+    for (int i = 0; nn[i]; i++)
+        if (strcmp(c, nn[i]) == 0) return true;
+    return false;
+}
+
 static bool int_col(const char *c)
 {
     return strcmp(c, "size") == 0 || strcmp(c, "bootable") == 0;
@@ -377,7 +386,8 @@ static int list_common(struct ts_http_req *req, struct ts_http_resp *resp, bool 
     }
     int64_t max_limit = ts_conf_get_int(svc->env->conf, "volume", "osapi_max_limit", 1000);
     if (limit < 0 || limit > max_limit) limit = max_limit;
-    ts_buf_appends(&q.sql, "SELECT " TS_VOLUME_COLS " FROM volumes WHERE 1 = 1");
+    /* the select list goes in front at the end (the count wants none of it) */
+    ts_buf_appends(&q.sql, " FROM volumes WHERE 1 = 1");
     bool all = false;
     const char *at = ts_http_query(req, "all_tenants");
     if (at && req->auth->is_admin) ts_parse_bool(at, &all) == 0 ? (void)0 : (void)(all = true);
@@ -451,7 +461,9 @@ static int list_common(struct ts_http_req *req, struct ts_http_resp *resp, bool 
                 bool ic = int_col(sorts[j].key);
                 const char *val = ts_db_res_getn(mk, 0, sorts[j].key);
                 if (j) ts_buf_appends(&q.sql, " AND ");
-                if (ic)
+                if (not_null_col(sorts[j].key))
+                    ts_buf_printf(&q.sql, "%s %s ?", sorts[j].key, j < i ? "=" : (sorts[j].desc ? "<" : ">"));
+                else if (ic)
                     ts_buf_printf(&q.sql, "COALESCE(%s, 0) %s ?", sorts[j].key,
                                   j < i ? "=" : (sorts[j].desc ? "<" : ">"));
                 else
@@ -475,7 +487,7 @@ static int list_common(struct ts_http_req *req, struct ts_http_resp *resp, bool 
     bool want_count = false;
     if (wc && mv >= 45) ts_parse_bool(wc, &want_count);
     if (want_count) {
-        char *csql = ts_asprintf("SELECT COUNT(*) FROM (%s) c", ts_buf_cstr(&q.sql));
+        char *csql = ts_asprintf("SELECT COUNT(*)%s", ts_buf_cstr(&q.sql));
         struct ts_db_res *cr = NULL;
         rc = ts_db_exec(svc->db, csql, q.args, q.n, &cr, err);
         free(csql);
@@ -483,56 +495,60 @@ static int list_common(struct ts_http_req *req, struct ts_http_resp *resp, bool 
         count = ts_db_res_int(cr, 0, 0, 0);
         ts_db_res_free(cr);
     }
+    /* NOT NULL columns sort as they are, so an index can serve the order (the default
+     * created_at desc, id desc: volumes_project_created_idx) */
     ts_buf_appends(&q.sql, " ORDER BY ");
-    for (int i = 0; i < ns; i++)
-        ts_buf_printf(&q.sql, "%sCOALESCE(%s, %s) %s", i ? ", " : "", sorts[i].key,
-                      int_col(sorts[i].key) ? "0" : "''", sorts[i].desc ? "DESC" : "ASC");
+    for (int i = 0; i < ns; i++) {
+        if (not_null_col(sorts[i].key))
+            ts_buf_printf(&q.sql, "%s%s %s", i ? ", " : "", sorts[i].key, sorts[i].desc ? "DESC" : "ASC");
+        else
+            ts_buf_printf(&q.sql, "%sCOALESCE(%s, %s) %s", i ? ", " : "", sorts[i].key,
+                          int_col(sorts[i].key) ? "0" : "''", sorts[i].desc ? "DESC" : "ASC");
+    }
     ts_buf_appends(&q.sql, " LIMIT ? OFFSET ?");
     qb_arg(&q, TS_DB_I(limit));
     qb_arg(&q, TS_DB_I(offset));
-    rc = ts_db_exec(svc->db, ts_buf_cstr(&q.sql), q.args, q.n, &res, err);
-    if (rc) goto out;
-    struct ts_volume_preload pre = {0};
-    if (detail) ts_volume_preload_load(svc, res, &pre);
     /* the body is written straight out: {"volumes":[...], then volumes_links and count */
     struct ts_buf body;
     ts_buf_init(&body, (size_t)1 << 40);
-    ts_buf_appends(&body, "{\"volumes\":[");
-    int written = 0;
-    for (int i = 0; i < res->nrows; i++) {
-        if (written) ts_buf_append(&body, ",", 1);
-        if (detail && ts_volume_render_pre(&body, req, res, i, mv, &pre)) {
-            written++;
-            continue;
-        }
-        json_t *view;
-        if (detail) {
-            view = ts_volume_view_pre(svc, req, res, i, mv, &pre);
-        } else {
-            const char *host = ts_http_header(req, "Host");
+    int nrows = 0;
+    char last_id[256] = "";
+    if (detail) {
+        rc = ts_volume_list_detail(svc, req, mv, ts_buf_cstr(&q.sql), q.args, q.n, &body, &nrows, last_id,
+                                   sizeof(last_id), err);
+    } else {
+        char *sql = ts_asprintf("SELECT " TS_VOLUME_COLS "%s", ts_buf_cstr(&q.sql));
+        rc = ts_db_exec(svc->db, sql, q.args, q.n, &res, err);
+        free(sql);
+    }
+    if (rc) {
+        ts_buf_free(&body);
+        goto out;
+    }
+    if (!detail) {
+        ts_buf_appends(&body, "{\"volumes\":[");
+        const char *host = ts_http_header(req, "Host");
+        for (int i = 0; i < res->nrows; i++) {
             char *self = ts_asprintf("http://%s/v3/%s/volumes/%s", host ? host : "localhost",
                                      ts_db_res_get(res, i, 1), ts_db_res_get(res, i, 0));
-            view = json_pack("{s:s, s:s?, s:[{s:s, s:s}, {s:s, s:s}]}", "id", ts_db_res_get(res, i, 0),
-                             "name", ts_db_res_get(res, i, 3), "links", "rel", "self", "href", self, "rel",
-                             "bookmark", "href", self);
+            json_t *view = json_pack("{s:s, s:s?, s:[{s:s, s:s}, {s:s, s:s}]}", "id", ts_db_res_get(res, i, 0),
+                                     "name", ts_db_res_get(res, i, 3), "links", "rel", "self", "href", self,
+                                     "rel", "bookmark", "href", self);
             free(self);
-        }
-        if (view) {
+            if (i) ts_buf_append(&body, ",", 1);
             ts_volume_dump_json(&body, view);
-            written++;
-        } else if (written) {
-            body.len--; /* no view (as json_array_append_new(NULL) skipped it): drop the comma */
+            json_decref(view);
         }
-        json_decref(view);
+        ts_buf_append(&body, "]", 1);
+        nrows = res->nrows;
+        if (nrows > 0) snprintf(last_id, sizeof(last_id), "%s", ts_db_res_get(res, nrows - 1, 0));
     }
-    ts_buf_append(&body, "]", 1);
-    ts_volume_preload_free(&pre);
     json_t *out = json_object();
-    if (res->nrows > 0 && res->nrows == limit) {
+    if (nrows > 0 && nrows == limit) {
         const char *host = ts_http_header(req, "Host");
         char *href = ts_asprintf("http://%s/v3/%s/volumes%s?limit=%lld&marker=%s", host ? host : "localhost",
                                  req->auth->project_id, detail ? "/detail" : "", (long long)limit,
-                                 ts_db_res_get(res, res->nrows - 1, 0));
+                                 last_id);
         json_object_set_new(out, "volumes_links", json_pack("[{s:s, s:s}]", "href", href, "rel", "next"));
         free(href);
     }

@@ -82,6 +82,7 @@ json_t *ts_volume_view(struct ts_volume_svc *svc, struct ts_http_req *req, const
  * type id -> name, volume id -> metadata object, volume id -> attachments array. */
 struct ts_volume_preload {
     json_t *types, *metadata, *attachments;
+    bool sparse; /* metadata/attachments hold only the volumes that have some: a missing id has none */
 };
 json_t *ts_volume_view_pre(struct ts_volume_svc *svc, struct ts_http_req *req, const struct ts_db_res *res,
                            int r, int mv, const struct ts_volume_preload *pre);
@@ -97,6 +98,13 @@ void ts_volume_dump_json(struct ts_buf *b, json_t *v);
  * image metadata, a missing preload). */
 bool ts_volume_render_pre(struct ts_buf *b, struct ts_http_req *req, const struct ts_db_res *res, int r, int mv,
                           const struct ts_volume_preload *pre);
+/* GET /volumes/detail: appends {"volumes":[...] (no closing brace) for
+ * "SELECT <columns>" + from_where (" FROM volumes WHERE ... ORDER BY ... LIMIT ? OFFSET ?")
+ * to body, streaming the rows (ts_volume_list.c). *nrows and last_id get the count and the
+ * last volume's id (for the next link). */
+int ts_volume_list_detail(struct ts_volume_svc *svc, struct ts_http_req *req, int mv, const char *from_where,
+                          const struct ts_db_val *args, int nargs, struct ts_buf *body, int *nrows,
+                          char *last_id, size_t last_len, struct ts_err *err);
 /* Drops what Cinder shows only on show/detail (tenant, host, migration attributes, image
  * metadata): the create and update responses. Returns v. */
 json_t *ts_volume_view_brief(json_t *v);
