@@ -79,6 +79,15 @@ static const struct ts_db_migration migrations[] = {
     /* the resize in progress: {"id", "source", "dest", "status"}; its old allocation is held by
      * the consumer "<uuid>-migration" until confirm or revert */
     {3, "ALTER TABLE instances ADD COLUMN migration TEXT;"},
+    /* host aggregates; an aggregate's availability_zone is its hosts' zone */
+    {4, "CREATE TABLE aggregates (id INTEGER PRIMARY KEY AUTOINCREMENT, uuid TEXT NOT NULL UNIQUE,"
+        " name TEXT NOT NULL UNIQUE, availability_zone TEXT, created_at DOUBLE PRECISION,"
+        " updated_at DOUBLE PRECISION);"
+        "CREATE TABLE aggregate_hosts (aggregate_id BIGINT NOT NULL, host TEXT NOT NULL,"
+        " PRIMARY KEY (aggregate_id, host));"
+        "CREATE INDEX aggregate_hosts_host_idx ON aggregate_hosts (host);"
+        "CREATE TABLE aggregate_metadata (aggregate_id BIGINT NOT NULL, key TEXT NOT NULL, value TEXT,"
+        " PRIMARY KEY (aggregate_id, key));"},
 };
 
 /* ---- microversions ----------------------------------------------------------------- */
@@ -298,6 +307,18 @@ static const struct ts_http_route routes[] = {
     {"GET", V "/os-hypervisors/{id}/search", ts_compute_h_hypervisors_search, 0},
     {"GET", V "/os-hypervisors/{id}/uptime", ts_compute_h_hypervisors_uptime, 0},
     {"GET", V "/os-hypervisors/{id}/servers", ts_compute_h_hypervisors_servers, 0},
+    {"GET", V "/os-aggregates", ts_compute_h_aggregates_list, 0},
+    {"POST", V "/os-aggregates", ts_compute_h_aggregates_create, 0},
+    {"GET", V "/os-aggregates/{id}", ts_compute_h_aggregates_show, 0},
+    {"PUT", V "/os-aggregates/{id}", ts_compute_h_aggregates_update, 0},
+    {"DELETE", V "/os-aggregates/{id}", ts_compute_h_aggregates_delete, 0},
+    {"POST", V "/os-aggregates/{id}/action", ts_compute_h_aggregates_action, 0},
+    {"GET", V "/os-hosts", ts_compute_h_hosts_list, 0},
+    {"GET", V "/os-hosts/{host}", ts_compute_h_hosts_show, 0},
+    {"PUT", V "/os-hosts/{host}", ts_compute_h_hosts_update, 0},
+    {"GET", V "/os-hosts/{host}/startup", ts_compute_h_hosts_power, 0},
+    {"GET", V "/os-hosts/{host}/shutdown", ts_compute_h_hosts_power, 0},
+    {"GET", V "/os-hosts/{host}/reboot", ts_compute_h_hosts_power, 0},
     {"GET", V "/os-availability-zone", ts_compute_h_az_list, 0},
     {"GET", V "/os-availability-zone/detail", ts_compute_h_az_detail, 0},
     {"GET", V "/os-simple-tenant-usage", ts_compute_h_usage_list, 0},

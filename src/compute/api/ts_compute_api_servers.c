@@ -996,8 +996,9 @@ TS_COMPUTE_HANDLER(servers_create)
         }
         az = azbuf[0] ? azbuf : NULL;
         if (az && strcmp(az, "nova")) {
-            rc = ts_db_exec(svc->db, "SELECT 1 FROM services WHERE binary_name = 'nova-compute' AND availability_zone = ?",
-                            TS_DB_ARGS(TS_DB_S(az)), &res, err);
+            rc = ts_db_exec(svc->db, "SELECT 1 FROM services WHERE binary_name = 'nova-compute' AND availability_zone = ? "
+                            "UNION SELECT 1 FROM aggregates g JOIN aggregate_hosts h ON h.aggregate_id = g.id WHERE "
+                            "g.availability_zone = ?", TS_DB_ARGS(TS_DB_S(az), TS_DB_S(az)), &res, err);
             if (rc) goto out;
             bool found = res->nrows > 0;
             ts_db_res_free(res);

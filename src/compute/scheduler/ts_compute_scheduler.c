@@ -2,7 +2,8 @@
  * ts_compute_scheduler.c: the scheduler (nova-scheduler + placement in one). It serves
  * the "scheduler" topic: select_and_build reads the instance's request spec, filters the
  * compute hosts (enabled, up, availability zone, RAM/CPU/disk capacity with allocation
- * ratios, server-group affinity/anti-affinity, hosts already tried), weighs them by free
+ * ratios (the zone of a host in an aggregate with one is the aggregate's), server-group
+ * affinity/anti-affinity, hosts already tried), weighs them by free
  * RAM (spread), claims the resources in the allocations table inside one write
  * transaction (so concurrent decisions never over-commit) and casts
  * build_and_run_instance to "compute.<host>". No host -> the conductor puts the instance
@@ -87,7 +88,9 @@ static void cache_clear(void)
 }
 
 #define HOST_COLS                                                                                               \
-    "s.host, s.availability_zone, s.disabled, s.forced_down, s.last_seen_up, n.vcpus, n.memory_mb, n.local_gb, " \
+    "s.host, COALESCE((SELECT MIN(g.availability_zone) FROM aggregate_hosts gh JOIN aggregates g ON g.id = "   \
+    "gh.aggregate_id WHERE gh.host = s.host AND g.availability_zone IS NOT NULL), s.availability_zone), "        \
+    "s.disabled, s.forced_down, s.last_seen_up, n.vcpus, n.memory_mb, n.local_gb, " \
     "COALESCE(a.v, 0), COALESCE(a.m, 0), COALESCE(a.d, 0)"
 
 static void host_from_row(struct sched_host *h, const struct ts_db_res *res, int r)
