@@ -379,3 +379,46 @@ def test_admin_apis(fc):
     assert r.status_code == 200 and "tenant_usages" in r.json()
     user = fc.new_project_user()
     assert fc.request("GET", "compute", "/v2.1/os-services", token=user.token()).status_code == 403
+
+
+def test_aggregates_and_hosts(fc):
+    """os-aggregates with the CLI (an aggregate's zone becomes its host's zone for scheduling)
+    and the deprecated os-hosts."""
+    host = fc.openstack("compute", "service", "list", "--service", "nova-compute")[0]["Host"]
+    agg = fc.openstack("aggregate", "create", "--zone", "az-e2e", "agg-e2e")
+    assert agg["name"] == "agg-e2e" and agg["availability_zone"] == "az-e2e"
+    r = fc.openstack("aggregate", "create", "agg-e2e", check=False)
+    assert r.returncode != 0 and "already exists" in r.stderr
+    fc.openstack("aggregate", "set", "--property", "ssd=true", "agg-e2e")
+    fc.openstack("aggregate", "add", "host", "agg-e2e", host)
+    shown = fc.openstack("aggregate", "show", "agg-e2e")
+    assert host in shown["hosts"] and shown["properties"].get("ssd") == "true" if isinstance(shown["properties"], dict) \
+        else "ssd='true'" in shown["properties"]
+    r = fc.request("POST", "compute", "/v2.1/os-aggregates/%s/action" % agg["id"],
+                   json={"add_host": {"host": "no-such-host"}})
+    assert r.status_code == 404, r.text
+    r = fc.request("POST", "compute", "/v2.1/os-aggregates/%s/action" % agg["id"], json={"add_host": {"host": host}})
+    assert r.status_code == 409, r.text
+    r = fc.request("DELETE", "compute", "/v2.1/os-aggregates/%s" % agg["id"])
+    assert r.status_code == 400, r.text  # not empty
+    if fc.has_image:
+        # the host is now in zone az-e2e: a server asking for it lands there
+        r = boot(fc, "agg1", extra={"availability_zone": "az-e2e"})
+        assert r.status_code == 202, r.text
+        sid = r.json()["server"]["id"]
+        srv = wait_status(fc, sid, "ACTIVE")
+        assert srv["OS-EXT-AZ:availability_zone"] == "az-e2e"
+        fc.request("DELETE", "compute", "/v2.1/servers/%s" % sid)
+        wait_status(fc, sid, "DELETED")
+    # os-hosts (up to 2.42)
+    old = {"OpenStack-API-Version": "compute 2.42"}
+    hosts = fc.request("GET", "compute", "/v2.1/os-hosts", headers=old).json()["hosts"]
+    assert {"host_name": host, "service": "compute", "zone": "az-e2e"} in hosts
+    res = fc.request("GET", "compute", "/v2.1/os-hosts/%s" % host, headers=old).json()["host"]
+    assert [x["resource"]["project"] for x in res[:3]] == ["(total)", "(used_now)", "(used_max)"]
+    assert fc.request("GET", "compute", "/v2.1/os-hosts", headers=MV).status_code == 404
+    r = fc.request("PUT", "compute", "/v2.1/os-hosts/%s" % host, headers=old, json={"status": "bogus"})
+    assert r.status_code == 400
+    fc.openstack("aggregate", "remove", "host", "agg-e2e", host)
+    fc.openstack("aggregate", "delete", "agg-e2e")
+    assert fc.request("GET", "compute", "/v2.1/os-aggregates/%s" % agg["id"]).status_code == 404

@@ -41,8 +41,11 @@ TS_COMPUTE_HANDLER(hosts_list)
     const char *zone = ts_http_query(req, "zone");
     if (zone && !*zone) zone = NULL;
     struct ts_db_res *res = NULL;
-    rc = ts_db_exec(svc->db, "SELECT host, binary_name, availability_zone FROM services ORDER BY id", TS_DB_NOARGS, &res,
-                    err);
+    /* a compute host in an aggregate with a zone is in that zone */
+    rc = ts_db_exec(svc->db, "SELECT s.host, s.binary_name, COALESCE((SELECT MIN(g.availability_zone) FROM "
+                    "aggregate_hosts gh JOIN aggregates g ON g.id = gh.aggregate_id WHERE gh.host = s.host AND "
+                    "g.availability_zone IS NOT NULL), s.availability_zone) FROM services s ORDER BY s.id",
+                    TS_DB_NOARGS, &res, err);
     if (rc) return rc;
     json_t *arr = json_array();
     for (int i = 0; i < res->nrows; i++) {
