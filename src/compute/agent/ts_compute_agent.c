@@ -683,7 +683,12 @@ static int simple_op(struct ts_compute_agent *ag, const char *method, json_t *ar
             ts_mkdirs(vi.instance_dir, 0755);
             rc = ag->ops->spawn(ag->drv, &vi, &err);
         }
+        /* a stopped server stays stopped after a rebuild, as in Nova */
         vm = "active";
+        if (!rc && ts_streq(JS(inst, "vm_state"), "stopped")) {
+            rc = ag->ops->power_off(ag->drv, &vi, 0, &err);
+            vm = "stopped";
+        }
     } else {
         goto out;
     }

@@ -373,6 +373,7 @@ static int load_meta_tags(struct ts_compute_svc *svc, json_t *insts, json_t **me
 
 static void trim_view(json_t *v, int mv, bool rebuild, const json_t *inst)
 {
+    if (rebuild && mv >= 57) ts_json_set_str(v, "user_data", JS(inst, "user_data"));
     if (mv >= 75) return;
     static const char *const prefixes[] = {"OS-EXT-SRV-ATTR:", "OS-EXT-STS:", "OS-SRV-USG:", "OS-EXT-AZ:",
                                            "os-extended-volumes:", NULL};
@@ -398,7 +399,6 @@ static void trim_view(json_t *v, int mv, bool rebuild, const json_t *inst)
             json_object_del(a, "OS-EXT-IPS-MAC:mac_addr");
         }
     }
-    if (rebuild && mv >= 57) ts_json_set_str(v, "user_data", JS(inst, "user_data"));
 }
 
 static int show_one(struct ts_http_req *req, struct ts_http_resp *resp, int mv, const char *uuid, int status,
