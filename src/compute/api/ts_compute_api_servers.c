@@ -374,6 +374,8 @@ static int load_meta_tags(struct ts_compute_svc *svc, json_t *insts, json_t **me
 static void trim_view(json_t *v, int mv, bool rebuild, const json_t *inst)
 {
     if (rebuild && mv >= 57) ts_json_set_str(v, "user_data", JS(inst, "user_data"));
+    /* Nova's update and rebuild views never carry the extended user_data */
+    json_object_del(v, "OS-EXT-SRV-ATTR:user_data");
     if (mv >= 75) return;
     static const char *const prefixes[] = {"OS-EXT-SRV-ATTR:", "OS-EXT-STS:", "OS-SRV-USG:", "OS-EXT-AZ:",
                                            "os-extended-volumes:", NULL};
