@@ -91,11 +91,37 @@ json_t *ts_image_row_view(const struct ts_db_res *res, int r)
     return o;
 }
 
+struct ts_image_store *ts_image_store_by_id(struct ts_image_svc *svc, const char *id, size_t len)
+{
+    if (len == 4 && strncmp(id, "file", 4) == 0) return svc->file;
+    if (len == 5 && strncmp(id, "swift", 5) == 0) return svc->swift;
+    return NULL;
+}
+
 struct ts_image_store *ts_image_store_of(struct ts_image_svc *svc, const char *name)
 {
-    if (!name || ts_streq(name, "file")) return svc->file;
-    if (ts_streq(name, "swift")) return svc->swift;
+    if (!name || !*name) return svc->file;
+    /* "file,swift" after a copy-image: the first one that is enabled */
+    for (const char *p = name; *p;) {
+        const char *e = strchr(p, ',');
+        size_t n = e ? (size_t)(e - p) : strlen(p);
+        struct ts_image_store *s = ts_image_store_by_id(svc, p, n);
+        if (s) return s;
+        p += n + (e ? 1 : 0);
+    }
     return NULL;
+}
+
+bool ts_image_stores_has(const char *list, const char *id)
+{
+    size_t n = strlen(id);
+    for (const char *p = list ? list : ""; *p;) {
+        const char *e = strchr(p, ',');
+        size_t l = e ? (size_t)(e - p) : strlen(p);
+        if (l == n && strncmp(p, id, n) == 0) return true;
+        p += l + (e ? 1 : 0);
+    }
+    return false;
 }
 
 int ts_image_load(struct ts_image_svc *svc, const char *id, json_t **view, struct ts_err *err)
@@ -281,8 +307,9 @@ static int h_info_import(struct ts_http_req *req, struct ts_http_resp *resp, str
 {
     (void)req, (void)err;
     ts_http_resp_json(resp, 200,
-                      json_pack("{s:{s:s, s:s, s:[s]}}", "import-methods", "description",
-                                "Import methods available.", "type", "array", "value", "glance-direct"));
+                      json_pack("{s:{s:s, s:s, s:[s, s]}}", "import-methods", "description",
+                                "Import methods available.", "type", "array", "value", "glance-direct",
+                                "copy-image"));
     return 0;
 }
 

@@ -46,9 +46,13 @@ int ts_image_get_visible(struct ts_image_svc *svc, struct ts_http_req *req, cons
                          struct ts_err *err);
 /* true when the caller may change the image: admin or owner, and not a reader. */
 bool ts_image_can_modify(const struct ts_http_req *req, const json_t *view);
-/* The store holding an image's data by the name in its view's "stores" ("file" when
- * absent), or NULL when that store is not enabled. */
+/* The store holding an image's data by the names in its view's "stores" ("file" when
+ * absent; the first enabled one of a list such as "file,swift"), or NULL when none is. */
 struct ts_image_store *ts_image_store_of(struct ts_image_svc *svc, const char *name);
+/* The enabled store named id[0..len) ("file", "swift"), NULL otherwise. */
+struct ts_image_store *ts_image_store_by_id(struct ts_image_svc *svc, const char *id, size_t len);
+/* true when the comma-separated store list (the "stores" view attribute) names id. */
+bool ts_image_stores_has(const char *list, const char *id);
 /* String attribute of a view or NULL. */
 const char *ts_image_vs(const json_t *view, const char *key);
 /* Publishes a notification with Glance's payload for view (borrowed). */
@@ -58,6 +62,31 @@ int64_t ts_image_now_us(void);
 /* Bytes used by a project's images (active + staged). */
 int ts_image_project_usage(struct ts_image_svc *svc, const char *project, int64_t *bytes, int64_t *count,
                            struct ts_err *err);
+
+/* md5 + sha512 of image data on two threads (ts_image_hash.c). The caller owns the hash
+ * and uses it from one thread. get hands out a block of *cap bytes (waits while all are in
+ * flight); put submits its first len bytes to both digests, after which the caller may
+ * still read it (write it to a store) until release; release gives it back (also for a
+ * block never put). update copies data through blocks. final waits for the digests: md5
+ * hex into md5[33], sha512 hex into sha[129]. size and head (the first 32 bytes, for the
+ * qcow2 header) count what was put. */
+struct ts_image_hash;
+struct ts_image_hash *ts_image_hash_new(void);
+char *ts_image_hash_get(struct ts_image_hash *h, size_t *cap);
+void ts_image_hash_put(struct ts_image_hash *h, char *block, size_t len);
+void ts_image_hash_release(struct ts_image_hash *h, char *block);
+void ts_image_hash_update(struct ts_image_hash *h, const void *data, size_t len);
+void ts_image_hash_final(struct ts_image_hash *h, char md5[33], char sha[129]);
+uint64_t ts_image_hash_size(const struct ts_image_hash *h);
+const unsigned char *ts_image_hash_head(const struct ts_image_hash *h, size_t *len);
+void ts_image_hash_free(struct ts_image_hash *h);   /* NULL is a no-op */
+
+/* Appends the GET /v2/images body to b: the page's rows (TS_IMAGE_COLS), their properties
+ * (image_id, name, value) and tags (image_id, value; in display order) in any image order,
+ * the first link and the next link (NULL: none). When b's cap is reached the body stops
+ * short of its closing '}' (the caller checks). */
+void ts_image_list_render(struct ts_buf *b, const struct ts_db_res *res, const struct ts_db_res *props,
+                          const struct ts_db_res *tags, const char *first, const char *next);
 
 /* Route handlers (ts_image_api.c, ts_image_data.c, ts_image_members.c). */
 int ts_image_h_create(struct ts_http_req *req, struct ts_http_resp *resp, struct ts_err *err);

@@ -162,6 +162,36 @@ def test_list_filters_and_properties(cloud):
         cloud.request("DELETE", "image", f"/v2/images/{i}")
 
 
+def test_list_items_equal_show(cloud):
+    """The list body is written without jansson (ts_image_list.c): every item must be what
+    GET /v2/images/{id} (jansson) shows, byte for byte once parsed, escapes included."""
+    tag = "eq-" + uuid.uuid4().hex[:8]
+    odd = 'q"uo\\te \t\n\x01 \u00e9\u4e2d </script> end'
+    ids = []
+    ids.append(_create(cloud, name=odd, tags=[tag, odd, "b", "a"], **{"prop-" + tag: odd, "x_y": ""})["id"])
+    ids.append(_create(cloud, name=None, tags=[tag])["id"])
+    img = _create(cloud, name="active-one", tags=[tag], min_disk=3, protected=False)
+    assert _upload(cloud, img["id"], b"abc" * 1000).status_code == 204
+    ids.append(img["id"])
+    r = cloud.request("GET", "image", f"/v2/images?tag={tag}&limit=2&sort=name:asc")
+    assert r.status_code == 200 and r.headers["Content-Type"].startswith("application/json")
+    page = r.json()
+    assert len(page["images"]) == 2 and "next" in page and page["schema"] == "/v2/schemas/images"
+    assert page["first"].startswith("/v2/images?") and f"tag={tag}" in page["first"]
+    listed = page["images"] + cloud.request("GET", "image", page["next"]).json()["images"]
+    assert sorted(i["id"] for i in listed) == sorted(ids)
+    for item in listed:
+        shown = cloud.request("GET", "image", "/v2/images/" + item["id"]).json()
+        assert item == shown
+    by_id = {i["id"]: i for i in listed}
+    assert by_id[ids[0]]["name"] == odd and by_id[ids[0]]["prop-" + tag] == odd
+    assert sorted(by_id[ids[0]]["tags"]) == sorted([tag, odd, "a", "b"])
+    assert by_id[ids[1]]["name"] is None and "stores" not in by_id[ids[1]]
+    assert by_id[img["id"]]["stores"] == "file" and by_id[img["id"]]["size"] == 3000
+    for i in ids:
+        assert cloud.request("DELETE", "image", "/v2/images/" + i).status_code == 204
+
+
 def test_bad_input(cloud):
     r = cloud.request("POST", "image", "/v2/images", json={"name": "x", "disk_format": "bogus"})
     assert r.status_code == 400
