@@ -40,7 +40,7 @@ def mh():
     try:
         c = Cloud(d, {"DEFAULT.transport_url": url, "compute.run_agent": "false", "compute.virt_driver": "fake",
                       "compute.service_down_time": "6", "compute.report_interval": "1",
-                      "fake.memory_mb": "16384"}).init().start()
+                      "fake.memory_mb": "16384", "compute.allow_resize_to_same_host": "false"}).init().start()
         c.agents = agents
 
         def start_agent(h):
@@ -155,6 +155,44 @@ def test_anti_affinity_across_hosts(mh):
     assert "No valid host" in got4[extra[0]]["fault"]["message"]
     delete_all(mh, ids + extra)
     mh.request("DELETE", "compute", "/v2.1/os-server-groups/%s" % g["id"])
+
+
+def test_resize_to_another_host(mh):
+    """Without allow_resize_to_same_host the scheduler moves a resized server to another host
+    (the source agent powers it off, the destination finishes); revert brings it back, confirm
+    keeps it there, and the old host's allocation is gone after either."""
+    if not mh.has_image:
+        pytest.skip("image service not available")
+    big = mh.openstack("flavor", "create", "--vcpus", "2", "--ram", "512", "--disk", "1", "mh.big")
+    sid = boot(mh, "rsz")[0]["id"]
+    src = wait_all(mh, [sid])[sid]["OS-EXT-SRV-ATTR:host"]
+
+    def used(host):
+        hv = mh.request("GET", "compute", "/v2.1/os-hypervisors/detail").json()["hypervisors"]
+        return [h["memory_mb_used"] for h in hv if h["service"]["host"] == host][0]
+
+    base = {h: used(h) for h in ("h1", "h2", "h3")}
+    act = "/v2.1/servers/%s/action" % sid
+    assert mh.request("POST", "compute", act, json={"resize": {"flavorRef": big["id"]}}).status_code == 202
+    s = wait_all(mh, [sid], want="VERIFY_RESIZE")[sid]
+    dst = s["OS-EXT-SRV-ATTR:host"]
+    assert dst != src and s["flavor"]["ram"] == 512 if "ram" in s["flavor"] else dst != src
+    # both allocations while waiting for confirm or revert
+    assert used(src) == base[src] and used(dst) == base[dst] + 512
+    assert mh.request("POST", "compute", act, json={"revertResize": None}).status_code == 202
+    s = wait_all(mh, [sid])[sid]
+    assert s["OS-EXT-SRV-ATTR:host"] == src and s["status"] == "ACTIVE"
+    assert used(src) == base[src] and used(dst) == base[dst]
+    assert mh.request("POST", "compute", act, json={"resize": {"flavorRef": big["id"]}}).status_code == 202
+    s = wait_all(mh, [sid], want="VERIFY_RESIZE")[sid]
+    dst = s["OS-EXT-SRV-ATTR:host"]
+    assert dst != src
+    assert mh.request("POST", "compute", act, json={"confirmResize": None}).status_code == 204
+    s = wait_all(mh, [sid])[sid]
+    assert s["OS-EXT-SRV-ATTR:host"] == dst
+    assert used(src) == base[src] - 256 and used(dst) == base[dst] + 512
+    delete_all(mh, [sid])
+    mh.openstack("flavor", "delete", "mh.big")
 
 
 def test_killed_agent_goes_down_and_is_avoided(mh):
