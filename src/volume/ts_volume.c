@@ -887,6 +887,8 @@ static const struct ts_http_route routes[] = {
     {"DELETE", P "/backups/{backup_id}", ts_volume_h_backup_delete, 0},
     {"POST", P "/backups/{backup_id}/restore", ts_volume_h_backup_restore, 0},
     {"POST", P "/backups/{backup_id}/action", ts_volume_h_backup_action, 0},
+    {"GET", P "/backups/{backup_id}/export_record", ts_volume_h_backup_export, 0},
+    {"POST", P "/backups/import_record", ts_volume_h_backup_import, 0},
     {NULL, NULL, NULL, 0},
 };
 #undef P

@@ -13,6 +13,7 @@
 #include "volume/ts_volume_int.h"
 
 #include <dirent.h>
+#include "auth/ts_auth.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -23,7 +24,7 @@
 #define BK_COLS                                                                                              \
     "id, volume_id, project_id, user_id, name, description, status, size, container, host, fail_reason, "    \
     "snapshot_id, created_at, updated_at, data_timestamp, driver, service_metadata, object_count, "          \
-    "volume_meta"
+    "volume_meta, account"
 
 static void backup_path(struct ts_volume_svc *svc, const char *id, bool tmp, char *out, size_t len)
 {
@@ -520,6 +521,130 @@ out:
     return rc;
 }
 
+/* ---- export and import of backup records (admin) ------------------------------------------- */
+
+#define SVC_SWIFT "cinder.backup.drivers.swift.SwiftBackupDriver"
+#define SVC_POSIX "cinder.backup.drivers.posix.PosixBackupDriver"
+
+int ts_volume_h_backup_export(struct ts_http_req *req, struct ts_http_resp *resp, struct ts_err *err)
+{
+    struct ts_volume_svc *svc = req->svc;
+    int mv, rc = ts_volume_begin(req, resp, &mv, err);
+    if (rc) return rc;
+    if (!req->auth->is_admin)
+        return ts_err_set(err, TS_EFORBIDDEN, "Policy doesn't allow backup:export-import to be performed.");
+    struct ts_db_res *r = NULL;
+    if ((rc = bk_load(svc, req, ts_http_param(req, "backup_id"), &r, err))) return rc;
+    if (!ts_streq(ts_db_res_get(r, 0, 6), "available")) {
+        ts_db_res_free(r);
+        return ts_err_set(err, TS_EINVAL,
+                          "Invalid backup: Backup status must be available and not restoring.");
+    }
+    /* the record: what an import needs to point a new row at the same data */
+    const char *acct = ts_db_res_get(r, 0, 19) ? ts_db_res_get(r, 0, 19) : ts_db_res_get(r, 0, 2);
+    json_t *rec = json_object();
+    static const struct {
+        const char *key;
+        int col;
+    } cols[] = {
+        {"id", 0},           {"volume_id", 1},           {"project_id", 2},      {"user_id", 3},
+        {"display_name", 4}, {"display_description", 5}, {"container", 8},       {"host", 9},
+        {"snapshot_id", 11}, {"created_at", 12},         {"data_timestamp", 14}, {"service_metadata", 16},
+        {"volume_meta", 18}};
+    for (size_t k = 0; k < sizeof(cols) / sizeof(cols[0]); k++)
+        if (ts_db_res_get(r, 0, cols[k].col))
+            json_object_set_new(rec, cols[k].key, json_string(ts_db_res_get(r, 0, cols[k].col)));
+    json_object_set_new(rec, "size", json_integer(ts_db_res_int(r, 0, 7, 0)));
+    json_object_set_new(rec, "object_count", json_integer(ts_db_res_int(r, 0, 17, 0)));
+    json_object_set_new(rec, "account", json_string(acct));
+    json_object_set_new(rec, "status", json_string("available"));
+    char *text = ts_json_dump(rec);
+    char *b64 = ts_b64_encode((const unsigned char *)text, strlen(text));
+    ts_http_resp_json(resp, 200,
+                      json_pack("{s:{s:s, s:s}}", "backup-record", "backup_service",
+                                is_swift(r, 0) ? SVC_SWIFT : SVC_POSIX, "backup_url", b64));
+    free(b64);
+    free(text);
+    json_decref(rec);
+    ts_db_res_free(r);
+    return 0;
+}
+
+int ts_volume_h_backup_import(struct ts_http_req *req, struct ts_http_resp *resp, struct ts_err *err)
+{
+    struct ts_volume_svc *svc = req->svc;
+    int mv, rc = ts_volume_begin(req, resp, &mv, err);
+    if (rc) return rc;
+    if ((rc = ts_volume_check_writer(req, err))) return rc;
+    if (!req->auth->is_admin)
+        return ts_err_set(err, TS_EFORBIDDEN, "Policy doesn't allow backup:backup-import to be performed.");
+    json_t *body = NULL, *b = NULL, *rec = NULL;
+    unsigned char *raw = NULL;
+    size_t rawlen = 0;
+    struct ts_db_res *r = NULL;
+    if ((rc = ts_http_json_body(req, &body, err))) return rc;
+    if ((rc = ts_json_body_object(body, "backup-record", &b, err))) return rc;
+    const char *service = ts_json_str(b, "backup_service", NULL), *url = ts_json_str(b, "backup_url", NULL);
+    if (!service || !url) return ts_err_set(err, TS_EINVAL, "Incorrect request body format.");
+    const char *driver = strstr(service, "swift") ? "swift" : strstr(service, "posix") ? "file" : NULL;
+    if (!driver)
+        return ts_err_set(err, TS_EINVAL, "Invalid input received: unsupported backup service %s.", service);
+    if (ts_b64_decode(url, strlen(url), &raw, &rawlen) != 0 ||
+        !(rec = json_loadb((const char *)raw, rawlen, 0, NULL)) || !json_is_object(rec)) {
+        rc = ts_err_set(err, TS_EINVAL, "Invalid input received: Can't parse backup record.");
+        goto out;
+    }
+    const char *id = ts_json_str(rec, "id", NULL), *host = ts_json_str(rec, "host", NULL);
+    const char *prefix = ts_json_str(rec, "service_metadata", NULL),
+               *cont = ts_json_str(rec, "container", NULL);
+    json_int_t size = json_integer_value(json_object_get(rec, "size"));
+    if (!id || !ts_uuid_valid(id) || size <= 0 || !cont || (ts_streq(driver, "swift") && !prefix)) {
+        rc = ts_err_set(err, TS_EINVAL, "Invalid input received: Can't parse backup record.");
+        goto out;
+    }
+    char bhost[600];
+    if (!host || !ts_volume_mgr_backend(svc, host))
+        snprintf(bhost, sizeof(bhost), "%s@%s", svc->host, svc->backends[0]->name);
+    else
+        snprintf(bhost, sizeof(bhost), "%s", host);
+    char now[32];
+    ts_volume_now(now);
+    rc = ts_db_exec(
+        svc->db,
+        "INSERT INTO backups (id, volume_id, project_id, user_id, name, description, status, size, "
+        "container, "
+        "host, created_at, updated_at, data_timestamp, snapshot_id, volume_meta, driver, service_metadata, "
+        "object_count, account) VALUES (?, ?, ?, ?, ?, ?, 'creating', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        TS_DB_ARGS(
+            TS_DB_S(id), TS_DB_S(ts_json_str(rec, "volume_id", "0")), TS_DB_S(req->auth->project_id),
+            TS_DB_S(req->auth->user_id), TS_DB_S(ts_json_str(rec, "display_name", NULL)),
+            TS_DB_S(ts_json_str(rec, "display_description", NULL)), TS_DB_I(size), TS_DB_S(cont),
+            TS_DB_S(bhost), TS_DB_S(now), TS_DB_S(now), TS_DB_S(ts_json_str(rec, "data_timestamp", now)),
+            TS_DB_S(ts_json_str(rec, "snapshot_id", NULL)), TS_DB_S(ts_json_str(rec, "volume_meta", NULL)),
+            TS_DB_S(driver), TS_DB_S(prefix),
+            TS_DB_I(json_integer_value(json_object_get(rec, "object_count"))),
+            TS_DB_S(ts_json_str(rec, "account", ts_json_str(rec, "project_id", req->auth->project_id)))),
+        NULL, err);
+    if (rc == -TS_ECONFLICT) {
+        rc = ts_err_set(err, TS_EINVAL, "Invalid backup: Backup already exists in database.");
+        goto out;
+    }
+    if (rc) goto out;
+    if (ts_volume_cast_manager(svc, bhost, "import_backup",
+                               json_pack("{s:s, s:s}", "backup_id", id, "token", req->auth->token),
+                               NULL) != 0)
+        ts_db_exec(svc->db,
+                   "UPDATE backups SET status = 'error', fail_reason = 'no volume manager' WHERE id = ?",
+                   TS_DB_ARGS(TS_DB_S(id)), NULL, NULL);
+    if ((rc = bk_load(svc, req, id, &r, err))) goto out;
+    ts_http_resp_json(resp, 201, json_pack("{s:o}", "backup", bk_view(svc, req, r, 0, false)));
+out:
+    json_decref(rec);
+    free(raw);
+    ts_db_res_free(r);
+    return rc;
+}
+
 /* ---- manager side ----------------------------------------------------------------------------- */
 
 static int copy_file(const char *src, const char *dst, int64_t min_len, struct ts_err *err)
@@ -560,7 +685,7 @@ static void job_from_row(struct ts_volume_bswift_job *j, const struct ts_db_res 
     j->token = token;
     j->backup_id = ts_db_res_get(r, 0, 0);
     j->volume_id = ts_db_res_get(r, 0, 1);
-    j->project = ts_db_res_get(r, 0, 2);
+    j->project = ts_db_res_get(r, 0, 19) ? ts_db_res_get(r, 0, 19) : ts_db_res_get(r, 0, 2);
     j->name = ts_db_res_get(r, 0, 4);
     j->description = ts_db_res_get(r, 0, 5);
     j->container = ts_db_res_get(r, 0, 8);
@@ -744,6 +869,35 @@ void ts_volume_backup_delete_work(struct ts_volume_svc *svc, struct ts_volume_ba
             bk_remove(svc, id);
         }
     }
+    ts_db_res_free(r);
+}
+
+void ts_volume_backup_import_work(struct ts_volume_svc *svc, struct ts_volume_backend *be, json_t *args)
+{
+    (void)be;
+    const char *id = ts_json_str(args, "backup_id", NULL);
+    struct ts_db_res *r = id ? bk_row(svc, id) : NULL;
+    if (!r) return;
+    struct ts_err e = {0};
+    int rc = 0;
+    if (is_swift(r, 0)) {
+        struct ts_volume_bswift_job job;
+        job_from_row(&job, r, ts_json_str(args, "token", NULL));
+        rc = ts_volume_bswift_check(svc, &job, &e);
+    } else {
+        char p[1200];
+        struct stat st;
+        backup_path(svc, id, false, p, sizeof(p));
+        if (stat(p, &st) != 0) rc = ts_err_set(&e, TS_ENOTFOUND, "no backup file %s", p);
+    }
+    char now[32];
+    ts_volume_now(now);
+    ts_db_exec(
+        svc->db,
+        "UPDATE backups SET status = ?, fail_reason = ?, updated_at = ? WHERE id = ? AND status = 'creating'",
+        TS_DB_ARGS(TS_DB_S(rc ? "error" : "available"), TS_DB_S(rc ? e.msg : NULL), TS_DB_S(now),
+                   TS_DB_S(id)),
+        NULL, NULL);
     ts_db_res_free(r);
 }
 

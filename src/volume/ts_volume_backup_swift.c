@@ -335,6 +335,8 @@ int ts_volume_bswift_backup(struct ts_volume_svc *svc, const struct ts_volume_bs
     EVP_MD_CTX *md5 = EVP_MD_CTX_new(), *sha = EVP_MD_CTX_new();
     TS_ASSERT(md5 && sha);
     json_t *objects = json_array();
+    struct ts_buf shabuf; /* sha256 list text waiting to be written */
+    ts_buf_init(&shabuf, 1u << 20);
     int64_t count = 0;
     int rc = ts_volume_bswift_check_conf(svc, err);
     if (rc) goto out;
@@ -384,9 +386,7 @@ int ts_volume_bswift_backup(struct ts_volume_svc *svc, const struct ts_volume_bs
             size_t want = (size_t)(clen - pos < IO_BLOCK ? clen - pos : IO_BLOCK);
             /* stop at block boundaries so each sha256 covers one block */
             if ((int64_t)want > blk - in_blk) want = (size_t)(blk - in_blk);
-            if (hole) {
-                memset(buf, 0, want);
-            } else {
+            if (!hole) {
                 ssize_t n = pread(src, buf, want, off + pos);
                 if (n < 0 && errno == EINTR) continue;
                 if (n <= 0) {
@@ -397,8 +397,10 @@ int ts_volume_bswift_backup(struct ts_volume_svc *svc, const struct ts_volume_bs
                 want = (size_t)n;
                 if (zero && !all_zero(buf, want)) zero = false;
             }
-            EVP_DigestUpdate(md5, buf, want);
-            if (!hole) EVP_DigestUpdate(sha, buf, want);
+            if (!hole) { /* a hole is not stored: no md5, and its sha256 is known */
+                EVP_DigestUpdate(md5, buf, want);
+                EVP_DigestUpdate(sha, buf, want);
+            }
             pos += (int64_t)want;
             in_blk += (int64_t)want;
             if (in_blk == blk || pos == clen) {
@@ -411,12 +413,14 @@ int ts_volume_bswift_backup(struct ts_volume_svc *svc, const struct ts_volume_bs
                     digest_hex(sha, h);
                 } else
                     digest_hex(sha, h);
-                char q[72];
-                int ql = snprintf(q, sizeof(q), "%s\"%s\"", first_sha ? "" : ",", h);
+                ts_buf_printf(&shabuf, "%s\"%s\"", first_sha ? "" : ",", h);
                 first_sha = false;
-                if (write_all(shafd, q, (size_t)ql) != 0) {
-                    rc = ts_err_set(err, TS_EIO, "write %s: %s", shapath, strerror(errno));
-                    goto out;
+                if (shabuf.len >= (64u << 10)) {
+                    if (write_all(shafd, shabuf.data, shabuf.len) != 0) {
+                        rc = ts_err_set(err, TS_EIO, "write %s: %s", shapath, strerror(errno));
+                        goto out;
+                    }
+                    ts_buf_reset(&shabuf);
                 }
                 EVP_DigestInit_ex(sha, EVP_sha256(), NULL);
                 in_blk = 0;
@@ -439,7 +443,8 @@ int ts_volume_bswift_backup(struct ts_volume_svc *svc, const struct ts_volume_bs
                                         "length", (json_int_t)clen, "md5", m5, "compression", "none"));
         free(oname);
     }
-    if (write_all(shafd, "]}", 2) != 0 || fsync(shafd) != 0) {
+    ts_buf_appends(&shabuf, "]}");
+    if (write_all(shafd, shabuf.data, shabuf.len) != 0 || fsync(shafd) != 0) {
         rc = ts_err_set(err, TS_EIO, "write %s: %s", shapath, strerror(errno));
         goto out;
     }
@@ -487,6 +492,7 @@ out:
         unlink(shapath);
     }
     json_decref(objects);
+    ts_buf_free(&shabuf);
     EVP_MD_CTX_free(md5);
     EVP_MD_CTX_free(sha);
     free(buf);
@@ -630,6 +636,25 @@ int ts_volume_bswift_delete(struct ts_volume_svc *svc, const struct ts_volume_bs
     struct bsw b;
     bsw_open(&b, svc, job);
     int rc = delete_objects(&b, err);
+    bsw_close(&b);
+    return rc;
+}
+
+int ts_volume_bswift_check(struct ts_volume_svc *svc, const struct ts_volume_bswift_job *job,
+                           struct ts_err *err)
+{
+    struct bsw b;
+    bsw_open(&b, svc, job);
+    struct ts_http_client_resp r = {0};
+    int rc = call(&b, "GET", object_url(&b, b.pool, "_metadata"), NULL, NULL, 0, &r, err);
+    json_t *meta = NULL;
+    if (!rc && r.status != 200) rc = status_error(err, "reading the backup metadata", r.status);
+    if (!rc && (!(meta = json_loadb(r.body ? r.body : "", r.body_len, 0, NULL)) ||
+                !json_is_array(json_object_get(meta, "objects"))))
+        rc = ts_err_set(err, TS_EIO, "object store: the backup metadata %s_metadata is not valid",
+                        job->prefix);
+    json_decref(meta);
+    ts_http_client_resp_free(&r);
     bsw_close(&b);
     return rc;
 }

@@ -168,6 +168,8 @@ void ts_volume_backup_restore_work(struct ts_volume_svc *svc, struct ts_volume_b
 void ts_volume_backup_recover(struct ts_volume_svc *svc);
 /* Deletes a backup's data (object store) then its row, on a manager thread. */
 void ts_volume_backup_delete_work(struct ts_volume_svc *svc, struct ts_volume_backend *be, json_t *args);
+/* Checks an imported backup's data is there: available, else error. */
+void ts_volume_backup_import_work(struct ts_volume_svc *svc, struct ts_volume_backend *be, json_t *args);
 
 /* The object-storage backup driver (ts_volume_backup_swift.c), manager threads only.
  * A job names one backup's objects: account AUTH_<project> reached with the user's token,
@@ -192,6 +194,8 @@ int ts_volume_bswift_restore(struct ts_volume_svc *svc, const struct ts_volume_b
                              int64_t dst_len, bool sparse_ok, struct ts_err *err);
 /* Deletes every object under the job's prefix (404s count as done). */
 int ts_volume_bswift_delete(struct ts_volume_svc *svc, const struct ts_volume_bswift_job *job, struct ts_err *err);
+/* Whether a swift backup's _metadata object can be read (0) or why not. */
+int ts_volume_bswift_check(struct ts_volume_svc *svc, const struct ts_volume_bswift_job *job, struct ts_err *err);
 
 /* Route handlers. */
 #define TS_VOLUME_HANDLER(name)                                                                              \
@@ -266,5 +270,7 @@ TS_VOLUME_HANDLER(ts_volume_h_backup_update);
 TS_VOLUME_HANDLER(ts_volume_h_backup_delete);
 TS_VOLUME_HANDLER(ts_volume_h_backup_restore);
 TS_VOLUME_HANDLER(ts_volume_h_backup_action);
+TS_VOLUME_HANDLER(ts_volume_h_backup_export);
+TS_VOLUME_HANDLER(ts_volume_h_backup_import);
 
 #endif

@@ -504,6 +504,7 @@ static int mgr_handler(void *ctx, const char *method, json_t *args, json_t **rep
     if (strcmp(method, "create_backup") == 0) ts_volume_backup_create_work(mc->svc, mc->be, args);
     if (strcmp(method, "restore_backup") == 0) ts_volume_backup_restore_work(mc->svc, mc->be, args);
     if (strcmp(method, "delete_backup") == 0) ts_volume_backup_delete_work(mc->svc, mc->be, args);
+    if (strcmp(method, "import_backup") == 0) ts_volume_backup_import_work(mc->svc, mc->be, args);
     if (strcmp(method, "report") == 0) report_caps(mc->svc, mc->idx);
     return 0;
 }
