@@ -232,7 +232,8 @@ TS_COMPUTE_HANDLER(services_delete)
     "n.local_gb, n.cpu_info, n.host_ip, s.id, s.uuid, s.disabled, s.disabled_reason, s.forced_down, "             \
     "s.last_seen_up, COALESCE(a.v, 0), COALESCE(a.m, 0), COALESCE(a.d, 0), COALESCE(a.c, 0), n.host "            \
     "FROM compute_nodes n JOIN services s ON s.host = n.host AND s.binary_name = 'nova-compute' "              \
-    "LEFT JOIN (SELECT host, SUM(vcpus) AS v, SUM(memory_mb) AS m, SUM(disk_gb) AS d, COUNT(*) AS c FROM "      \
+    "LEFT JOIN (SELECT host, SUM(vcpus) AS v, SUM(memory_mb) AS m, SUM(disk_gb) AS d, SUM(CASE WHEN consumer "  \
+    "LIKE '%-migration' THEN 0 ELSE 1 END) AS c FROM "                                                        \
     "allocations GROUP BY host) a ON a.host = n.host "
 
 static json_t *hv_view(struct ts_compute_svc *svc, int mv, const struct ts_db_res *r, int i, bool detail)
