@@ -3,12 +3,15 @@
  * connection, store_dir, expirer_interval, workers), the blob store ([object] backend =
  * file, or rados with rados_conf, rados_pool, rados_client, rados_op_timeout,
  * rados_orphan_grace), database migrations, the startup reconcile (temp files,
- * unreferenced blobs, rows without data), the HTTP server and the expirer thread that reaps
- * objects past their X-Delete-At.
+ * unreferenced blobs, rows without data), the HTTP server and the reaper thread that removes
+ * the blobs of overwritten and deleted objects after the answer (unlink is not free here:
+ * the disk discards the blocks) and reaps objects past their X-Delete-At.
  */
 #include "object/ts_object.h"
 
 #include <dirent.h>
+#include <pthread.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -87,20 +90,71 @@ static int object_init(struct ts_service_env *env, struct ts_err *err)
     return 0;
 }
 
+/* Blobs queued for removal beyond this are removed by the caller at once. */
+#define DOOMED_MAX 4096
+
+void ts_object_remove_later(struct ts_object_svc *svc, const char *blob)
+{
+    if (!blob || !*blob) return;
+    pthread_mutex_lock(&svc->lock);
+    if (svc->reaper_started && !svc->stopping && svc->n_doomed < DOOMED_MAX) {
+        if (!svc->doomed) svc->doomed = ts_calloc(DOOMED_MAX, sizeof(*svc->doomed));
+        svc->doomed[svc->n_doomed++] = ts_strdup(blob);
+        pthread_cond_signal(&svc->cond);
+        pthread_mutex_unlock(&svc->lock);
+        return;
+    }
+    pthread_mutex_unlock(&svc->lock);
+    svc->store->ops->remove(svc->store, blob);
+}
+
+/* Removes the queued blobs; called with svc->lock held, returns with it held. */
+static void drain_doomed(struct ts_object_svc *svc)
+{
+    char *batch[256];
+    while (svc->n_doomed) {
+        size_t n = svc->n_doomed < 256 ? svc->n_doomed : 256;
+        svc->n_doomed -= n;
+        memcpy(batch, svc->doomed + svc->n_doomed, n * sizeof(*batch));
+        pthread_mutex_unlock(&svc->lock);
+        for (size_t i = 0; i < n; i++) {
+            svc->store->ops->remove(svc->store, batch[i]);
+            free(batch[i]);
+        }
+        pthread_mutex_lock(&svc->lock);
+    }
+}
+
+/* The reaper: removes doomed blobs as they are queued and expired objects every
+ * expirer_interval seconds. */
 static void *reaper_main(void *arg)
 {
     struct ts_object_svc *svc = arg;
+    double next_reap = ts_mono() + svc->expirer_interval;
     pthread_mutex_lock(&svc->lock);
     while (!svc->stopping) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_sec += svc->expirer_interval;
-        pthread_cond_timedwait(&svc->cond, &svc->lock, &ts);
+        if (!svc->n_doomed) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            double wait = next_reap - ts_mono();
+            if (wait > 0) {
+                ts.tv_sec += (time_t)wait;
+                ts.tv_nsec += (long)((wait - (double)(time_t)wait) * 1e9);
+                if (ts.tv_nsec >= 1000000000L) {
+                    ts.tv_sec++;
+                    ts.tv_nsec -= 1000000000L;
+                }
+                pthread_cond_timedwait(&svc->cond, &svc->lock, &ts);
+            }
+        }
         if (svc->stopping) break;
+        drain_doomed(svc);
+        if (ts_mono() < next_reap) continue;
         pthread_mutex_unlock(&svc->lock);
         int n;
         while ((n = ts_object_db_reap(svc, 500)) > 0)
             ts_debug(MOD, "expirer: reaped %d objects", n);
+        next_reap = ts_mono() + svc->expirer_interval;
         pthread_mutex_lock(&svc->lock);
     }
     pthread_mutex_unlock(&svc->lock);
@@ -119,6 +173,11 @@ static void object_stop(void *state)
         pthread_mutex_unlock(&svc->lock);
         pthread_join(svc->reaper, NULL);
     }
+    /* what the reaper had not removed yet */
+    pthread_mutex_lock(&svc->lock);
+    if (svc->store) drain_doomed(svc);
+    pthread_mutex_unlock(&svc->lock);
+    free(svc->doomed);
     if (svc->store) svc->store->ops->free(svc->store);
     ts_db_close(svc->db);
     pthread_mutex_destroy(&svc->lock);

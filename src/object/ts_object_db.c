@@ -234,7 +234,7 @@ int ts_object_db_commit(struct ts_object_svc *svc, const char *acct, const char 
     tx = NULL;
     if (rc < 0) goto out;
     done = true;
-    if (old_blob && strcmp(old_blob, row->blob) != 0) svc->store->ops->remove(svc->store, old_blob);
+    if (old_blob && strcmp(old_blob, row->blob) != 0) ts_object_remove_later(svc, old_blob);
 out:
     if (tx) ts_db_rollback(tx);
     if (!done) svc->store->ops->remove(svc->store, row->blob);
@@ -298,7 +298,7 @@ int ts_object_db_delete(struct ts_object_svc *svc, const char *acct, const char 
     rc = ts_db_commit(tx, err);
     tx = NULL;
     if (rc < 0) goto out;
-    if (blob) svc->store->ops->remove(svc->store, blob);
+    if (blob) ts_object_remove_later(svc, blob);
 out:
     if (tx) ts_db_rollback(tx);
     ts_db_res_free(r);

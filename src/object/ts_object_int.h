@@ -29,6 +29,11 @@ struct ts_object_svc {
     pthread_cond_t cond;
     bool stopping;
     int expirer_interval;
+    /* blobs of overwritten or deleted objects, removed by the reaper thread after the
+     * answer (under lock); a crash before that leaves them unreferenced, and the startup
+     * reconcile removes them */
+    char **doomed;
+    size_t n_doomed;
 };
 
 enum { TS_OBJECT_KIND_PLAIN = 0, TS_OBJECT_KIND_SLO = 1 };
@@ -67,6 +72,9 @@ int ts_object_db_commit(struct ts_object_svc *svc, const char *acct, const char 
 /* Deletes the current version (restoring the previous one in stack mode when use_versions). */
 int ts_object_db_delete(struct ts_object_svc *svc, const char *acct, const char *cont, const char *name,
                         bool use_versions, struct ts_err *err);
+/* Removes a blob no row references any more: later, on the reaper thread (now when the
+ * queue is full or no reaper runs). Any thread. */
+void ts_object_remove_later(struct ts_object_svc *svc, const char *blob);
 /* Reaps up to max expired objects; returns how many. */
 int ts_object_db_reap(struct ts_object_svc *svc, int max);
 /* Startup consistency pass (temp files, unreferenced blobs, rows without blobs). */

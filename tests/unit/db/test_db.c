@@ -307,6 +307,64 @@ static void test_values(void **state)
     ts_db_res_free(r);
 }
 
+struct each_ctx {
+    int rows;
+    int64_t id_sum;
+    bool saw_null;
+    char names[64];
+    int stop_after;
+};
+
+static int each_row(void *ctx, const char *const *cells, const size_t *lens, int ncols)
+{
+    struct each_ctx *e = ctx;
+    assert_int_equal(ncols, 3);
+    int64_t id = strtoll(cells[0], NULL, 10);
+    e->id_sum += id;
+    assert_int_equal(lens[1], strlen(cells[1]));
+    strncat(e->names, cells[1], sizeof(e->names) - strlen(e->names) - 1);
+    if (!cells[2]) {
+        e->saw_null = true;
+        assert_int_equal(lens[2], 0);
+    }
+    e->rows++;
+    return e->stop_after && e->rows == e->stop_after ? 7 : 0;
+}
+
+static void test_each(void **state)
+{
+    (void)state;
+    exec_ok(create_t, TS_DB_NOARGS, NULL);
+    for (int i = 1; i <= 4; i++) {
+        char name[8];
+        snprintf(name, sizeof(name), "n%d", i);
+        exec_ok("INSERT INTO t (id, name, note) VALUES (?, ?, ?)",
+                TS_DB_ARGS(TS_DB_I(i), TS_DB_S(name), i == 3 ? TS_DB_NULL : TS_DB_S("x")), NULL);
+    }
+    struct ts_err err = {0};
+    struct each_ctx e = {0};
+    assert_int_equal(ts_db_each(fx.db, "SELECT id, name, note FROM t WHERE id > ? ORDER BY id",
+                                TS_DB_ARGS(TS_DB_I(0)), each_row, &e, &err), 0);
+    assert_int_equal(e.rows, 4);
+    assert_true(e.id_sum == 10);
+    assert_true(e.saw_null);
+    assert_string_equal(e.names, "n1n2n3n4");
+    /* the callback stops the walk; its value comes back */
+    memset(&e, 0, sizeof(e));
+    e.stop_after = 2;
+    assert_int_equal(ts_db_each(fx.db, "SELECT id, name, note FROM t ORDER BY id", TS_DB_NOARGS, each_row, &e, &err),
+                     7);
+    assert_int_equal(e.rows, 2);
+    /* the connection is usable afterwards, no rows is fine */
+    memset(&e, 0, sizeof(e));
+    assert_int_equal(ts_db_each(fx.db, "SELECT id, name, note FROM t WHERE id > 100", TS_DB_NOARGS, each_row, &e,
+                                &err), 0);
+    assert_int_equal(e.rows, 0);
+    /* bad SQL is an error, not a crash */
+    assert_true(ts_db_each(fx.db, "SELECT nope FROM t", TS_DB_NOARGS, each_row, &e, &err) < 0);
+    assert_true(ts_db_each(fx.db, "SELECT id FROM t", TS_DB_NOARGS, NULL, &e, &err) < 0);
+}
+
 static void test_conflict_and_returning(void **state)
 {
     (void)state;
@@ -608,6 +666,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_migrate, sqlite_setup, sqlite_teardown),
         cmocka_unit_test_setup_teardown(test_migrate_race, sqlite_setup, sqlite_teardown),
         cmocka_unit_test_setup_teardown(test_values, sqlite_setup, sqlite_teardown),
+        cmocka_unit_test_setup_teardown(test_each, sqlite_setup, sqlite_teardown),
         cmocka_unit_test_setup_teardown(test_conflict_and_returning, sqlite_setup, sqlite_teardown),
         cmocka_unit_test_setup_teardown(test_transactions, sqlite_setup, sqlite_teardown),
         cmocka_unit_test_setup_teardown(test_errors, sqlite_setup, sqlite_teardown),
@@ -618,6 +677,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_migrate, pg_setup, pg_teardown),
         cmocka_unit_test_setup_teardown(test_migrate_race, pg_setup, pg_teardown),
         cmocka_unit_test_setup_teardown(test_values, pg_setup, pg_teardown),
+        cmocka_unit_test_setup_teardown(test_each, pg_setup, pg_teardown),
         cmocka_unit_test_setup_teardown(test_conflict_and_returning, pg_setup, pg_teardown),
         cmocka_unit_test_setup_teardown(test_transactions, pg_setup, pg_teardown),
         cmocka_unit_test_setup_teardown(test_errors, pg_setup, pg_teardown),
