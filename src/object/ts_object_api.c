@@ -748,14 +748,14 @@ static int walk_listing(struct ts_object_req *s, const char *cont, struct lister
         args[na++] = TS_DB_S(s->account);
         if (cont) {
             sl = (size_t)snprintf(sql, sizeof(sql), "%s",
-                                  "SELECT name, size, etag, content_type, CAST(round(ts * 100000) AS INTEGER) FROM objects"
+                                  "SELECT name, size, etag, content_type, CAST(round(ts * 100000) AS BIGINT) FROM objects"
                                   " WHERE account = ? AND"
                                   " container = ? AND (delete_at IS NULL OR delete_at > ?)");
             args[na++] = TS_DB_S(cont);
             args[na++] = TS_DB_I((int64_t)ts_now());
         } else {
             sl = (size_t)snprintf(sql, sizeof(sql), "%s",
-                                  "SELECT name, object_count, bytes_used, '', CAST(round(put_ts * 100000) AS INTEGER)"
+                                  "SELECT name, object_count, bytes_used, '', CAST(round(put_ts * 100000) AS BIGINT)"
                                   " FROM containers WHERE account = ?");
         }
         sl += (size_t)snprintf(sql + sl, sizeof(sql) - sl, " AND name > ?");
