@@ -88,6 +88,12 @@ static const struct ts_db_migration migrations[] = {
         "CREATE INDEX aggregate_hosts_host_idx ON aggregate_hosts (host);"
         "CREATE TABLE aggregate_metadata (aggregate_id BIGINT NOT NULL, key TEXT NOT NULL, value TEXT,"
         " PRIMARY KEY (aggregate_id, key));"},
+    /* migration records (resizes), listed by /os-migrations */
+    {5, "CREATE TABLE migrations (id INTEGER PRIMARY KEY AUTOINCREMENT, uuid TEXT NOT NULL UNIQUE,"
+        " instance_uuid TEXT NOT NULL, project_id TEXT, user_id TEXT, source_compute TEXT, dest_compute TEXT,"
+        " status TEXT NOT NULL, migration_type TEXT NOT NULL DEFAULT 'resize', created_at DOUBLE PRECISION NOT NULL,"
+        " updated_at DOUBLE PRECISION);"
+        "CREATE INDEX migrations_instance_idx ON migrations (instance_uuid);"},
 };
 
 /* ---- microversions ----------------------------------------------------------------- */
@@ -313,6 +319,7 @@ static const struct ts_http_route routes[] = {
     {"PUT", V "/os-aggregates/{id}", ts_compute_h_aggregates_update, 0},
     {"DELETE", V "/os-aggregates/{id}", ts_compute_h_aggregates_delete, 0},
     {"POST", V "/os-aggregates/{id}/action", ts_compute_h_aggregates_action, 0},
+    {"GET", V "/os-migrations", ts_compute_h_migrations_list, 0},
     {"GET", V "/os-hosts", ts_compute_h_hosts_list, 0},
     {"GET", V "/os-hosts/{host}", ts_compute_h_hosts_show, 0},
     {"PUT", V "/os-hosts/{host}", ts_compute_h_hosts_update, 0},
@@ -475,6 +482,14 @@ int ts_compute_inst_destroy(struct ts_db *db, const char *uuid, struct ts_err *e
         return rc;
     }
     return ts_db_commit(tx, err);
+}
+
+void ts_compute_migration_set(struct ts_db *db, const char *mig_uuid, const char *status, const char *dest)
+{
+    if (!mig_uuid || !status) return;
+    ts_db_exec(db, "UPDATE migrations SET status = ?, dest_compute = COALESCE(?, dest_compute), updated_at = ? WHERE "
+               "uuid = ?", TS_DB_ARGS(TS_DB_S(status), TS_DB_S(dest), TS_DB_D(ts_now()), TS_DB_S(mig_uuid)), NULL,
+               NULL);
 }
 
 const char *ts_compute_status(const char *vm, const char *task)

@@ -67,6 +67,9 @@ int ts_compute_inst_update(struct ts_db *db, const char *uuid, json_t *values, c
                            json_t **out, struct ts_err *err);
 /* Marks an instance deleted, drops its allocation, metadata, tags and group membership. */
 int ts_compute_inst_destroy(struct ts_db *db, const char *uuid, struct ts_err *err);
+/* Sets the status (and the destination when dest is not NULL) of migration record mig_uuid;
+ * errors are ignored (the record is informational). */
+void ts_compute_migration_set(struct ts_db *db, const char *mig_uuid, const char *status, const char *dest);
 /* Nova's server status for vm_state/task_state. */
 const char *ts_compute_status(const char *vm_state, const char *task_state);
 /* Instance action log. */
@@ -232,6 +235,7 @@ TS_COMPUTE_HANDLER(aggregates_show);
 TS_COMPUTE_HANDLER(aggregates_update);
 TS_COMPUTE_HANDLER(aggregates_delete);
 TS_COMPUTE_HANDLER(aggregates_action);
+TS_COMPUTE_HANDLER(migrations_list);
 TS_COMPUTE_HANDLER(hosts_list);
 TS_COMPUTE_HANDLER(hosts_show);
 TS_COMPUTE_HANDLER(hosts_update);

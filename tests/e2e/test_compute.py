@@ -332,6 +332,12 @@ def test_resize_rebuild(fc):
     fc.openstack("server", "resize", "revert", sid)
     srv = wait_status(fc, sid, "ACTIVE")
     assert srv["flavor"]["id"] == big["id"]
+    # both resizes are migration records, newest first
+    migs = fc.request("GET", "compute", "/v2.1/os-migrations?instance_uuid=%s" % sid,
+                      headers={"OpenStack-API-Version": "compute 2.59"}).json()["migrations"]
+    assert [m["status"] for m in migs] == ["reverted", "confirmed"], migs
+    assert all(m["migration_type"] == "resize" and m["source_compute"] == m["dest_compute"] for m in migs)
+    assert len(fc.openstack("server", "migration", "list", "--server", sid)) == 2
     fc.openstack("server", "rebuild", "--image", fc.image["id"], "--wait", sid)
     wait_status(fc, sid, "ACTIVE")
     fc.request("DELETE", "compute", "/v2.1/servers/%s" % sid)

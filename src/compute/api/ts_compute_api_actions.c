@@ -240,6 +240,11 @@ static int a_resize(struct ts_http_req *req, struct ts_http_resp *resp, struct t
     ts_compute_action_start(svc->db, uuid, "resize", req->request_id, req->auth->user_id, req->auth->project_id);
     char mig[TS_UUID_LEN + 1];
     ts_uuid(mig);
+    ts_db_exec(svc->db, "INSERT INTO migrations (uuid, instance_uuid, project_id, user_id, source_compute, status, "
+               "migration_type, created_at) VALUES (?, ?, ?, ?, ?, 'pre-migrating', 'resize', ?)",
+               TS_DB_ARGS(TS_DB_S(mig), TS_DB_S(uuid), TS_DB_S(JS(inst, "project_id")), TS_DB_S(JS(inst, "user_id")),
+                          TS_DB_S(JS(inst, "host")), TS_DB_D(ts_now())),
+               NULL, NULL);
     json_t *args = json_pack("{s:s, s:O, s:s, s:o}", "instance_uuid", uuid, "new_flavor", fl, "migration_id", mig,
                              "context", ts_compute_context(req, svc));
     json_decref(fl);
@@ -248,6 +253,7 @@ static int a_resize(struct ts_http_req *req, struct ts_http_resp *resp, struct t
         json_t *back = json_pack("{s:n, s:n}", "task_state", "old_vm_state");
         ts_compute_inst_update(svc->db, uuid, back, NULL, NULL, NULL);
         json_decref(back);
+        ts_compute_migration_set(svc->db, mig, "error", NULL);
         return ts_err_set(err, TS_ECONFLICT, "The scheduler is unavailable at this time.");
     }
     ts_http_resp_json(resp, 202, NULL);
@@ -269,6 +275,7 @@ static int a_confirm_resize(struct ts_http_req *req, struct ts_http_resp *resp, 
     json_decref(vals);
     if (rc == -TS_ECONFLICT) rc = invalid_state(err, "confirmResize", uuid, "task_state", "busy");
     if (rc) return rc;
+    ts_compute_migration_set(svc->db, JS(mig, "id"), "confirmed", NULL);
     /* the old flavor's allocation (held by the migration) is released now */
     char consumer[64];
     snprintf(consumer, sizeof(consumer), "%s-migration", uuid);
@@ -297,6 +304,7 @@ static int a_revert_resize(struct ts_http_req *req, struct ts_http_resp *resp, s
     int rc = check_state(inst, "revertResize", ok, false, err);
     if (rc) return rc;
     rc = start_op(req, svc, inst, "revertResize", "resize_reverting", "revert_resize", NULL, NULL, false, err);
+    if (!rc) ts_compute_migration_set(svc->db, JS(json_object_get(inst, "migration"), "id"), "reverting", NULL);
     if (!rc) ts_http_resp_json(resp, 202, NULL);
     return rc;
 }

@@ -171,6 +171,7 @@ static int resize_failed(struct ts_compute_svc *svc, json_t *args)
     json_t *inst = NULL;
     if (ts_compute_inst_load(svc->db, uuid, &inst, NULL) < 0) return 0;
     alloc_restore(svc, uuid, NULL);
+    ts_compute_migration_set(svc->db, JS(json_object_get(inst, "migration"), "id"), "error", NULL);
     const char *old = JS(inst, "old_vm_state");
     json_t *vals = json_pack("{s:s, s:n, s:n, s:n}", "vm_state", ts_streq(old, "stopped") ? "stopped" : "active",
                              "task_state", "old_vm_state", "migration");
@@ -251,6 +252,7 @@ static int handler(void *ctx, const char *method, json_t *args, json_t **reply, 
             }
             rc = set_flavor(svc, uuid, json_object_get(args, "new_flavor"), json_object_get(inst, "flavor"), "resized",
                             more, &out, err);
+            if (!rc) ts_compute_migration_set(svc->db, JS(mig, "id"), "finished", NULL);
         } else {
             /* back on the source with the old flavor and the old allocation */
             json_object_set_new(more, "migration", json_null());
@@ -261,6 +263,7 @@ static int handler(void *ctx, const char *method, json_t *args, json_t **reply, 
             rc = set_flavor(svc, uuid, json_object_get(inst, "old_flavor"), NULL,
                             ts_streq(JS(inst, "old_vm_state"), "stopped") ? "stopped" : "active", more, &out, err);
             if (!rc) alloc_restore(svc, uuid, NULL);
+            if (!rc) ts_compute_migration_set(svc->db, JS(mig, "id"), "reverted", NULL);
         }
         json_decref(more);
         json_decref(inst);

@@ -463,6 +463,7 @@ static int select_for_resize(struct ts_compute_svc *svc, json_t *args)
         json_t *vals = json_pack("{s:o}", "migration", mig);
         ts_compute_inst_update(svc->db, uuid, vals, "resize_prep", NULL, NULL);
         json_decref(vals);
+        ts_compute_migration_set(svc->db, JS(args, "migration_id"), "migrating", dest);
         char *topic = ts_asprintf("compute.%s", JS(inst, "host"));
         json_t *a = json_pack("{s:s, s:O, s:s, s:O}", "instance_uuid", uuid, "new_flavor", fl, "dest", dest, "context",
                               ctx ? ctx : json_null());
@@ -471,6 +472,7 @@ static int select_for_resize(struct ts_compute_svc *svc, json_t *args)
     }
     if (rc) {
         ts_info("scheduler", "resize of %s: %s", uuid, err.msg);
+        ts_compute_migration_set(svc->db, JS(args, "migration_id"), "error", NULL);
         json_t *a = json_pack("{s:s, s:s, s:s, s:O}", "instance_uuid", uuid, "message", err.msg[0] ? err.msg :
                               "No valid host was found.", "event", "conductor_migrate_server", "context",
                               ctx ? ctx : json_null());
