@@ -69,7 +69,7 @@ static void test_instance_rows(void **state)
                                 "bdm TEXT, networks TEXT, security_groups TEXT, server_group TEXT, request_spec TEXT, "
                                 "fault TEXT, created_at DOUBLE PRECISION, updated_at DOUBLE PRECISION, launched_at "
                                 "DOUBLE PRECISION, terminated_at DOUBLE PRECISION, deleted BIGINT DEFAULT 0, deleted_at "
-                                "DOUBLE PRECISION, old_vm_state TEXT, nw_info TEXT)",
+                                "DOUBLE PRECISION, old_vm_state TEXT, nw_info TEXT, migration TEXT)",
                                 TS_DB_NOARGS, NULL, &err),
                      0);
     assert_int_equal(ts_db_exec(db, "CREATE TABLE allocations (consumer TEXT PRIMARY KEY, host TEXT)", TS_DB_NOARGS,
