@@ -145,6 +145,30 @@ printf 'root:x:0:0:root:/root:/bin/sh\nsshd:x:100:65534::/run:/bin/false\n' > "$
 printf 'root:x:0:\nnogroup:x:65534:\n' > "$R/etc/group"
 printf 'root:*:19000:0:99999:7:::\n' > "$R/etc/shadow"; chmod 600 "$R/etc/shadow"
 printf '/bin/sh\n/bin/ash\n' > "$R/etc/shells"
+# what Tempest's scenario tests run over ssh besides busybox: sudo (everyone is root here) and
+# a curl for the metadata checks (GET, or POST with -d), on top of busybox wget
+printf '#!/bin/sh\n[ "$1" = -n ] && shift\nexec "$@"\n' > "$R/usr/bin/sudo"
+cat > "$R/usr/bin/curl" <<'EOF_CURL'
+#!/bin/sh
+# minimal curl: [-s] [-f] [-m SECS] [-X METHOD] [-d DATA] [-o FILE] URL, through busybox wget
+T=30 D= O=- U= P=
+while [ $# -gt 0 ]; do
+  case "$1" in
+    -s|-S|-f|-L|-sf|-fs|-sS) ;;
+    -m|--max-time) shift; T=${1%%.*} ;;
+    -X|--request) shift; [ "$1" = POST ] && P=1 ;;
+    -d|--data) shift; D=$1; P=1 ;;
+    -o|--output) shift; O=$1 ;;
+    -*) ;;
+    *) U=$1 ;;
+  esac
+  shift
+done
+[ -n "$U" ] || { echo "curl: no URL" >&2; exit 2; }
+if [ -n "$P" ]; then exec timeout "$T" wget -q -O "$O" --post-data "$D" "$U"; fi
+exec timeout "$T" wget -q -O "$O" "$U"
+EOF_CURL
+chmod 755 "$R/usr/bin/sudo" "$R/usr/bin/curl"
 printf 'passwd: files\ngroup: files\nshadow: files\nhosts: files dns\n' > "$R/etc/nsswitch.conf"
 printf '127.0.0.1 localhost\n' > "$R/etc/hosts"
 ln -s /run/resolv.conf "$R/etc/resolv.conf"

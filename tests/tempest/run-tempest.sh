@@ -20,8 +20,10 @@
 #   TEMPEST_IMAGE_REF, TEMPEST_IMAGE_REF_ALT [empty]  TEMPEST_FLAVOR_REF [1] TEMPEST_FLAVOR_REF_ALT [2]
 #   TEMPEST_FIXED_NETWORK_NAME []  TEMPEST_CREATE_ISOLATED_NETWORKS [false]
 #   TEMPEST_PUBLIC_NETWORK_ID, TEMPEST_FLOATING_NETWORK_NAME [empty: left out of [network]]
+#   TEMPEST_NETWORK_IPV6_SUBNET_ATTRIBUTES [empty: Tempest's default, false]
 #   TEMPEST_RUN_VALIDATION [false] TEMPEST_VALIDATION_CONNECT_METHOD [floating]
 #   TEMPEST_HTTP_TIMEOUT [60]  TEMPEST_CONCURRENCY [unset: --serial; N: --concurrency N]
+#   TEMPEST_NETNS [unset: the current namespace; NAME: `ip netns exec NAME tempest run ...`]
 #   TEMPEST_COMPUTE_MIN_MICROVERSION, TEMPEST_COMPUTE_MAX_MICROVERSION [empty: Tempest's default]
 #   TEMPEST_COMPUTE_HYPERVISOR_TYPE [QEMU]
 #   [compute-feature-enabled]: TEMPEST_COMPUTE_RESIZE [false] TEMPEST_COMPUTE_CONSOLE_OUTPUT [true]
@@ -91,6 +93,7 @@ declare -A V=(
   [FIXED_NETWORK_NAME]=${TEMPEST_FIXED_NETWORK_NAME:-}
   [PUBLIC_NETWORK_ID]=${TEMPEST_PUBLIC_NETWORK_ID:-}
   [FLOATING_NETWORK_NAME]=${TEMPEST_FLOATING_NETWORK_NAME:-}
+  [NETWORK_IPV6_SUBNET_ATTRIBUTES]=${TEMPEST_NETWORK_IPV6_SUBNET_ATTRIBUTES:-}
   [CREATE_ISOLATED_NETWORKS]=${TEMPEST_CREATE_ISOLATED_NETWORKS:-false}
   [RUN_VALIDATION]=${TEMPEST_RUN_VALIDATION:-false}
   [VALIDATION_CONNECT_METHOD]=${TEMPEST_VALIDATION_CONNECT_METHOD:-floating}
@@ -141,7 +144,9 @@ sed -e 's/#.*//' -e 's/[[:space:]]*$//' -e '/^$/d' -e 's/\[.*$/\\[/' "$LIST" > "
 
 if [ -n "${TEMPEST_CONCURRENCY:-}" ]; then MODE=(--concurrency "$TEMPEST_CONCURRENCY"); else MODE=(--serial); fi
 set +e
-tempest run --workspace-path "$WS/.workspace.yaml" --config-file "$WS/etc/tempest.conf" \
+# TEMPEST_NETNS: run Tempest inside that network namespace (scenario runs: see netns-public.sh)
+IN_NS=(); [ -n "${TEMPEST_NETNS:-}" ] && IN_NS=(ip netns exec "$TEMPEST_NETNS")
+"${IN_NS[@]}" tempest run --workspace-path "$WS/.workspace.yaml" --config-file "$WS/etc/tempest.conf" \
   "${MODE[@]}" --include-list "$WS/include-list.txt" "$@" 2>&1 | tee "$WS/tempest-run.log"
 RC=${PIPESTATUS[0]}
 set -e
