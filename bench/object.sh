@@ -287,6 +287,13 @@ lines += ["", "Clients: python http.client, one keep-alive connection per thread
           "of any durable PUT at c=1. Swift: proxy (workers = CPUs) + one account, container and",
           "object server, tempauth, memcached, one replica. Numbers from a shared 2-CPU VM where other",
           "builds may run at the same time (see the load rows): compare columns, not runs."]
-open(out, "w").write("\n".join(lines) + "\n")
+# hand-written notes below the marker survive a re-run
+MARK = "<!-- notes: kept by bench/object.sh -->"
+notes = ""
+if os.path.exists(out):
+    prev = open(out).read()
+    if MARK in prev:
+        notes = "\n" + MARK + prev.split(MARK, 1)[1]
+open(out, "w").write("\n".join(lines) + "\n" + notes)
 print("\n".join(lines))
 PY
