@@ -31,6 +31,9 @@ static const struct ts_db_migration migrations[] = {
      "CREATE INDEX image_members_member_idx ON image_members (member)"},
     /* which store holds the data: NULL = file (images from before the swift store) */
     {2, "ALTER TABLE images ADD COLUMN store TEXT"},
+    /* the default list order (created_at desc, id desc) straight from an index, no sort */
+    {3, "CREATE INDEX images_created_id_idx ON images (created_at, id);"
+        "DROP INDEX images_created_idx"},
 };
 
 int64_t ts_image_now_us(void) { return (int64_t)(ts_now() * 1e6); }
