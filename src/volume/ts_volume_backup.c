@@ -345,8 +345,12 @@ static int bk_delete_async(struct ts_volume_svc *svc, struct ts_http_req *req, c
     if (rc) return rc;
     if (!changed)
         return ts_err_set(err, TS_EINVAL, "Invalid backup: Backup status must be available or error");
-    return ts_volume_cast_manager(svc, ts_db_res_get(r, 0, 9), "delete_backup",
-                                  json_pack("{s:s, s:s}", "backup_id", id, "token", req->auth->token), err);
+    rc = ts_volume_cast_manager(svc, ts_db_res_get(r, 0, 9), "delete_backup",
+                                json_pack("{s:s, s:s}", "backup_id", id, "token", req->auth->token), err);
+    if (rc) /* nobody will delete it: let the user retry */
+        ts_db_exec(svc->db, "UPDATE backups SET status = 'error', fail_reason = ? WHERE id = ?",
+                   TS_DB_ARGS(TS_DB_S(err->msg), TS_DB_S(id)), NULL, NULL);
+    return rc;
 }
 
 static void bk_remove(struct ts_volume_svc *svc, const char *id)

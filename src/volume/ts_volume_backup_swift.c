@@ -30,7 +30,8 @@
 
 #define MOD "volume"
 #define CALL_TIMEOUT_MS 60000
-#define IO_BLOCK (1u << 20) /* read size while hashing */
+#define DATA_TIMEOUT_MS 900000 /* one data object up or down: a stuck object service ends in error */
+#define IO_BLOCK (1u << 20)    /* read size while hashing */
 #define META_MAX (64u << 20)
 
 /* One backup's place in the object store during an operation. */
@@ -206,7 +207,7 @@ static int put_fd(struct bsw *b, const char *suffix, int fd, int64_t len, const 
     char *etag = ts_pool_printf(p, "ETag: %s", md5);
     const char *hdrs[] = {b->token_hdr, etag, "Content-Type: application/octet-stream", NULL};
     struct ts_http_client_resp r = {0};
-    int rc = ts_http_client_upload_fd("PUT", url, hdrs, fd, len, 0, &r, err);
+    int rc = ts_http_client_upload_fd("PUT", url, hdrs, fd, len, DATA_TIMEOUT_MS, &r, err);
     if (rc) {
         rc = wrap_err(err, TS_EUNAVAIL, "object store: storing a backup object");
     } else if (r.status == 422) {
@@ -602,7 +603,7 @@ int ts_volume_bswift_restore(struct ts_volume_svc *svc, const struct ts_volume_b
         struct sink s = {.fd = dst, .off = off, .end = off + olen, .sparse_ok = sparse_ok, .md5 = md5};
         EVP_DigestInit_ex(md5, EVP_md5(), NULL);
         int status = 0;
-        rc = ts_http_client_download(url, hdrs, 0, sink_write, &s, &status, err);
+        rc = ts_http_client_download(url, hdrs, DATA_TIMEOUT_MS, sink_write, &s, &status, err);
         ts_pool_free(p);
         char got[65];
         digest_hex(md5, got);
