@@ -277,3 +277,24 @@ def test_kill9_during_backup_leaves_error(make_cloud):
     c.openstack("volume", "backup", "delete", b["id"], env=u.env)
     wait(c, u, "backups", b["id"], "deleted")
     assert swift_list(c, u, "volumebackups", "volume_%s/" % vid) == []
+
+
+def test_file_driver_without_object_service(make_cloud):
+    """Without an object service new backups use the file driver (backups_dir/backup-<id>):
+    create, restore with the bytes compared, delete."""
+    c = make_cloud(**{"DEFAULT.enabled_services": "identity,image,volume"})
+    u = c.new_project_user(prefix="bkf")
+    vid = new_volume(c, u, "bk-file")
+    pats = write_patterns(c, vid, "file")
+    b = c.openstack("volume", "backup", "create", vid, env=u.env)
+    s = wait(c, u, "backups", b["id"], "available")
+    assert s["container"] == "backups"
+    path = os.path.join(c.data_dir, "backups", "backup-%s" % b["id"])
+    assert os.path.exists(path)
+    nv = cli_restore(c, u, b["id"], "bk-file-restored")
+    wait(c, u, "volumes", nv, "available")
+    for off, data in pats.items():
+        assert read_at(backing_file(c, nv), off, len(data)) == data
+    c.openstack("volume", "backup", "delete", b["id"], env=u.env)
+    wait(c, u, "backups", b["id"], "deleted")
+    assert not os.path.exists(path)
