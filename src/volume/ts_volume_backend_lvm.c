@@ -15,7 +15,8 @@
  * place on success; cleanup removes tmp- LVs and maps LVs whose loop device is gone.
  * lvm runs with udev off (udev_sync=0 udev_rules=0: no udev daemon here) and a device
  * filter that accepts only the group's physical volumes, so it never scans the volumes'
- * own block devices (guests may put anything, LVM labels too, on them).
+ * own block devices (guests may put anything, LVM labels too, on them), and without metadata
+ * archives (one per change would pile up in /etc/lvm/archive; the latest backup is kept).
  */
 #include "volume/ts_volume_backend.h"
 
@@ -834,7 +835,7 @@ int ts_volume_backend_lvm_open(const char *name, const char *vg, const char *lvm
     lb->loop = !dm;
     /* find the group's physical volumes once (this scan looks at every device) */
     snprintf(lb->config, sizeof(lb->config),
-             "activation{udev_sync=0 udev_rules=0} devices{obtain_device_list_from_udev=0}");
+             "activation{udev_sync=0 udev_rules=0} backup{archive=0} devices{obtain_device_list_from_udev=0}");
     char pvs[4096], sel[200];
     snprintf(sel, sizeof(sel), "vg_name=%s", vg);
     rc = lvm(lb, pvs, sizeof(pvs), err, "pvs", "--noheadings", "-o", "pv_name", "-S", sel, NULL);
@@ -855,7 +856,7 @@ int ts_volume_backend_lvm_open(const char *name, const char *vg, const char *lvm
         goto out;
     }
     snprintf(lb->config, sizeof(lb->config),
-             "activation{udev_sync=0 udev_rules=0} devices{obtain_device_list_from_udev=0 "
+             "activation{udev_sync=0 udev_rules=0} backup{archive=0} devices{obtain_device_list_from_udev=0 "
              "global_filter=[%s\"r|.*|\"]}",
              filter);
     if (thin && !lv_exists(lb, lb->pool)) {

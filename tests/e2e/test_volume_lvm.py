@@ -9,6 +9,7 @@ scheduler sees the group's capacity, and delete leaves no LV and no device.
 Without device-mapper in the kernel (these machines have none) the backend uses linear LVs
 that it maps with loop devices; with it, thin LVs in the pool. Needs root and lvm2.
 """
+import json
 import os
 import shutil
 import stat
@@ -57,7 +58,7 @@ class VG:
             sh(self.lvm("lvcreate", "-q", "-T", "-L", "%dg" % (size_gb - 1), "%s/%s-pool" % (self.name, self.name)))
 
     def lvm(self, cmd, *args):
-        cfg = ('activation{udev_sync=0 udev_rules=0} devices{obtain_device_list_from_udev=0 '
+        cfg = ('activation{udev_sync=0 udev_rules=0} backup{archive=0} devices{obtain_device_list_from_udev=0 '
                'global_filter=["a|^%s$|","r|.*|"]}' % self.loop)
         return [LVM, cmd, "--config", cfg] + ([] if self.dm else ["--driverloaded", "n"]) + list(args)
 
@@ -318,6 +319,8 @@ def test_lvm_volume_attached_to_real_guest(make_cloud, vg):
         c.openstack("flavor", "create", "--ram", "256", "--disk", "1", "--vcpus", "1", "t1.tiny")
         s = c.openstack("--os-compute-api-version", "2.37", "server", "create", "--image", "tinyvm", "--flavor",
                         "t1.tiny", "--nic", "none", "--wait", "-f", "json", "lvm1", timeout=300)
+        if isinstance(s, str):  # --wait may print progress before the JSON
+            s = json.loads(s[s.index("{"):])
         server_id = s["id"]
         assert s["status"] == "ACTIVE", s
         tcl.wait_console(c, "lvm1", "TINYVM READY")
