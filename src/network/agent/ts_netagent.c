@@ -483,14 +483,20 @@ static void remove_ns(struct ts_netagent *a, const char *ns, const json_t *have_
     ts_info("netagent", "removed namespace %s", ns);
 }
 
+/* Tells compute once per (port, instance): the record holds the device_id it was plugged for,
+ * so a port that moves to another server between two passes (a server deleted and a new one
+ * booted on the same pre-made port) gets its network-vif-plugged again. */
 static void plugged(struct ts_netagent *a, const json_t *port)
 {
     const char *id = ts_json_str(port, "id", "");
-    char *p = ts_asprintf("%s/plugged/%s", a->state_dir, id);
-    if (access(p, F_OK) != 0) {
+    const char *dev = ts_json_str(port, "device_id", "");
+    char *p = ts_asprintf("%s/plugged/%s", a->state_dir, id), *had = NULL;
+    size_t n;
+    if (ts_file_read(p, 256, &had, &n) != 0 || !ts_streq(had, dev)) {
         if (a->o.vif_plugged) a->o.vif_plugged(a->o.ctx, port);
-        ts_file_write_atomic(p, "", 0, 0644);
+        ts_file_write_atomic(p, dev, strlen(dev), 0644);
     }
+    free(had);
     free(p);
 }
 

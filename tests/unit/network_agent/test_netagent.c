@@ -619,6 +619,17 @@ static void test_reconcile(void **st)
     assert_true(logged(&h, "conntrack -D -f ipv4 -w "));
     assert_false(logged(&h, "ebtables-restore"));
 
+    /* the same port on another server (deleted and rebooted between two passes): plugged again */
+    json_object_set_new(ts_netagent_find(fake_state_json, "ports", VM1), "device_id",
+                        json_string("dddddddd-aaaa-4aaa-8aaa-00000000000d"));
+    assert_int_equal(ts_netagent_reconcile(a), 0);
+    assert_int_equal(plugged_count, 2);
+    assert_int_equal(ts_netagent_reconcile(a), 0);
+    assert_int_equal(plugged_count, 2);
+    json_object_set_new(ts_netagent_find(fake_state_json, "ports", VM1), "device_id", json_string(DEV1));
+    assert_int_equal(ts_netagent_reconcile(a), 0);
+    plugged_count = 1;
+
     /* admin_state_up false takes the VIF down */
     json_object_set_new(ts_netagent_find(fake_state_json, "ports", VM1), "admin_state_up", json_false());
     json_array_clear(h.log);
