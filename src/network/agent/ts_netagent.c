@@ -720,6 +720,19 @@ int ts_netagent_teardown(struct ts_netagent *a)
 /* One pass towards state (a reference the pass takes). */
 static int reconcile_to(struct ts_netagent *a, json_t *state)
 {
+    /* an admin-down router is not served: no namespace, no ports, no NAT (as Neutron's L3
+     * agent); done before the state is shared with the metadata thread */
+    json_t *routers = json_object_get(state, "routers"), *rt;
+    size_t ri;
+    bool down = false;
+    json_array_foreach(routers, ri, rt) down |= !ts_json_bool(rt, "admin_state_up", true);
+    if (down) { /* the caller's state is left alone: a shallow copy with the up routers only */
+        json_t *up = json_array(), *copy = json_copy(state);
+        json_array_foreach(routers, ri, rt) if (ts_json_bool(rt, "admin_state_up", true)) json_array_append(up, rt);
+        json_object_set_new(copy, "routers", up);
+        json_decref(state);
+        state = copy;
+    }
     pthread_mutex_lock(&a->mu);
     pthread_mutex_lock(&a->st_mu);
     json_decref(a->current);

@@ -630,6 +630,18 @@ static void test_reconcile(void **st)
     assert_int_equal(ts_netagent_reconcile(a), 0);
     plugged_count = 1;
 
+    /* an admin-down router goes (namespace and its ports), and comes back */
+    json_t *rtr = ts_netagent_find(fake_state_json, "routers", RTR);
+    json_object_set_new(rtr, "admin_state_up", json_false());
+    json_array_clear(h.log);
+    assert_int_equal(ts_netagent_reconcile(a), 0);
+    assert_true(logged(&h, "ip netns del qrouter-" RTR));
+    assert_true(logged(&h, "ip link del tap88888888-aa"));
+    json_object_set_new(rtr, "admin_state_up", json_true());
+    json_array_clear(h.log);
+    assert_int_equal(ts_netagent_reconcile(a), 0);
+    assert_true(logged(&h, "ip netns add qrouter-" RTR));
+
     /* admin_state_up false takes the VIF down */
     json_object_set_new(ts_netagent_find(fake_state_json, "ports", VM1), "admin_state_up", json_false());
     json_array_clear(h.log);
