@@ -606,12 +606,10 @@ static int l_clone(struct ts_volume_backend *be, const char *vol_id, const char 
 
 static int l_delete(struct ts_volume_backend *be, const char *vol_id, struct ts_err *err)
 {
-    struct lvm_be *lb = LB(be);
+    /* (a tmp-volume-<id> of failed work is dropped where it failed, or by cleanup at start) */
     char lv[128];
-    lv_name(lv, sizeof(lv), "tmp-volume", vol_id);
-    drop_lv(lb, lv, NULL);
     lv_name(lv, sizeof(lv), "volume", vol_id);
-    return drop_lv(lb, lv, err);
+    return drop_lv(LB(be), lv, err);
 }
 
 static int l_extend(struct ts_volume_backend *be, const char *vol_id, int64_t new_size_gb, struct ts_err *err)
