@@ -162,11 +162,21 @@ bench_service() {   # name base_url server_pid -> "up_mbs down_mbs peak_mib list
   printf '%.1f %.1f %.1f %.1f\n' "$up" "$down" "$(echo "$peak / 1024" | bc -l)" "${rps:-0}"
 }
 
+# the same bytes copied on the same disk: cp alone (page cache), and cp + sync (durable, as
+# tinystack's fsync before active)
+t0=$(date +%s.%N); cp "$W/image.raw" "$W/cp.raw"; t1=$(date +%s.%N)
+CP=$(printf '%.1f' "$(echo "$SIZE_MB / ($t1 - $t0)" | bc -l)")
+rm -f "$W/cp.raw"; sync
+t0=$(date +%s.%N); cp "$W/image.raw" "$W/cp.raw"; sync "$W/cp.raw"; t1=$(date +%s.%N)
+CP_SYNC=$(printf '%.1f' "$(echo "$SIZE_MB / ($t1 - $t0)" | bc -l)")
+rm -f "$W/cp.raw"
+
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 echo "benchmarking tinystack image (port $TS_IMG_PORT)"
 read -r TS_UP TS_DOWN TS_RSS TS_RPS < <(bench_service tinystack "http://127.0.0.1:$TS_IMG_PORT" $TS_PID)
 echo "benchmarking glance-api (port $GL_PORT)"
 read -r GL_UP GL_DOWN GL_RSS GL_RPS < <(bench_service glance "http://127.0.0.1:$GL_PORT" $GL_PID)
+LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 
 mkdir -p "$(dirname "$OUT")"
 cat > "$OUT" <<EOF
@@ -177,8 +187,9 @@ loopback, both validating tokens against the same tinystack identity service, fi
 the same disk. Upload/download: one ${SIZE_MB} MiB random image with curl (one stream). Peak RSS:
 the whole server process tree (tinystack runs identity too) sampled every 50 ms during the upload.
 List: \`wrk -t2 -c8 -d${LIST_SECONDS}s GET /v2/images?limit=100\` over 100 images with a tag and a property each.
-Host load average when the run started: $LOAD_BEFORE (other work shares the host: the MB/s
-figures move with it; run again on an idle host for clean numbers).
+Host load average when the run started: $LOAD_BEFORE, when it ended: $LOAD_AFTER (other work
+shares the host: the MB/s figures move with it; run again on an idle host for clean numbers).
+\`cp\` of the same file on the same disk: $CP MB/s (page cache), $CP_SYNC MB/s with \`sync\`.
 
 | metric | tinystack | glance-api |
 |---|---:|---:|
