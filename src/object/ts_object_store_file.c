@@ -5,8 +5,8 @@
  * crash (exactly Swift's durability: fsync data, rename, fsync dir). Large blobs start
  * writeback every WRITEBACK_STEP bytes while they arrive (sync_file_range), so the disk
  * works during the upload and the final fsync only waits for the tail. Blobs are never
- * modified afterwards; clones are hard links. Memory per writer is constant (one MD5
- * context).
+ * modified afterwards; clones are hard links. Memory per writer is constant: one MD5
+ * context, and past 512 KiB four 512 KiB buffers feeding a hashing thread.
  */
 #include "object/ts_object_store.h"
 
@@ -17,12 +17,34 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 struct file_store {
     struct ts_object_store base;
     char *dir;
+};
+
+/* Writeback is started every this many bytes of a blob being written. */
+#define WRITEBACK_STEP (8u << 20)
+/* Past its first HASH_SLOT bytes a blob's MD5 runs on a thread of its own, fed through
+ * HASH_SLOTS buffers: receiving + writing and hashing (~1.8 s per GiB here) then overlap,
+ * as Swift's proxy and object server do in two processes. */
+#define HASH_SLOT (512u << 10)
+#define HASH_SLOTS 4
+
+struct hasher {
+    pthread_t th;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    EVP_MD_CTX *md5;            /* the writer's; only this thread touches it meanwhile */
+    char *slot[HASH_SLOTS];
+    size_t len[HASH_SLOTS];
+    unsigned head, tail;        /* slots published / slots hashed */
+    size_t fill;                /* bytes in slot[head % HASH_SLOTS], being filled */
+    bool done;                  /* no more slots will come */
+    bool discard;               /* stop without hashing what is queued */
 };
 
 struct ts_object_writer {
@@ -33,10 +55,91 @@ struct ts_object_writer {
     EVP_MD_CTX *md5;
     uint64_t size;
     uint64_t kicked;       /* bytes handed to writeback so far */
+    struct hasher *h;      /* NULL while hashing inline */
 };
 
-/* Writeback is started every this many bytes of a blob being written. */
-#define WRITEBACK_STEP (8u << 20)
+static void *hasher_main(void *arg)
+{
+    struct hasher *h = arg;
+    pthread_mutex_lock(&h->mu);
+    for (;;) {
+        while (h->tail == h->head && !h->done) pthread_cond_wait(&h->cv, &h->mu);
+        if (h->tail == h->head || h->discard) break;
+        unsigned i = h->tail % HASH_SLOTS;
+        pthread_mutex_unlock(&h->mu);
+        EVP_DigestUpdate(h->md5, h->slot[i], h->len[i]);
+        pthread_mutex_lock(&h->mu);
+        h->tail++;
+        pthread_cond_broadcast(&h->cv);
+    }
+    pthread_mutex_unlock(&h->mu);
+    return NULL;
+}
+
+/* Starts w's hasher; false (hash inline) if no thread can be had. */
+static bool hasher_start(struct ts_object_writer *w)
+{
+    struct hasher *h = ts_calloc(1, sizeof(*h));
+    pthread_mutex_init(&h->mu, NULL);
+    pthread_cond_init(&h->cv, NULL);
+    h->md5 = w->md5;
+    for (int i = 0; i < HASH_SLOTS; i++) h->slot[i] = ts_malloc(HASH_SLOT);
+    if (pthread_create(&h->th, NULL, hasher_main, h) != 0) {
+        for (int i = 0; i < HASH_SLOTS; i++) free(h->slot[i]);
+        pthread_mutex_destroy(&h->mu);
+        pthread_cond_destroy(&h->cv);
+        free(h);
+        return false;
+    }
+    w->h = h;
+    return true;
+}
+
+/* Hands the slot being filled to the hasher and waits for a free one. */
+static void hasher_publish(struct hasher *h)
+{
+    pthread_mutex_lock(&h->mu);
+    h->len[h->head % HASH_SLOTS] = h->fill;
+    h->head++;
+    h->fill = 0;
+    pthread_cond_broadcast(&h->cv);
+    while (h->head - h->tail >= HASH_SLOTS) pthread_cond_wait(&h->cv, &h->mu);
+    pthread_mutex_unlock(&h->mu);
+}
+
+static void hasher_feed(struct hasher *h, const char *p, size_t len)
+{
+    while (len > 0) {
+        size_t n = HASH_SLOT - h->fill < len ? HASH_SLOT - h->fill : len;
+        memcpy(h->slot[h->head % HASH_SLOTS] + h->fill, p, n);
+        h->fill += n;
+        p += n;
+        len -= n;
+        if (h->fill == HASH_SLOT) hasher_publish(h);
+    }
+}
+
+/* Hashes what is left (unless discard), stops the thread and frees the hasher. */
+static void hasher_finish(struct ts_object_writer *w, bool discard)
+{
+    struct hasher *h = w->h;
+    if (!h) return;
+    pthread_mutex_lock(&h->mu);
+    if (discard) h->discard = true;   /* a slot being hashed still completes; nothing else */
+    else if (h->fill) {
+        h->len[h->head % HASH_SLOTS] = h->fill;
+        h->head++;
+    }
+    h->done = true;
+    pthread_cond_broadcast(&h->cv);
+    pthread_mutex_unlock(&h->mu);
+    pthread_join(h->th, NULL);
+    for (int i = 0; i < HASH_SLOTS; i++) free(h->slot[i]);
+    pthread_mutex_destroy(&h->mu);
+    pthread_cond_destroy(&h->cv);
+    free(h);
+    w->h = NULL;
+}
 
 struct ts_object_blob {
     int fd;
@@ -101,7 +204,9 @@ static int fw_write(struct ts_object_writer *w, const void *data, size_t len, st
         p += n;
         left -= (size_t)n;
     }
-    EVP_DigestUpdate(w->md5, data, len);
+    if (!w->h && w->size + len > HASH_SLOT) hasher_start(w);
+    if (w->h) hasher_feed(w->h, data, len);
+    else EVP_DigestUpdate(w->md5, data, len);
     w->size += len;
     if (w->size - w->kicked >= WRITEBACK_STEP) {
         /* asynchronous: queues the pages for the disk without waiting for them */
@@ -113,6 +218,7 @@ static int fw_write(struct ts_object_writer *w, const void *data, size_t len, st
 
 static void writer_free(struct ts_object_writer *w)
 {
+    hasher_finish(w, true);
     if (w->fd >= 0) close(w->fd);
     EVP_MD_CTX_free(w->md5);
     free(w);
@@ -131,6 +237,7 @@ static int fw_commit(struct ts_object_writer *w, char id[TS_OBJECT_BLOB_ID_MAX],
     int rc = 0;
     unsigned char dg[16];
     unsigned dl = 0;
+    hasher_finish(w, false);
     EVP_DigestFinal_ex(w->md5, dg, &dl);
     ts_hex(dg, 16, md5);
     if (size) *size = w->size;
