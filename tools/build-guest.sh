@@ -198,7 +198,13 @@ case "$1" in
   deconfig)
     ip -4 addr flush dev "$interface"; ip link set "$interface" up ;;
   bound|renew)
-    if [ "$1" = renew ] && ip -4 addr show dev "$interface" | grep -q " $ip/"; then exit 0; fi
+    # a renewal of the same address keeps it (and the routes); DNS servers may have changed
+    if [ "$1" = renew ] && ip -4 addr show dev "$interface" | grep -q " $ip/"; then
+      SAME=1
+    else
+      SAME=
+    fi
+    if [ -z "$SAME" ]; then
     ip -4 addr flush dev "$interface"
     ip addr add "$ip/${mask:-24}" ${broadcast:+broadcast $broadcast} dev "$interface"
     [ -n "$mtu" ] && ip link set "$interface" mtu "$mtu"
@@ -213,11 +219,14 @@ case "$1" in
     elif [ -n "$router" ]; then
       ip route add default via "${router%% *}" dev "$interface" 2>/dev/null
     fi
+    fi
+    rm -f /run/resolv.conf.$interface
     if [ -n "$dns" ]; then
       : > /run/resolv.conf.$interface
       for s in $dns; do echo "nameserver $s" >> /run/resolv.conf.$interface; done
-      cat /run/resolv.conf.* > /run/resolv.conf 2>/dev/null
     fi
+    cat /run/resolv.conf.* > /run/resolv.conf 2>/dev/null || : > /run/resolv.conf
+    [ -n "$SAME" ] && exit 0
     echo "TINYVM DHCP $interface ip=$ip mask=$mask router=$router routes=$staticroutes" > /dev/console ;;
 esac
 exit 0
