@@ -123,6 +123,9 @@ int ts_volume_h_backup_create(struct ts_http_req *req, struct ts_http_resp *resp
     if ((rc = ts_volume_check_text("name", name, 255, err)) ||
         (rc = ts_volume_check_text("description", desc, 255, err)))
         return rc;
+    json_t *cj = json_object_get(b, "container");
+    if (cj && !json_is_null(cj) && !json_is_string(cj))
+        return ts_err_set(err, TS_EINVAL, "Invalid input received: container must be a string.");
     if (container && (!*container || strlen(container) > 255 || strchr(container, '/') ||
                       !ts_utf8_valid(container, strlen(container))))
         return ts_err_set(err, TS_EINVAL,

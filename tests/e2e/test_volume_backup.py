@@ -187,6 +187,7 @@ def test_backup_container_and_bad_input(cloud, member):
     url = vol_url(member.project_id, "/backups")
     for body, code in (({"backup": {"volume_id": vid, "container": "a/b"}}, 400),
                        ({"backup": {"volume_id": vid, "container": "x" * 300}}, 400),
+                       ({"backup": {"volume_id": vid, "container": 42}}, 400),
                        ({"backup": {"volume_id": vid, "incremental": True}}, 400),
                        ({"backup": {"volume_id": "0" * 8 + "-0000-0000-0000-" + "0" * 12}}, 404),
                        ({"backup": {}}, 400)):
