@@ -42,10 +42,10 @@
 struct lvm_be {
     struct ts_volume_backend base; /* first: the manager sees only this */
     char vg[128];
-    char pool[128];      /* thin pool LV (thin layout) */
-    bool thin;           /* thin LVs in pool; else linear LVs */
-    bool loop;           /* no device-mapper: LVs are mapped by loop devices */
-    char config[2048];   /* lvm --config: udev off, filter to the group's PVs */
+    char pool[128];    /* thin pool LV (thin layout) */
+    bool thin;         /* thin LVs in pool; else linear LVs */
+    bool loop;         /* no device-mapper: LVs are mapped by loop devices */
+    char config[2048]; /* lvm --config: udev off, filter to the group's PVs */
 };
 
 static struct lvm_be *LB(struct ts_volume_backend *be)
@@ -58,8 +58,8 @@ static struct lvm_be *LB(struct ts_volume_backend *be)
 /* Runs argv with a fixed environment; stdout into out (may be NULL), stderr into err on failure. */
 static int run_capture(const char *const *argv, char *out, size_t outcap, struct ts_err *err)
 {
-    static char *const envp[] = {"LVM_SUPPRESS_FD_WARNINGS=1", "LC_ALL=C", "PATH=/usr/sbin:/usr/bin:/sbin:/bin",
-                                 NULL};
+    static char *const envp[] = {"LVM_SUPPRESS_FD_WARNINGS=1", "LC_ALL=C",
+                                 "PATH=/usr/sbin:/usr/bin:/sbin:/bin", NULL};
     int po[2], pe[2];
     if (pipe2(po, O_CLOEXEC) != 0) return ts_err_set(err, TS_EIO, "pipe: %s", strerror(errno));
     if (pipe2(pe, O_CLOEXEC) != 0) {
@@ -181,8 +181,8 @@ static int64_t lv_bytes(struct lvm_be *lb, const char *lv)
 {
     char full[300], out[128];
     lv_full(lb, lv, full, sizeof(full));
-    if (lvm(lb, out, sizeof(out), NULL, "lvs", "--noheadings", "--units", "b", "--nosuffix", "-o", "lv_size", full,
-            NULL) != 0)
+    if (lvm(lb, out, sizeof(out), NULL, "lvs", "--noheadings", "--units", "b", "--nosuffix", "-o", "lv_size",
+            full, NULL) != 0)
         return 0;
     return strtoll(out, NULL, 10);
 }
@@ -190,13 +190,14 @@ static int64_t lv_bytes(struct lvm_be *lb, const char *lv)
 /* ---- loop-device mapping (no device-mapper) ---------------------------------------------------- */
 
 /* Where an LV's extents are: the file (or device) under its PV, byte offset and length. */
-static int lv_extent(struct lvm_be *lb, const char *lv, char *backing, size_t blen, int64_t *off, int64_t *len,
-                     struct ts_err *err)
+static int lv_extent(struct lvm_be *lb, const char *lv, char *backing, size_t blen, int64_t *off,
+                     int64_t *len, struct ts_err *err)
 {
     char sel[200], out[1024];
     snprintf(sel, sizeof(sel), "lv_name=%s", lv);
-    int rc = lvm(lb, out, sizeof(out), err, "pvs", "--noheadings", "--units", "b", "--nosuffix", "--separator", ",",
-                 "--segments", "-o", "pv_name,pe_start,pvseg_start,pvseg_size,vg_extent_size", "-S", sel, NULL);
+    int rc = lvm(lb, out, sizeof(out), err, "pvs", "--noheadings", "--units", "b", "--nosuffix",
+                 "--separator", ",", "--segments", "-o",
+                 "pv_name,pe_start,pvseg_start,pvseg_size,vg_extent_size", "-S", sel, NULL);
     if (rc) return rc;
     char pv[256];
     long long pe_start, seg_start, seg_size, ext;
@@ -234,7 +235,8 @@ static int zero_range(const char *dev, int64_t off, int64_t len, bool file_backe
     if (!file_backed || ioctl(fd, BLKDISCARD, range) != 0) {
         range[0] = (uint64_t)off;
         range[1] = (uint64_t)len;
-        if (ioctl(fd, BLKZEROOUT, range) != 0) rc = ts_err_set(err, TS_EIO, "zero %s: %s", dev, strerror(errno));
+        if (ioctl(fd, BLKZEROOUT, range) != 0)
+            rc = ts_err_set(err, TS_EIO, "zero %s: %s", dev, strerror(errno));
     }
     close(fd);
     return rc;
@@ -279,8 +281,10 @@ static int loop_map(struct lvm_be *lb, const char *lv, bool zero, struct ts_err 
         int fd = -1;
         for (int w = 0; w < 100 && fd < 0; w++) { /* devtmpfs adds the node just after GET_FREE */
             fd = open(loopdev, O_RDWR | O_CLOEXEC);
-            if (fd < 0 && errno == ENOENT) usleep(1000);
-            else break;
+            if (fd < 0 && errno == ENOENT)
+                usleep(1000);
+            else
+                break;
         }
         if (fd < 0) {
             rc = ts_err_set(err, TS_EIO, "open %s: %s", loopdev, strerror(errno));
@@ -397,11 +401,11 @@ static int make_lv(struct lvm_be *lb, const char *lv, int64_t size_gb, struct ts
         return rc; /* unprovisioned thin blocks read as zeros */
     }
     if (lb->loop)
-        rc = lvm(lb, NULL, 0, err, "lvcreate", "-q", "-an", "-Zn", "-Wn", "--alloc", "contiguous", "-L", sz, "-n",
-                 lv, lb->vg, NULL);
+        rc = lvm(lb, NULL, 0, err, "lvcreate", "-q", "-an", "-Zn", "-Wn", "--alloc", "contiguous", "-L", sz,
+                 "-n", lv, lb->vg, NULL);
     else
-        rc = lvm(lb, NULL, 0, err, "lvcreate", "-q", "-Wn", "--alloc", "contiguous", "-L", sz, "-n", lv, lb->vg,
-                 NULL);
+        rc = lvm(lb, NULL, 0, err, "lvcreate", "-q", "-Wn", "--alloc", "contiguous", "-L", sz, "-n", lv,
+                 lb->vg, NULL);
     if (rc) return rc;
     if (lb->loop)
         rc = loop_map(lb, lv, true, err);
@@ -509,7 +513,8 @@ out:
 }
 
 /* A thick copy of LV src as LV dst of at least size_gb (0 = src's size). */
-static int copy_to_new(struct lvm_be *lb, const char *src, const char *dst, int64_t size_gb, struct ts_err *err)
+static int copy_to_new(struct lvm_be *lb, const char *src, const char *dst, int64_t size_gb,
+                       struct ts_err *err)
 {
     int64_t src_gb = (lv_bytes(lb, src) + (1LL << 30) - 1) >> 30;
     if (src_gb <= 0) return ts_err_set(err, TS_ENOTFOUND, "%s/%s not found", lb->vg, src);
@@ -569,15 +574,16 @@ static int l_create_from_image(struct ts_volume_backend *be, const char *vol_id,
     int64_t vsize = image_virtual_size(image_path, err);
     if (vsize < 0) return -TS_EIO;
     if (vsize > (size_gb << 30))
-        return ts_err_set(err, TS_EINVAL, "Image virtual size is %lld bytes and doesn't fit in a volume of size %lldGB.",
+        return ts_err_set(err, TS_EINVAL,
+                          "Image virtual size is %lld bytes and doesn't fit in a volume of size %lldGB.",
                           (long long)vsize, (long long)size_gb);
     drop_lv(lb, tmp, NULL); /* leftovers of an earlier try */
     int rc = make_lv(lb, tmp, size_gb, err);
     if (rc) return rc;
     lv_dev(lb, tmp, dev, sizeof(dev));
     /* -n: the target exists (a block device); it reads as zeros, so zero areas are skipped */
-    const char *argv[] = {"/usr/bin/qemu-img", "convert", "-q", "-n", "--target-is-zero", "-O", "raw", image_path,
-                          dev, NULL};
+    const char *argv[] = {"/usr/bin/qemu-img", "convert", "-q", "-n", "--target-is-zero", "-O", "raw",
+                          image_path,          dev,       NULL};
     rc = ts_volume_run(argv, err);
     if (rc == 0) {
         int fd = open(dev, O_RDONLY | O_CLOEXEC);
@@ -674,8 +680,10 @@ static int l_revert(struct ts_volume_backend *be, const char *vol_id, const char
         rc = rename_lv(lb, tmp, vol, err);
         if (rc) rename_lv(lb, old, vol, NULL);
     }
-    if (rc == 0) drop_lv(lb, old, NULL);
-    else drop_lv(lb, tmp, NULL);
+    if (rc == 0)
+        drop_lv(lb, old, NULL);
+    else
+        drop_lv(lb, tmp, NULL);
     return rc;
 }
 
@@ -691,8 +699,9 @@ static json_t *l_connection_info(struct ts_volume_backend *be, const char *vol_i
     char p[400], name[128];
     l_path(be, vol_id, p, sizeof(p));
     lv_name(name, sizeof(name), "volume", vol_id);
-    return json_pack("{s:s, s:{s:s, s:s, s:s, s:s, s:s}}", "driver_volume_type", "local", "data", "device_path", p,
-                     "format", "raw", "name", name, "volume_id", vol_id, "access_mode", "rw");
+    return json_pack("{s:s, s:{s:s, s:s, s:s, s:s, s:s}}", "driver_volume_type", "local", "data",
+                     "device_path", p, "format", "raw", "name", name, "volume_id", vol_id, "access_mode",
+                     "rw");
 }
 
 static int l_stats(struct ts_volume_backend *be, struct ts_volume_backend_stats *out)
@@ -703,15 +712,15 @@ static int l_stats(struct ts_volume_backend *be, struct ts_volume_backend_stats 
     if (lb->thin) {
         char pool[300];
         lv_full(lb, lb->pool, pool, sizeof(pool));
-        if (lvm(lb, buf, sizeof(buf), NULL, "lvs", "--noheadings", "--units", "b", "--nosuffix", "--separator", ",",
-                "-o", "lv_size,data_percent", pool, NULL) != 0)
+        if (lvm(lb, buf, sizeof(buf), NULL, "lvs", "--noheadings", "--units", "b", "--nosuffix",
+                "--separator", ",", "-o", "lv_size,data_percent", pool, NULL) != 0)
             return -TS_EIO;
         double pct = 0;
         if (sscanf(buf, " %lf,%lf", &total, &pct) < 1) return -TS_EIO;
         free_b = total * (1.0 - pct / 100.0);
     } else {
-        if (lvm(lb, buf, sizeof(buf), NULL, "vgs", "--noheadings", "--units", "b", "--nosuffix", "--separator", ",",
-                "-o", "vg_size,vg_free", lb->vg, NULL) != 0)
+        if (lvm(lb, buf, sizeof(buf), NULL, "vgs", "--noheadings", "--units", "b", "--nosuffix",
+                "--separator", ",", "-o", "vg_size,vg_free", lb->vg, NULL) != 0)
             return -TS_EIO;
         if (sscanf(buf, " %lf,%lf", &total, &free_b) != 2) return -TS_EIO;
     }
@@ -741,7 +750,8 @@ static void l_cleanup(struct ts_volume_backend *be)
                 snprintf(sys, sizeof(sys), "/sys/block/%s/loop/backing_file", mapped ? lo + 5 : "none");
                 if (mapped && access(sys, F_OK) == 0) continue;
                 struct ts_err e = {0};
-                if (loop_map(lb, l, false, &e) != 0) ts_warn("volume", "lvm %s: cannot map %s: %s", be->name, l, e.msg);
+                if (loop_map(lb, l, false, &e) != 0)
+                    ts_warn("volume", "lvm %s: cannot map %s: %s", be->name, l, e.msg);
             }
         }
     }
@@ -808,7 +818,8 @@ int ts_volume_backend_lvm_open(const char *name, const char *vg, const char *lvm
                                const char *state_dir, double capacity_gb, struct ts_volume_backend **out,
                                struct ts_err *err)
 {
-    if (!valid_name(vg)) return ts_err_set(err, TS_EINVAL, "lvm backend %s: volume_group is not set or invalid", name);
+    if (!valid_name(vg))
+        return ts_err_set(err, TS_EINVAL, "lvm backend %s: volume_group is not set or invalid", name);
     bool dm = have_device_mapper();
     bool thin;
     if (!lvm_type || !strcmp(lvm_type, "auto"))
@@ -820,8 +831,8 @@ int ts_volume_backend_lvm_open(const char *name, const char *vg, const char *lvm
     else
         return ts_err_set(err, TS_EINVAL, "lvm backend %s: lvm_type must be auto, thin or default", name);
     if (thin && !dm)
-        return ts_err_set(err, TS_EINVAL, "lvm backend %s: thin volumes need device-mapper, which this kernel lacks",
-                          name);
+        return ts_err_set(err, TS_EINVAL,
+                          "lvm backend %s: thin volumes need device-mapper, which this kernel lacks", name);
     struct lvm_be *lb = ts_calloc(1, sizeof(*lb));
     int rc = 0;
     snprintf(lb->vg, sizeof(lb->vg), "%s", vg);
@@ -832,8 +843,9 @@ int ts_volume_backend_lvm_open(const char *name, const char *vg, const char *lvm
     lb->thin = thin;
     lb->loop = !dm;
     /* find the group's physical volumes once (this scan looks at every device) */
-    snprintf(lb->config, sizeof(lb->config),
-             "activation{udev_sync=0 udev_rules=0} backup{archive=0} devices{obtain_device_list_from_udev=0}");
+    snprintf(
+        lb->config, sizeof(lb->config),
+        "activation{udev_sync=0 udev_rules=0} backup{archive=0} devices{obtain_device_list_from_udev=0}");
     char pvs[4096], sel[200];
     snprintf(sel, sizeof(sel), "vg_name=%s", vg);
     rc = lvm(lb, pvs, sizeof(pvs), err, "pvs", "--noheadings", "-o", "pv_name", "-S", sel, NULL);

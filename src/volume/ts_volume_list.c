@@ -16,10 +16,33 @@
 
 /* TS_VOLUME_COLS, in order; the streamed list adds has_metadata and has_attachments */
 enum {
-    VC_ID, VC_PROJECT_ID, VC_USER_ID, VC_NAME, VC_DESCRIPTION, VC_STATUS, VC_ATTACH_STATUS, VC_SIZE, VC_AZ,
-    VC_TYPE_ID, VC_SNAPSHOT_ID, VC_SOURCE_VOLID, VC_IMAGE_ID, VC_BOOTABLE, VC_MULTIATTACH, VC_HOST, VC_BACKEND,
-    VC_MIGRATION_STATUS, VC_CREATED_AT, VC_UPDATED_AT, VC_LAUNCHED_AT, VC_IMAGE_META, VC_ENCRYPTED, VC_NCOLS,
-    VC_HAS_METADATA = VC_NCOLS, VC_HAS_ATTACHMENTS, VC_NCOLS_FLAGS
+    VC_ID,
+    VC_PROJECT_ID,
+    VC_USER_ID,
+    VC_NAME,
+    VC_DESCRIPTION,
+    VC_STATUS,
+    VC_ATTACH_STATUS,
+    VC_SIZE,
+    VC_AZ,
+    VC_TYPE_ID,
+    VC_SNAPSHOT_ID,
+    VC_SOURCE_VOLID,
+    VC_IMAGE_ID,
+    VC_BOOTABLE,
+    VC_MULTIATTACH,
+    VC_HOST,
+    VC_BACKEND,
+    VC_MIGRATION_STATUS,
+    VC_CREATED_AT,
+    VC_UPDATED_AT,
+    VC_LAUNCHED_AT,
+    VC_IMAGE_META,
+    VC_ENCRYPTED,
+    VC_NCOLS,
+    VC_HAS_METADATA = VC_NCOLS,
+    VC_HAS_ATTACHMENTS,
+    VC_NCOLS_FLAGS
 };
 
 /* Appends without a call into the buffer code while there is room (most of a list page);
@@ -70,13 +93,27 @@ static void esc(struct ts_buf *b, const char *s)
         char e[6] = {'\\', 0};
         size_t el = 2;
         switch (c) {
-        case '"': e[1] = '"'; break;
-        case '\\': e[1] = '\\'; break;
-        case '\b': e[1] = 'b'; break;
-        case '\f': e[1] = 'f'; break;
-        case '\n': e[1] = 'n'; break;
-        case '\r': e[1] = 'r'; break;
-        case '\t': e[1] = 't'; break;
+        case '"':
+            e[1] = '"';
+            break;
+        case '\\':
+            e[1] = '\\';
+            break;
+        case '\b':
+            e[1] = 'b';
+            break;
+        case '\f':
+            e[1] = 'f';
+            break;
+        case '\n':
+            e[1] = 'n';
+            break;
+        case '\r':
+            e[1] = 'r';
+            break;
+        case '\t':
+            e[1] = 't';
+            break;
         default:
             e[1] = 'u', e[2] = '0', e[3] = '0', e[4] = hex[c >> 4], e[5] = hex[c & 15];
             el = 6;
@@ -145,7 +182,8 @@ static void hole_add(struct holes *h, size_t off, int kind, const char *id, cons
 /* One volume in the detail view from its TS_VOLUME_COLS cells c. pa/pm: the attachments and
  * metadata (PART_JSON: ja/jm; PART_HOLE: a hole is recorded in holes). */
 static void render_cells(struct ts_buf *b, const char *const *c, int mv, bool admin, const char *host,
-                         const char *tn, enum part pa, json_t *ja, enum part pm, json_t *jm, struct holes *holes)
+                         const char *tn, enum part pa, json_t *ja, enum part pm, json_t *jm,
+                         struct holes *holes)
 {
     const char *id = c[VC_ID];
     APPL(b, "{\"id\":\"");
@@ -157,7 +195,8 @@ static void render_cells(struct ts_buf *b, const char *const *c, int mv, bool ad
     APPL(b, ",\"size\":");
     const char *sz = c[VC_SIZE];
     char num[32];
-    int nl = snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT, (json_int_t)(sz ? strtoll(sz, NULL, 10) : 0));
+    int nl =
+        snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT, (json_int_t)(sz ? strtoll(sz, NULL, 10) : 0));
     app(b, num, (size_t)nl);
     PUT_STR(b, "\"availability_zone\"", c[VC_AZ]);
     PUT_STR(b, "\"created_at\"", c[VC_CREATED_AT]);
@@ -237,8 +276,8 @@ static const char *req_host(struct ts_http_req *req)
     return req && ts_http_header(req, "Host") ? ts_http_header(req, "Host") : "localhost";
 }
 
-bool ts_volume_render_pre(struct ts_buf *b, struct ts_http_req *req, const struct ts_db_res *res, int r, int mv,
-                          const struct ts_volume_preload *pre)
+bool ts_volume_render_pre(struct ts_buf *b, struct ts_http_req *req, const struct ts_db_res *res, int r,
+                          int mv, const struct ts_volume_preload *pre)
 {
     if (!pre || !pre->types || !pre->metadata || !pre->attachments) return false;
     /* the columns are TS_VOLUME_COLS in order (checked at both ends, cheaply) */
@@ -280,7 +319,8 @@ static int on_row(void *ctx, const char *const *cells, const size_t *lens, int n
     snprintf(w->last_id, sizeof(w->last_id), "%s", cells[VC_ID]);
     const char *tn;
     bool fast = w->host_ok && cells[VC_PROJECT_ID] && cells[VC_STATUS] &&
-                strlen(cells[VC_ID]) < sizeof(((struct hole *)0)->id) && type_name(w->types, cells[VC_TYPE_ID], &tn);
+                strlen(cells[VC_ID]) < sizeof(((struct hole *)0)->id) &&
+                type_name(w->types, cells[VC_TYPE_ID], &tn);
     if (!fast) {
         /* the general view, rendered after the walk */
         hole_add(&w->holes, w->body->len, 'r', cells[VC_ID], NULL);
@@ -394,8 +434,8 @@ int ts_volume_list_detail(struct ts_volume_svc *svc, struct ts_http_req *req, in
             json_object_set_new(w.types, ts_db_res_get(t, i, 0), json_string(ts_db_res_get(t, i, 1)));
     ts_db_res_free(t);
     char *sql = ts_asprintf(
-        "SELECT " TS_VOLUME_COLS
-        ", CASE WHEN EXISTS (SELECT 1 FROM volume_metadata m WHERE m.volume_id = volumes.id) THEN 1 ELSE 0 END"
+        "SELECT " TS_VOLUME_COLS ", CASE WHEN EXISTS (SELECT 1 FROM volume_metadata m WHERE m.volume_id = "
+                                 "volumes.id) THEN 1 ELSE 0 END"
         " AS has_metadata, CASE WHEN EXISTS (SELECT 1 FROM attachments a WHERE a.volume_id = volumes.id AND"
         " a.attach_status = 'attached') THEN 1 ELSE 0 END AS has_attachments%s",
         from_where);
