@@ -28,6 +28,7 @@ struct upload {
     char id[TS_UUID_LEN + 1];
     char disk_format[32];
     bool staging;                   /* PUT /stage */
+    struct ts_image_store *store;   /* where the data goes (staging for PUT /stage) */
     struct ts_image_store_writer *w;
     struct ts_image_hash *h;
     char *blk;                      /* the block being filled, from h */
@@ -141,17 +142,17 @@ static int upload_finish(void *ctx, struct ts_http_req *req, struct ts_http_resp
                         "os_hash_algo = 'sha512', os_hash_value = ?, store = ?, updated_at = ? "
                         "WHERE id = ? AND status = 'saving'",
                         TS_DB_ARGS(TS_DB_I(u->received), TS_DB_I(vsize), TS_DB_S(md5), TS_DB_S(sha),
-                                   TS_DB_S(ts_image_store_name(svc->store)), TS_DB_I(ts_image_now_us()),
+                                   TS_DB_S(ts_image_store_name(u->store)), TS_DB_I(ts_image_now_us()),
                                    TS_DB_S(u->id)),
                         &res, err);
     }
     if (rc == 0 && res->changes == 0) {
         /* deleted (or changed) while we were receiving */
-        ts_image_store_delete(u->staging ? svc->staging : svc->store, u->id, NULL);
+        ts_image_store_delete(u->store, u->id, NULL);
         rc = ts_err_set(err, TS_EGONE, "Image %s could not be found after upload. The image may have been deleted "
                                        "during the upload.", u->id);
     } else if (rc) {
-        ts_image_store_delete(u->staging ? svc->staging : svc->store, u->id, NULL);
+        ts_image_store_delete(u->store, u->id, NULL);
         upload_restore(u);
     }
     ts_db_res_free(res);
@@ -207,6 +208,16 @@ static int start_upload(struct ts_http_req *req, bool staging, struct ts_err *er
             goto out;
         }
     }
+    /* X-Image-Meta-Store: the store for this upload (Glance with enabled_backends) */
+    struct ts_image_store *store = staging ? svc->staging : svc->store;
+    const char *want = staging ? NULL : ts_http_header(req, "X-Image-Meta-Store");
+    if (want && *want) {
+        store = ts_image_store_by_id(svc, want, strlen(want));
+        if (!store) {
+            rc = ts_err_set(err, TS_EINVAL, "Store for identifier %s not found", want);
+            goto out;
+        }
+    }
     /* the conditional update is the lock: only one upload wins the queued image */
     rc = ts_db_exec(svc->db, "UPDATE images SET status = ?, updated_at = ? WHERE id = ? AND status = 'queued'",
                     TS_DB_ARGS(TS_DB_S(staging ? "uploading" : "saving"), TS_DB_I(ts_image_now_us()), TS_DB_S(id)),
@@ -224,7 +235,8 @@ static int start_upload(struct ts_http_req *req, bool staging, struct ts_err *er
     snprintf(u->id, sizeof(u->id), "%s", id);
     snprintf(u->disk_format, sizeof(u->disk_format), "%s", ts_image_vs(view, "disk_format") ?: "");
     u->h = ts_image_hash_new();
-    rc = ts_image_store_open_write_sized(staging ? svc->staging : svc->store, id, req->content_length, &u->w, err);
+    u->store = store;
+    rc = ts_image_store_open_write_sized(store, id, req->content_length, &u->w, err);
     if (rc) {
         upload_restore(u);
         upload_free(u);

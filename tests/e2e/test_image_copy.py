@@ -215,3 +215,24 @@ def test_glance_direct_to_all_stores(two_store_cloud):
     assert swift_names(cloud, senv, iid) == [iid]
     with open(file_store_path(cloud, iid), "rb") as f:
         assert f.read() == data
+
+
+def test_upload_to_chosen_store(two_store_cloud):
+    """PUT /file with X-Image-Meta-Store (Glance with enabled_backends): the data lands there."""
+    cloud = two_store_cloud
+    senv = service_env(cloud)
+    data = os.urandom(200000)
+    iid = cloud.request("POST", "image", "/v2/images", json={"name": "to-swift", "disk_format": "raw",
+                                                            "container_format": "bare"}).json()["id"]
+    r = cloud.request("PUT", "image", "/v2/images/%s/file" % iid, data=data,
+                      headers={"Content-Type": "application/octet-stream", "X-Image-Meta-Store": "nope"})
+    assert r.status_code == 400, r.text
+    assert show(cloud, iid)["status"] == "queued"
+    r = cloud.request("PUT", "image", "/v2/images/%s/file" % iid, data=data,
+                      headers={"Content-Type": "application/octet-stream", "X-Image-Meta-Store": "swift"})
+    assert r.status_code == 204, r.text
+    img = show(cloud, iid)
+    assert img["stores"] == "swift" and img["checksum"] == hashlib.md5(data).hexdigest()
+    assert swift_names(cloud, senv, iid) == [iid]
+    assert not os.path.exists(file_store_path(cloud, iid))
+    assert cloud.request("GET", "image", "/v2/images/%s/file" % iid).content == data
