@@ -236,3 +236,40 @@ def test_upload_to_chosen_store(two_store_cloud):
     assert swift_names(cloud, senv, iid) == [iid]
     assert not os.path.exists(file_store_path(cloud, iid))
     assert cloud.request("GET", "image", "/v2/images/%s/file" % iid).content == data
+
+
+def test_restart_mid_copy(make_cloud, tmp_path):
+    """A copy the server's death interrupts: after the restart the copy lock is free, the
+    store it was writing is reported failed, no partial file stays, and a new copy works."""
+    cloud = make_cloud(**{"image.stores": "file,swift", "image.default_store": "file"})
+    src = tmp_path / "big.raw"
+    make_file(src, 128 * MiB, "restart")
+    iid = cloud.request("POST", "image", "/v2/images", json={"name": "crash-copy", "disk_format": "raw",
+                                                            "container_format": "bare"}).json()["id"]
+    with open(src, "rb") as f:
+        r = cloud.request("PUT", "image", "/v2/images/%s/file" % iid, data=f, timeout=600,
+                          headers={"Content-Type": "application/octet-stream", "X-Image-Meta-Store": "swift"})
+    assert r.status_code == 204, r.text
+    store = os.path.join(cloud.data_dir, "images")
+    r = import_(cloud, iid, {"method": {"name": "copy-image"}, "stores": ["file"]})
+    assert r.status_code == 202, r.text
+    # a second copy while this one runs: the lock says 409
+    r = import_(cloud, iid, {"method": {"name": "copy-image"}, "stores": ["file"]})
+    assert r.status_code == 409, r.text
+    deadline = time.time() + 120
+    while time.time() < deadline and not any(".tmp." in f for f in os.listdir(store)):
+        time.sleep(0.01)
+    assert any(".tmp." in f for f in os.listdir(store)), "the copy never started writing"
+    cloud.kill9()
+    cloud.start()
+    img = show(cloud, iid)
+    assert img["status"] == "active" and img["stores"] == "swift"
+    assert img["os_glance_importing_to_stores"] == "" and img["os_glance_failed_import"] == "file"
+    assert [f for f in os.listdir(store) if ".tmp." in f] == []
+    assert not os.path.exists(file_store_path(cloud, iid))
+    # the lock is free: copy again, and this time it lands
+    r = import_(cloud, iid, {"method": {"name": "copy-image"}, "stores": ["file"]})
+    assert r.status_code == 202, r.text
+    done = wait_import_done(cloud, iid, timeout=300)
+    assert done["stores"] == "file,swift"
+    assert md5_of(file_store_path(cloud, iid)) == md5_of(src)
