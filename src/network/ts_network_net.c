@@ -735,14 +735,21 @@ int ts_network_h_subnet_delete(struct ts_http_req *req, struct ts_http_resp *res
     if ((rc = ts_db_tx_exec(tx, "SELECT a.port_id, o.device_owner FROM ipallocs a LEFT JOIN objects o ON o.id = a.port_id"
                                 " WHERE a.subnet_id = ?", TS_DB_ARGS(TS_DB_S(id)), &res, err)))
         goto out;
+    /* addresses of an IPv6 SLAAC / DHCPv6-stateless subnet are the hosts' own (EUI-64): Neutron
+     * strips them from the ports (router interfaces excepted) instead of refusing */
+    const char *am = ts_network_vs(v, "ipv6_address_mode");
+    bool auto_addr = json_integer_value(json_object_get(v, "ip_version")) == 6 &&
+                     (ts_streq(am, "slaac") || ts_streq(am, "dhcpv6-stateless"));
     for (int r = 0; r < res->nrows; r++) {
-        if (!ts_streq(ts_db_res_get(res, r, 1), "network:dhcp")) {
+        const char *owner = ts_db_res_get(res, r, 1);
+        if (auto_addr && !ts_startswith(owner ? owner : "", "network:router_interface")) continue;
+        if (!ts_streq(owner, "network:dhcp")) {
             ts_db_res_free(res);
             rc = ts_network_conflict(err, "SubnetInUse", "Unable to complete operation on subnet %s: One or more ports have an IP allocation from this subnet.", id);
             goto out;
         }
     }
-    /* DHCP ports just lose their address on this subnet, as in Neutron */
+    /* DHCP ports (and ports on an auto-address subnet) just lose their address on it, as in Neutron */
     for (int r = 0; r < res->nrows; r++) {
         json_t *dp = NULL;
         if (ts_network_load(tx, &ts_network_k_port, ts_db_res_get(res, r, 0), &dp, NULL) != 0) continue;
