@@ -30,6 +30,7 @@
  * allocations on it. */
 struct sched_host {
     char *host, *zone;
+    char *svc_zone;            /* the agent's own zone (zone may come from an aggregate) */
     bool disabled, forced_down;
     double last_seen;
     int64_t vcpus, mem, disk, used_vcpus, used_mem, used_disk;
@@ -64,7 +65,7 @@ void ts_compute_sched_seen(const char *host, const char *zone, double when)
 {
     pthread_mutex_lock(&cache.mu);
     struct sched_host *h = cache_find(host);
-    if (!h || !ts_streq(h->zone, zone)) ts_compute_sched_changed();
+    if (!h || !ts_streq(h->svc_zone, zone)) ts_compute_sched_changed();
     else h->last_seen = when;
     pthread_mutex_unlock(&cache.mu);
 }
@@ -82,6 +83,7 @@ static void cache_clear(void)
     for (int i = 0; i < cache.n; i++) {
         free(cache.h[i].host);
         free(cache.h[i].zone);
+        free(cache.h[i].svc_zone);
     }
     cache.n = 0;
     cache.valid = false;
@@ -91,7 +93,7 @@ static void cache_clear(void)
     "s.host, COALESCE((SELECT MIN(g.availability_zone) FROM aggregate_hosts gh JOIN aggregates g ON g.id = "   \
     "gh.aggregate_id WHERE gh.host = s.host AND g.availability_zone IS NOT NULL), s.availability_zone), "        \
     "s.disabled, s.forced_down, s.last_seen_up, n.vcpus, n.memory_mb, n.local_gb, " \
-    "COALESCE(a.v, 0), COALESCE(a.m, 0), COALESCE(a.d, 0)"
+    "COALESCE(a.v, 0), COALESCE(a.m, 0), COALESCE(a.d, 0), s.availability_zone"
 
 static void host_from_row(struct sched_host *h, const struct ts_db_res *res, int r)
 {
@@ -133,6 +135,7 @@ static int cache_load(struct ts_compute_svc *svc, struct ts_db_conn *tx, struct 
         const char *zone = ts_db_res_get(res, r, 1);
         h->host = ts_strdup(ts_db_res_get(res, r, 0));
         h->zone = zone ? ts_strdup(zone) : NULL;
+        h->svc_zone = ts_db_res_get(res, r, 11) ? ts_strdup(ts_db_res_get(res, r, 11)) : NULL;
         host_from_row(h, res, r);
         cache.n++;
     }
