@@ -5,7 +5,9 @@
  * rados_orphan_grace), database migrations, the startup reconcile (temp files,
  * unreferenced blobs, rows without data), the HTTP server and the reaper thread that removes
  * the blobs of overwritten and deleted objects after the answer (unlink is not free here:
- * the disk discards the blocks) and reaps objects past their X-Delete-At.
+ * the disk discards the blocks), reaps objects past their X-Delete-At and emits the
+ * coalesced objectstore.account.usage notifications for metering (bytes, objects and
+ * containers per account, [object] usage_notify_interval seconds after a change).
  */
 #include "object/ts_object.h"
 
@@ -17,6 +19,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "bus/ts_bus.h"
 #include "object/ts_object_int.h"
 
 #define MOD "object"
@@ -35,6 +38,7 @@ static void set_defaults(struct ts_service_env *env)
     snprintf(buf, sizeof(buf), "%s/objects", env->data_dir);
     conf_default(env->conf, "store_dir", buf);
     conf_default(env->conf, "expirer_interval", "10");
+    conf_default(env->conf, "usage_notify_interval", "5");
     conf_default(env->conf, "backend", "file");
     conf_default(env->conf, "rados_pool", "tinystack-objects");
 }
@@ -108,6 +112,66 @@ void ts_object_remove_later(struct ts_object_svc *svc, const char *blob)
     svc->store->ops->remove(svc->store, blob);
 }
 
+/* Accounts remembered between two usage notifications; past this the pending ones go
+ * out at once (a burst over many accounts then costs one query per account per call). */
+#define USAGE_DIRTY_MAX 1024
+
+void ts_object_usage_changed(struct ts_object_svc *svc, const char *acct)
+{
+    if (!svc->bus || !acct) return;
+    pthread_mutex_lock(&svc->lock);
+    for (size_t i = svc->n_usage_dirty; i-- > 0;)
+        if (strcmp(svc->usage_dirty[i], acct) == 0) goto out;
+    if (!svc->usage_dirty) svc->usage_dirty = ts_calloc(USAGE_DIRTY_MAX, sizeof(*svc->usage_dirty));
+    if (svc->n_usage_dirty == 0) svc->usage_due = ts_mono() + svc->usage_interval;
+    if (svc->n_usage_dirty < USAGE_DIRTY_MAX) svc->usage_dirty[svc->n_usage_dirty++] = ts_strdup(acct);
+    if (svc->n_usage_dirty == USAGE_DIRTY_MAX) svc->usage_due = 0;
+    /* the reaper may sleep until the next expirer pass: make it look at the new due time */
+    pthread_cond_signal(&svc->cond);
+out:
+    pthread_mutex_unlock(&svc->lock);
+}
+
+/* One objectstore.account.usage notification with acct's totals now (one query). */
+static void emit_usage(struct ts_object_svc *svc, const char *acct)
+{
+    struct ts_db_res *r = NULL;
+    struct ts_err err;
+    if (ts_db_exec(svc->db,
+                   "SELECT COUNT(*), COALESCE(SUM(object_count), 0), COALESCE(SUM(bytes_used), 0) FROM containers"
+                   " WHERE account = ?",
+                   TS_DB_ARGS(TS_DB_S(acct)), &r, &err) < 0) {
+        ts_warn(MOD, "usage of %s: %s", acct, err.msg);
+        return;
+    }
+    json_t *p = json_pack("{s:s,s:s,s:I,s:I,s:I}", "project_id", acct + (ts_startswith(acct, "AUTH_") ? 5 : 0),
+                          "account", acct, "bytes_used", (json_int_t)ts_db_res_int(r, 0, 2, 0), "object_count",
+                          (json_int_t)ts_db_res_int(r, 0, 1, 0), "container_count", (json_int_t)ts_db_res_int(r, 0, 0, 0));
+    ts_db_res_free(r);
+    if (!p) return;
+    char pub[300];
+    snprintf(pub, sizeof(pub), "objectstore.%s", svc->host);
+    ts_bus_notify(svc->bus, pub, "objectstore.account.usage", "INFO", p);
+}
+
+/* Emits the pending usage notifications when due (or all when force); called with
+ * svc->lock held, returns with it held. */
+static void flush_usage(struct ts_object_svc *svc, bool force)
+{
+    if (!svc->n_usage_dirty || (!force && ts_mono() < svc->usage_due)) return;
+    char **batch = svc->usage_dirty;
+    size_t n = svc->n_usage_dirty;
+    svc->usage_dirty = NULL;
+    svc->n_usage_dirty = 0;
+    pthread_mutex_unlock(&svc->lock);
+    for (size_t i = 0; i < n; i++) {
+        emit_usage(svc, batch[i]);
+        free(batch[i]);
+    }
+    free(batch);
+    pthread_mutex_lock(&svc->lock);
+}
+
 /* Removes the queued blobs; called with svc->lock held, returns with it held. */
 static void drain_doomed(struct ts_object_svc *svc)
 {
@@ -136,7 +200,9 @@ static void *reaper_main(void *arg)
         if (!svc->n_doomed) {
             struct timespec ts;
             clock_gettime(CLOCK_REALTIME, &ts);
-            double wait = next_reap - ts_mono();
+            double until = next_reap;
+            if (svc->n_usage_dirty && svc->usage_due < until) until = svc->usage_due;
+            double wait = until - ts_mono();
             if (wait > 0) {
                 ts.tv_sec += (time_t)wait;
                 ts.tv_nsec += (long)((wait - (double)(time_t)wait) * 1e9);
@@ -149,6 +215,7 @@ static void *reaper_main(void *arg)
         }
         if (svc->stopping) break;
         drain_doomed(svc);
+        flush_usage(svc, false);
         if (ts_mono() < next_reap) continue;
         pthread_mutex_unlock(&svc->lock);
         int n;
@@ -176,7 +243,11 @@ static void object_stop(void *state)
     /* what the reaper had not removed yet */
     pthread_mutex_lock(&svc->lock);
     if (svc->store) drain_doomed(svc);
+    /* the last usage changes are not lost for metering */
+    if (svc->db) flush_usage(svc, true);
+    for (size_t i = 0; i < svc->n_usage_dirty; i++) free(svc->usage_dirty[i]);
     pthread_mutex_unlock(&svc->lock);
+    free(svc->usage_dirty);
     free(svc->doomed);
     if (svc->store) svc->store->ops->free(svc->store);
     ts_db_close(svc->db);
@@ -199,6 +270,8 @@ static int object_start(struct ts_service_env *env, void **state, struct ts_err 
     svc->data_dir = ts_strdup(env->data_dir);
     svc->expirer_interval = (int)ts_conf_get_int(env->conf, "object", "expirer_interval", 10);
     if (svc->expirer_interval < 1) svc->expirer_interval = 1;
+    svc->usage_interval = ts_conf_get_double(env->conf, "object", "usage_notify_interval", 5);
+    if (svc->usage_interval < 0) svc->usage_interval = 0;
     const char *dir = ts_conf_get(env->conf, "object", "store_dir", NULL);
     svc->tmp_dir = ts_asprintf("%s/tmp", dir);
     int rc = ts_db_open(ts_conf_get(env->conf, "object", "connection", NULL), &svc->db, err);

@@ -1168,6 +1168,7 @@ static int container_put(struct ts_object_req *s, struct ts_err *err)
     rc = ts_db_commit(tx, err);
     tx = NULL;
     if (rc < 0) goto out;
+    if (status == 201) ts_object_usage_changed(s->svc, s->account);
     ts_http_resp_body(s->resp, status, "text/html; charset=UTF-8", "", 0);
 out:
     if (tx) ts_db_rollback(tx);
@@ -1229,6 +1230,7 @@ static int container_delete(struct ts_object_req *s, struct ts_err *err)
     int deleted = r->nrows;
     ts_db_res_free(r);
     if (deleted) {
+        ts_object_usage_changed(s->svc, s->account);
         ts_http_resp_body(s->resp, 204, "text/html; charset=UTF-8", "", 0);
         return 0;
     }

@@ -150,6 +150,7 @@ static int bulk_delete_done(struct ts_object_req *s, const char *body, size_t le
                 rc = ts_db_exec(s->svc->db,
                                 "DELETE FROM containers WHERE account = ? AND name = ? AND object_count = 0 RETURNING name",
                                 TS_DB_ARGS(TS_DB_S(s->account), TS_DB_S(sub.container)), &r, &e2);
+                if (rc == 0 && r->nrows > 0) ts_object_usage_changed(s->svc, s->account);
                 if (rc == 0 && r->nrows == 0) {
                     struct ts_object_container c;
                     rc = ts_object_db_container(s->svc, s->req->pool, s->account, sub.container, &c, &e2);
@@ -287,6 +288,7 @@ static int extract_finish(void *ctx, struct ts_http_req *req, struct ts_http_res
                                     " ON CONFLICT (account, name) DO NOTHING",
                                     TS_DB_ARGS(TS_DB_S(s->account), TS_DB_S(sub.container), TS_DB_D(s->now), TS_DB_D(s->now)),
                                     NULL, &e2);
+                    if (rc == 0) ts_object_usage_changed(s->svc, s->account);
                 }
             }
         }

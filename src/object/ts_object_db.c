@@ -235,6 +235,7 @@ int ts_object_db_commit(struct ts_object_svc *svc, const char *acct, const char 
     if (rc < 0) goto out;
     done = true;
     if (old_blob && strcmp(old_blob, row->blob) != 0) ts_object_remove_later(svc, old_blob);
+    ts_object_usage_changed(svc, acct);
 out:
     if (tx) ts_db_rollback(tx);
     if (!done) svc->store->ops->remove(svc->store, row->blob);
@@ -299,6 +300,7 @@ int ts_object_db_delete(struct ts_object_svc *svc, const char *acct, const char 
     tx = NULL;
     if (rc < 0) goto out;
     if (blob) ts_object_remove_later(svc, blob);
+    ts_object_usage_changed(svc, acct);
 out:
     if (tx) ts_db_rollback(tx);
     ts_db_res_free(r);

@@ -34,6 +34,13 @@ struct ts_object_svc {
      * reconcile removes them */
     char **doomed;
     size_t n_doomed;
+    /* accounts whose usage (bytes, objects, containers) changed since the last
+     * objectstore.account.usage notification (under lock); the reaper thread emits one per
+     * account usage_interval seconds after the first change, so a burst makes one */
+    char **usage_dirty;
+    size_t n_usage_dirty;
+    double usage_interval;
+    double usage_due;            /* ts_mono() when the pending ones are emitted */
 };
 
 enum { TS_OBJECT_KIND_PLAIN = 0, TS_OBJECT_KIND_SLO = 1 };
@@ -75,6 +82,10 @@ int ts_object_db_delete(struct ts_object_svc *svc, const char *acct, const char 
 /* Removes a blob no row references any more: later, on the reaper thread (now when the
  * queue is full or no reaper runs). Any thread. */
 void ts_object_remove_later(struct ts_object_svc *svc, const char *blob);
+/* Notes that acct's bytes used, object or container count changed (a commit, delete or
+ * container create/delete); an objectstore.account.usage notification follows within
+ * [object] usage_notify_interval seconds. No-op without a bus. Any thread. */
+void ts_object_usage_changed(struct ts_object_svc *svc, const char *acct);
 /* Reaps up to max expired objects; returns how many. */
 int ts_object_db_reap(struct ts_object_svc *svc, int max);
 /* Startup consistency pass (temp files, unreferenced blobs, rows without blobs). */
