@@ -1693,9 +1693,15 @@ static int lv_finish_migration(struct ts_virt_driver *drv, const struct ts_virt_
 {
     int rc = ts_virt_libvirt_check_instance(new_inst, err);
     if (rc < 0) return rc;
+    char disk[PATH_MAX];
+    snprintf(disk, sizeof disk, "%s/disk", new_inst->instance_dir);
+    /* the disk is never copied between machines: a guest resized onto another host whose
+     * instance directory does not hold it would boot from a fresh overlay */
+    if (new_inst->image_path[0] && access(disk, F_OK) != 0)
+        return ts_err_set(err, TS_EINVAL, "root disk %s is missing: resize to another host needs shared instance "
+                          "storage", disk);
     if (new_inst->image_path[0] && new_inst->root_gb > 0) {
-        char disk[PATH_MAX], size[32];
-        snprintf(disk, sizeof disk, "%s/disk", new_inst->instance_dir);
+        char size[32];
         int64_t cur = qcow2_size(disk), want = (int64_t)new_inst->root_gb << 30;
         if (cur < 0) return ts_err_set(err, TS_EIO, "root disk %s is not a readable qcow2 image", disk);
         if (want < cur) return ts_err_set(err, TS_EINVAL, "Unable to resize disk down.");
