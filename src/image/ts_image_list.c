@@ -16,6 +16,14 @@
  * does not end with its closing '}' is one that did not fit. */
 static void app(struct ts_buf *b, const char *s, size_t n)
 {
+    /* room already there (the usual case once the buffer grew): no call; max is set (the
+     * caller's cap, or lowered below after a failure) */
+    if (b->data && b->len + n < b->cap && b->len + n <= b->max) {
+        memcpy(b->data + b->len, s, n);
+        b->len += n;
+        b->data[b->len] = '\0';
+        return;
+    }
     if (n && ts_buf_append(b, s, n) != 0) b->max = b->len ? b->len : 1;
 }
 
