@@ -35,6 +35,7 @@ cleanup() {
     for d in $(losetup -j "$W/vg.img" -O NAME -n); do [ "$d" = "$LOOP" ] || losetup -d "$d"; done
     rm -rf "/dev/$VG"
     lvmc vgremove -q -f "$VG" >/dev/null 2>&1; lvmc pvremove -q -y "$LOOP" >/dev/null 2>&1
+    rm -f "/etc/lvm/backup/$VG" # (seen left behind after some runs)
     losetup -d "$LOOP"
   fi
   [ -n "${KEEP:-}" ] && echo "kept $W" >&2 || rm -rf "$W"
