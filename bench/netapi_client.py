@@ -16,7 +16,7 @@ import requests
 URL, TOK, PID, SPID, W = sys.argv[1:6]
 N_NET, N_PORT, N_SGR, N_LIST, WRK_S = (int(a) for a in sys.argv[6:11])
 H = {"X-Auth-Token": TOK}
-T = 300  # per request timeout, s (neutron under load takes seconds per call)
+T = 120  # per request timeout, s (neutron under load takes seconds per call)
 local = threading.local()
 
 

@@ -8,8 +8,8 @@
 #
 # tinystack: `tinystack serve` with identity + network, no data-plane agent (bench/network.sh's
 # set-up). Neutron: the neutron-api package's uwsgi set-up as its init script starts it
-# (/etc/neutron/neutron-api-uwsgi.ini: 8 processes x 32 threads, lazy-apps, "Connection: close";
-# only the socket, the log file and the user differ), Debian's ML2 config
+# (/etc/neutron/neutron-api-uwsgi.ini: 8 processes, lazy-apps, "Connection: close"; the socket,
+# the log file, the user differ, and 1 thread per process instead of 32, see below), Debian's ML2 config
 # (/etc/neutron/plugins/ml2/ml2_conf.ini: openvswitch + l2population, vxlan 1:1000,
 # port_security + qos) and Debian's service_plugins (router, metering, qos); MariaDB (its
 # migrations fail on SQLite) on a unix socket only; no agents, no Nova notifications, RPC on
@@ -105,8 +105,13 @@ echo "neutron-db-manage upgrade heads (not timed)"
 neutron-db-manage --config-file "$N/neutron.conf" --config-file /etc/neutron/plugins/ml2/ml2_conf.ini \
   upgrade heads > "$N/db-manage.log" 2>&1 || { tail -20 "$N/db-manage.log" >&2; exit 1; }
 # Debian's uwsgi ini with our socket, log file and user (the init script adds --http-socket
-# and --pyargv the same way)
+# and --pyargv the same way) and one thread per process instead of 32: with Debian's 32 the
+# first concurrent authenticated requests of a worker hang for good (neutron monkey-patches
+# eventlet; keystonemiddleware's lock is an eventlet semaphore shared by uwsgi's native
+# threads: "greenlet.error: cannot switch to a different thread"): one of two runs here hung
+# on its first 8 concurrent calls, the other logged 10 such errors. devstack runs 1 thread too.
 sed -e "s|^logto = .*|logto = $N/log/neutron-api.log|" -e 's/^uid = .*/uid = root/' -e 's/^gid = .*/gid = root/' \
+  -e 's/^threads = .*/threads = 1/' \
   -e "s|^chdir = .*|chdir = $N|" /etc/neutron/neutron-api-uwsgi.ini > "$N/uwsgi.ini"
 LOAD_NEU=$(cut -d' ' -f1-3 /proc/loadavg)
 start=$(now)
@@ -139,9 +144,10 @@ rows = [
     "One run on this machine (2 CPUs, shared with other helpers' builds and tests), tinystack first,",
     "neutron-server right after it, the same client (bench/netapi_client.py: Python requests, 8",
     "threads; then wrk -t2 -c8). tinystack: \`tinystack serve\` with identity + network, SQLite, no agent.",
-    "Neutron: Debian 12's neutron-api 2:21.0.0 (Zed) under uwsgi with Debian's ini (8 processes x 32",
-    "threads), Debian's ML2 config and service plugins, MariaDB 10.11 on a unix socket, RPC on the",
-    "fake:// transport (no agents, no RabbitMQ), Nova notifications off; keystone auth",
+    "Neutron: Debian 12's neutron-api 2:21.0.0 (Zed) under uwsgi with Debian's ini (8 processes; 1",
+    "thread each instead of Debian's 32, which hang on the first concurrent requests), Debian's ML2",
+    "config and service plugins, MariaDB 10.11 on a unix socket, RPC on the fake:// transport (no",
+    "agents, no RabbitMQ), Nova notifications off; keystone auth",
     "(keystonemiddleware) against the tinystack identity service of the same run.",
     "Calls per row, tinystack / Neutron: networks and subnets %s / %s, ports %s / %s (then filled" % (tc[0], nc[0], tc[1], nc[1]),
     "to 1,000, not timed), rules %s / %s, lists %s / %s; wrk %s s / %s s per row." % (tc[2], nc[2], tc[3], nc[3], tc[4], nc[4]),

@@ -15,7 +15,7 @@ import requests
 URL, TOK, PID, SPID, W = sys.argv[1:6]
 N_CREATE, N_LIST, WRK_S = (int(a) for a in sys.argv[6:9])
 BASE = "%s/v3/%s" % (URL, PID)
-T = 300
+T = 120
 local = threading.local()
 
 
