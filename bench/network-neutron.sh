@@ -17,7 +17,8 @@
 # Neutron authenticates with keystonemiddleware against tinystack's identity service of the
 # same run (a service user in project "service"), so both sides see the same admin token.
 # The client (bench/netapi_client.py) is the same for both; Neutron gets fewer calls per row
-# (it runs at a few calls per second). Appends a section to bench/results/network.md.
+# (it runs at a few calls per second). Writes its section of bench/results/network.md
+# (replaced on a re-run; the rest of the file stays).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 . "$ROOT/bench/lib-openstack.sh"
@@ -173,5 +174,8 @@ rows = [
 ]
 txt = "\n".join(rows)
 print(txt)
-open(sys.argv[3], "a").write(txt)
+# only this script's section (between its markers) is replaced; the rest of the file stays
+import subprocess
+subprocess.run(["/usr/bin/python3", "$ROOT/bench/results-section.py", sys.argv[3], "network-neutron.sh"],
+               input=txt, text=True, check=True)
 PY

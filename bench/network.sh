@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# bench/network.sh: tinystack's network service alone (no side-by-side: neutron-server needs
-# MariaDB/RabbitMQ and an ML2 agent set-up that this bench does not attempt). Measures, on
+# bench/network.sh: tinystack's network service alone (the side by side with neutron-server is
+# bench/network-neutron.sh, which writes its own section of the same file). Measures, on
 # loopback, with 8 client threads each holding a keep-alive session: network, subnet and port
 # creates per second, security group rule creates per second, GET /v2.0/ports of 1,000 ports
 # per second, cold start (process start to the first 200 on GET /) and the server's RSS after
-# the runs. Writes bench/results/network.md.
+# the runs. Writes its section of bench/results/network.md (between its markers; the rest of
+# the file stays).
 #
 # Usage: bench/network.sh [BUILD_DIR]      (default $TS_BUILD or build)
 set -euo pipefail
@@ -149,8 +150,11 @@ try:
         % (rss, rss_end, 1400 / max(rss, 1)),
         ""])
     print(res)
-    os.makedirs(os.path.dirname(OUT), exist_ok=True)
-    open(OUT, "w").write(res)
+    # only this script's section (between its markers) is replaced; network-neutron.sh's section
+    # and hand-written notes outside the markers stay
+    subprocess.run(["/usr/bin/python3", os.path.join(os.path.dirname(os.path.abspath(OUT)), "..",
+                                                     "results-section.py"), OUT, "network.sh", "--top"],
+                   input=res, text=True, check=True)
 finally:
     os.killpg(proc.pid, signal.SIGTERM)
     proc.wait(timeout=30)

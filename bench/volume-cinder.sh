@@ -16,7 +16,8 @@
 # tinystack's identity service of the same run, so both sides see the same admin token.
 # tinystack: `tinystack serve` with identity + volume, SQLite, the file backend (its creates do
 # make the sparse file, in the same process). The client (bench/volapi_client.py) is the same
-# for both. Appends a section to bench/results/volume.md.
+# for both. Writes its section of bench/results/volume.md
+# (replaced on a re-run; the rest of the file stays).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 . "$ROOT/bench/lib-openstack.sh"
@@ -158,5 +159,8 @@ rows = [
 ]
 txt = "\n".join(rows)
 print(txt)
-open(sys.argv[3], "a").write(txt)
+# only this script's section (between its markers) is replaced; the rest of the file stays
+import subprocess
+subprocess.run(["/usr/bin/python3", "$ROOT/bench/results-section.py", sys.argv[3], "volume-cinder.sh"],
+               input=txt, text=True, check=True)
 PY

@@ -5,7 +5,8 @@
 # and removes; N_LVM volumes), detail list of 1,000 volumes
 # (req/s with wrk), create-from-image MB/s next to a plain `qemu-img convert` of the same image,
 # cold start of `tinystack serve` (identity + image + volume) and the server's RSS.
-# Writes bench/results/volume.md. Run by hand only.
+# Writes its section of bench/results/volume.md (between its markers; the rest of the file
+# stays). Run by hand only.
 #
 # Usage: bench/volume.sh   (TS_BUILD=build by default; N=200 creates; N_LVM=100; LIST=1000; IMAGE_MB=1024)
 set -euo pipefail
@@ -171,14 +172,14 @@ RSS=$(awk '/VmRSS/ {printf "%.1f", $2/1024}' /proc/$TS_PID/status)
 HWM=$(awk '/VmHWM/ {printf "%.1f", $2/1024}' /proc/$TS_PID/status)
 
 mkdir -p "$(dirname "$OUT")"
-cat > "$OUT" <<EOF
+cat > "$W/section.md" <<EOF
 # Block storage service: tinystack (file backend)
 
 Measured by \`bench/volume.sh\` on $(date -u +%Y-%m-%d) ($(nproc) CPUs, $(uname -r), load average at the end:
 $(cut -d' ' -f1-3 /proc/loadavg)); one \`tinystack serve\`
 with identity, image and volume on loopback, SQLite, the file backend (sparse raw files) on the
-same disk as the data dir. No cinder side by side: Debian's cinder-volume needs LVM/iSCSI or NFS
-setup that is out of this script's scope.
+same disk as the data dir. Side by side with Debian's cinder-api: bench/volume-cinder.sh (its own
+section of this file).
 
 | metric | tinystack |
 |---|---:|
@@ -191,4 +192,7 @@ $LVM_ROWS
 | cold start: \`tinystack serve\` to the volume API answering | $(printf '%.0f' "$COLD_MS") ms |
 | RSS of the server after the runs (peak) | $RSS MiB ($HWM MiB) |
 EOF
-cat "$OUT"
+# only this script's section (between its markers) is replaced; volume-cinder.sh's section and
+# hand-written notes outside the markers stay
+/usr/bin/python3 "$ROOT/bench/results-section.py" "$OUT" volume.sh --top < "$W/section.md"
+cat "$W/section.md"
