@@ -556,6 +556,9 @@ static void import_run(struct import_job *j)
         if (rc) {
             ts_error("image", "%s of image %s to store %s failed: %s", j->copy ? "copy" : "import", j->id,
                      ts_image_store_name(dst), err.msg);
+            /* dst held nothing of this image before (checked at the request): drop what a
+             * commit may have left when the database update after it failed */
+            ts_image_store_delete(dst, j->id, NULL);
             size_t fl = strlen(failed);
             snprintf(failed + fl, sizeof(failed) - fl, "%s%s", fl ? "," : "", ts_image_store_name(dst));
             prop_set(svc, j->id, "os_glance_failed_import", failed, NULL);
