@@ -43,6 +43,7 @@ int ts_service_http_start(struct ts_service_env *env, const struct ts_service *d
         .validate = env->authn ? ts_http_authn_validate : NULL,
         .validate_ctx = env->authn,
         .www_authenticate = www,
+        .conn_memory_limit = (size_t)ts_conf_get_int(env->conf, def->name, "connection_memory_limit", 64 * 1024),
     };
     int rc = ts_http_server_start(&opts, out, err);
     free(www);

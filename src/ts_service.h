@@ -42,7 +42,8 @@ void ts_service_conf_default(struct ts_conf *conf, const char *section, const ch
 bool ts_service_enabled(const struct ts_conf *conf, const char *name);
 /* Starts a service's HTTP server as every service does: bind from env, [<name>] port
  * (default def->default_port), [<name>] workers (default default_workers),
- * [<name>] max_request_body_size (1 MiB), the shared token validator (env->authn) and
+ * [<name>] max_request_body_size (1 MiB), [<name>] connection_memory_limit (64 KiB: the
+ * HTTP library's memory per connection, uploads are read in about half of it), the shared token validator (env->authn) and
  * Keystone's WWW-Authenticate. Logs the port. */
 int ts_service_http_start(struct ts_service_env *env, const struct ts_service *def, const struct ts_http_route *routes,
                           enum ts_fault_style style, int default_workers, void *svc, struct ts_http_server **out,

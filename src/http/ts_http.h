@@ -167,6 +167,9 @@ struct ts_http_server_opts {
     void *validate_ctx;
     const char *www_authenticate;        /* e.g. "Keystone uri=\"http://127.0.0.1:5000\"" */
     const char *access_log;      /* path, NULL = log through ts_log at info */
+    /* libmicrohttpd's memory per connection (headers, upload read buffer: a streamed upload
+     * arrives in reads of about half of it); 0 = 64 KiB, at most 16 MiB */
+    size_t conn_memory_limit;
 };
 
 /* Starts listening. Returns 0 and *out, or -TS_EIO (port busy, ...). */

@@ -938,7 +938,10 @@ int ts_http_server_start(const struct ts_http_server_opts *opts, struct ts_http_
     if (threads > 1) OPT(MHD_OPTION_THREAD_POOL_SIZE, threads, NULL);
     OPT(MHD_OPTION_URI_LOG_CALLBACK, on_uri, srv);
     OPT(MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv);
-    OPT(MHD_OPTION_CONNECTION_MEMORY_LIMIT, 64 * 1024, NULL);
+    size_t conn_mem = opts->conn_memory_limit ? opts->conn_memory_limit : 64 * 1024;
+    if (conn_mem < 16 * 1024) conn_mem = 16 * 1024;
+    if (conn_mem > 16 * 1024 * 1024) conn_mem = 16 * 1024 * 1024;
+    OPT(MHD_OPTION_CONNECTION_MEMORY_LIMIT, conn_mem, NULL);
     OPT(MHD_OPTION_CONNECTION_TIMEOUT, IDLE_TIMEOUT, NULL);
     OPT(MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024, NULL);
     OPT(MHD_OPTION_END, 0, NULL);
