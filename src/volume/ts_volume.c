@@ -72,6 +72,10 @@ static const struct ts_db_migration migrations[] = {
         "CREATE INDEX volumes_created_id_idx ON volumes (created_at, id);"
         "DROP INDEX volumes_project_idx;"
         "DROP INDEX volumes_created_idx"},
+    /* usage totals for the quota check and the capability reports (ts_volume_usage.c) */
+    {8, "CREATE TABLE volume_usage_projects (project_id TEXT PRIMARY KEY, volumes BIGINT NOT NULL DEFAULT 0,"
+        " snapshots BIGINT NOT NULL DEFAULT 0, gigabytes BIGINT NOT NULL DEFAULT 0);"
+        "CREATE TABLE volume_usage_backends (backend TEXT PRIMARY KEY, gigabytes BIGINT NOT NULL DEFAULT 0)"},
 };
 
 /* ---- shared helpers --------------------------------------------------------------------- */
@@ -711,18 +715,9 @@ int64_t ts_volume_quota_limit(struct ts_volume_svc *svc, struct ts_db_conn *tx, 
 int ts_volume_quota_check(struct ts_volume_svc *svc, struct ts_db_conn *tx, const char *project,
                           int64_t add_volumes, int64_t add_snapshots, int64_t add_gb, struct ts_err *err)
 {
-    struct ts_db_res *r = NULL;
-    int rc = ts_db_tx_exec(tx,
-                           "SELECT (SELECT COUNT(*) FROM volumes WHERE project_id = ?),"
-                           " (SELECT COALESCE(SUM(size), 0) FROM volumes WHERE project_id = ?),"
-                           " (SELECT COUNT(*) FROM snapshots WHERE project_id = ?),"
-                           " (SELECT COALESCE(SUM(size), 0) FROM snapshots WHERE project_id = ?)",
-                           TS_DB_ARGS(TS_DB_S(project), TS_DB_S(project), TS_DB_S(project), TS_DB_S(project)),
-                           &r, err);
+    int64_t nvol, nsnap, gb;
+    int rc = ts_volume_usage_project(svc, tx, project, &nvol, &nsnap, &gb, err);
     if (rc) return rc;
-    int64_t nvol = ts_db_res_int(r, 0, 0, 0), gb = ts_db_res_int(r, 0, 1, 0) + ts_db_res_int(r, 0, 3, 0),
-            nsnap = ts_db_res_int(r, 0, 2, 0);
-    ts_db_res_free(r);
     int64_t lim;
     if (add_gb > 0) {
         lim = ts_volume_quota_limit(svc, tx, project, "per_volume_gigabytes");
@@ -1011,6 +1006,8 @@ static int volume_start(struct ts_service_env *env, void **state, struct ts_err 
                  ts_conf_get(env->conf, "DEFAULT", "public_host", "127.0.0.1"),
                  (long long)ts_conf_get_int(env->conf, "image", "port", 9292));
     rc = ts_db_open(ts_conf_get(env->conf, "volume", "connection", NULL), &svc->db, err);
+    if (rc) goto out;
+    rc = ts_volume_usage_setup(svc, err);
     if (rc) goto out;
     rc = open_backends(svc, err);
     if (rc) goto out;

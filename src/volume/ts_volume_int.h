@@ -139,6 +139,15 @@ int64_t ts_volume_quota_limit(struct ts_volume_svc *svc, struct ts_db_conn *tx, 
 int ts_volume_quota_check(struct ts_volume_svc *svc, struct ts_db_conn *tx, const char *project,
                           int64_t add_volumes, int64_t add_snapshots, int64_t add_gb, struct ts_err *err);
 
+/* Usage (ts_volume_usage.c): setup creates the triggers that keep the per-project and
+ * per-backend totals and recomputes them from the rows (at start). */
+int ts_volume_usage_setup(struct ts_volume_svc *svc, struct ts_err *err);
+/* Inside tx: the project's volume count, snapshot count and gigabytes (volumes + snapshots). */
+int ts_volume_usage_project(struct ts_volume_svc *svc, struct ts_db_conn *tx, const char *project,
+                            int64_t *volumes, int64_t *snapshots, int64_t *gigabytes, struct ts_err *err);
+/* Provisioned gigabytes of a backend: its volumes and their snapshots (0 on error). */
+double ts_volume_usage_backend_gb(struct ts_volume_svc *svc, const char *backend);
+
 /* Types: resolves a type by id or name visible to the caller; fills id/name. */
 int ts_volume_type_resolve(struct ts_volume_svc *svc, struct ts_http_req *req, const char *id_or_name,
                            char id[64], char name[256], struct ts_err *err);

@@ -48,20 +48,6 @@ int ts_volume_cast_manager(struct ts_volume_svc *svc, const char *host, const ch
 
 /* ---- capability reports ------------------------------------------------------------------- */
 
-static double provisioned_gb(struct ts_volume_svc *svc, const char *backend)
-{
-    struct ts_db_res *r = NULL;
-    double v = 0;
-    if (ts_db_exec(svc->db,
-                   "SELECT (SELECT COALESCE(SUM(size), 0) FROM volumes WHERE backend = ?) + "
-                   "(SELECT COALESCE(SUM(s.size), 0) FROM snapshots s JOIN volumes v ON v.id = s.volume_id "
-                   "WHERE v.backend = ?)",
-                   TS_DB_ARGS(TS_DB_S(backend), TS_DB_S(backend)), &r, NULL) == 0)
-        v = (double)ts_db_res_int(r, 0, 0, 0);
-    ts_db_res_free(r);
-    return v;
-}
-
 static void report_caps(struct ts_volume_svc *svc, int idx)
 {
     struct ts_volume_backend *be = svc->backends[idx];
@@ -72,7 +58,7 @@ static void report_caps(struct ts_volume_svc *svc, int idx)
     json_t *a =
         json_pack("{s:s, s:s, s:s, s:f, s:f, s:f, s:f, s:b}", "host", host, "backend", be->name, "topic",
                   svc->topics[idx], "total_gb", st.total_gb, "free_gb", st.free_gb, "provisioned_gb",
-                  provisioned_gb(svc, be->name), "ratio", be->ratio, "thin", st.thin);
+                  ts_volume_usage_backend_gb(svc, be->name), "ratio", be->ratio, "thin", st.thin);
     ts_bus_cast(svc->env->bus, TS_VOLUME_SCHED_TOPIC, "update_capabilities", a, NULL);
 }
 

@@ -526,3 +526,93 @@ def test_backup_create_restore_delete(cloud, admin_pid):
     wait_backup(cloud, admin_pid, b["id"], "deleted")
     for vid in (v["id"], nv, t["id"]):
         cloud.request("DELETE", "volume", vol_url(admin_pid, "/volumes/%s" % vid))
+
+
+def usage_rows(cloud):
+    """The maintained usage totals next to the same totals summed from the rows."""
+    import sqlite3
+    db = sqlite3.connect(os.path.join(cloud.data_dir, "volume.db"), timeout=30)
+    try:
+        kept = {r[0]: tuple(r[1:]) for r in db.execute(
+            "SELECT project_id, volumes, snapshots, gigabytes FROM volume_usage_projects"
+            " WHERE volumes != 0 OR snapshots != 0 OR gigabytes != 0")}
+        summed = {r[0]: tuple(r[1:]) for r in db.execute(
+            "SELECT project_id, SUM(nv), SUM(ns), SUM(gb) FROM (SELECT project_id, 1 AS nv, 0 AS ns, size AS gb"
+            " FROM volumes UNION ALL SELECT project_id, 0, 1, size FROM snapshots) GROUP BY project_id")}
+        kept_be = {r[0]: r[1] for r in db.execute(
+            "SELECT backend, gigabytes FROM volume_usage_backends WHERE gigabytes != 0")}
+        summed_be = {r[0]: r[1] for r in db.execute(
+            "SELECT backend, SUM(gb) FROM (SELECT backend, size AS gb FROM volumes WHERE backend IS NOT NULL"
+            " UNION ALL SELECT v.backend, s.size FROM snapshots s JOIN volumes v ON v.id = s.volume_id"
+            " WHERE v.backend IS NOT NULL) GROUP BY backend")}
+    finally:
+        db.close()
+    return kept, summed, kept_be, summed_be
+
+
+def test_usage_totals_follow_creates_snapshots_extends_transfers_and_restart(make_cloud):
+    """The quota check reads per-project totals kept by triggers (not sums over all volumes):
+    they must match the rows after every kind of change, and be recomputed at start."""
+    c = make_cloud()
+    a = c.new_project_user(prefix="vua")
+    b = c.new_project_user(prefix="vub")
+    set_quota(c, a.project_id, volumes=3, gigabytes=4)
+    tok = a.token()
+    ids = []
+    for _ in range(2):
+        r = create(c, a.project_id, token=tok, size=1)
+        assert r.status_code == 202, r.text
+        ids.append(r.json()["volume"]["id"])
+    for vid in ids:
+        wait_volume(c, a.project_id, vid, "available", token=tok)
+    r = c.request("POST", "volume", vol_url(a.project_id, "/snapshots"), token=tok,
+                  json={"snapshot": {"volume_id": ids[0]}})
+    assert r.status_code == 202, r.text
+    sid = r.json()["snapshot"]["id"]
+    wait_snapshot(c, a.project_id, sid, "available", token=tok)
+    r = c.request("POST", "volume", vol_url(a.project_id, "/volumes/%s/action" % ids[1]), token=tok,
+                  json={"os-extend": {"new_size": 2}})
+    assert r.status_code == 202, r.text
+    wait_volume(c, a.project_id, ids[1], "available", token=tok)
+    kept, summed, kept_be, summed_be = usage_rows(c)
+    assert kept == summed and kept_be == summed_be, (kept, summed, kept_be, summed_be)
+    assert kept[a.project_id] == (2, 1, 4)
+    # 1 + 2 + a 1 GB snapshot = the 4 GB quota
+    r = create(c, a.project_id, token=tok, size=1)
+    assert r.status_code == 413, r.text
+    assert "4G has been consumed" in r.json()["overLimit"]["message"]
+    # moving a volume to another project moves its usage
+    t = c.request("POST", "volume", vol_url(a.project_id, "/os-volume-transfer"), token=tok,
+                  json={"transfer": {"volume_id": ids[1], "name": "t"}}).json()["transfer"]
+    r = c.request("POST", "volume", vol_url(b.project_id, "/os-volume-transfer/%s/accept" % t["id"]),
+                  token=b.token(), json={"accept": {"auth_key": t["auth_key"]}})
+    assert r.status_code == 202, r.text
+    kept, summed, kept_be, summed_be = usage_rows(c)
+    assert kept == summed and kept_be == summed_be, (kept, summed, kept_be, summed_be)
+    assert kept[a.project_id] == (1, 1, 2) and kept[b.project_id] == (1, 0, 2)
+    r = create(c, a.project_id, token=tok, size=2)
+    assert r.status_code == 202, r.text
+    ids.append(r.json()["volume"]["id"])
+    wait_volume(c, a.project_id, ids[2], "available", token=tok)
+    # deletes give it back
+    assert c.request("DELETE", "volume", vol_url(a.project_id, "/snapshots/%s" % sid), token=tok).status_code == 202
+    wait_snapshot(c, a.project_id, sid, "deleted", token=tok)
+    assert c.request("DELETE", "volume", vol_url(a.project_id, "/volumes/%s" % ids[0]),
+                     token=tok).status_code == 202
+    wait_volume(c, a.project_id, ids[0], "deleted", token=tok)
+    kept, summed, kept_be, summed_be = usage_rows(c)
+    assert kept == summed and kept_be == summed_be, (kept, summed, kept_be, summed_be)
+    assert kept[a.project_id] == (1, 0, 2)
+    # a crash, and totals that went wrong behind the service's back: recomputed at start
+    c.kill9()
+    import sqlite3
+    db = sqlite3.connect(os.path.join(c.data_dir, "volume.db"), timeout=30)
+    db.execute("UPDATE volume_usage_projects SET volumes = 99, gigabytes = 99")
+    db.execute("UPDATE volume_usage_backends SET gigabytes = 999")
+    db.commit()
+    db.close()
+    c.start()
+    kept, summed, kept_be, summed_be = usage_rows(c)
+    assert kept == summed and kept_be == summed_be, (kept, summed, kept_be, summed_be)
+    r = create(c, a.project_id, token=tok, size=2)
+    assert r.status_code == 202, r.text
