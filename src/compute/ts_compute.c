@@ -611,6 +611,48 @@ void ts_compute_notify(struct ts_bus *bus, const char *publisher, const char *ev
     ts_bus_notify(bus, publisher, event, "INFO", p);
 }
 
+static bool render_instance_name(const char *tpl, long long id, char *out, size_t cap)
+{
+    size_t o = 0;
+    int conversions = 0;
+    for (const char *p = tpl; *p; p++) {
+        char piece[64];
+        if (*p != '%') {
+            piece[0] = *p;
+            piece[1] = 0;
+        } else if (p[1] == '%') {
+            piece[0] = '%';
+            piece[1] = 0;
+            p++;
+        } else {
+            const char *q = p + 1;
+            bool zero = *q == '0';
+            if (zero) q++;
+            int width = 0;
+            while (*q >= '0' && *q <= '9' && width < 100) width = width * 10 + (*q++ - '0');
+            if (width >= 32 || (*q != 'x' && *q != 'd' && *q != 'u') || ++conversions > 1) return false;
+            char num[32];
+            if (*q == 'x') snprintf(num, sizeof(num), "%llx", (unsigned long long)id);
+            else snprintf(num, sizeof(num), "%lld", id);
+            size_t nl = strlen(num), pad = (size_t)width > nl ? (size_t)width - nl : 0;
+            memset(piece, zero ? '0' : ' ', pad);
+            memcpy(piece + pad, num, nl + 1);
+            p = q;
+        }
+        size_t l = strlen(piece);
+        if (o + l >= cap) return false;
+        memcpy(out + o, piece, l + 1);
+        o += l;
+    }
+    return conversions == 1;
+}
+
+void ts_compute_instance_name(const struct ts_conf *conf, long long id, char *out, size_t cap)
+{
+    const char *tpl = conf ? ts_conf_get(conf, "compute", "instance_name_template", NULL) : NULL;
+    if (!tpl || !render_instance_name(tpl, id, out, cap)) render_instance_name("instance-%08x", id, out, cap);
+}
+
 bool ts_compute_is_up(double last_seen, double down_time, bool forced_down)
 {
     if (forced_down) return false;

@@ -81,6 +81,11 @@ void ts_compute_action_event(struct ts_db *db, const char *uuid, const char *req
 void ts_compute_notify(struct ts_bus *bus, const char *publisher, const char *event, const json_t *inst);
 /* true if a service last seen at last_seen (epoch s) counts as up. */
 bool ts_compute_is_up(double last_seen, double down_time, bool forced_down);
+/* The libvirt domain name of instance <id> from [compute] instance_name_template (Nova's option,
+ * default "instance-%08x"): the template may hold one conversion, %x, %d or %u with an optional
+ * zero flag and width (e.g. "%08x"), and %% for a literal percent; anything else falls back to
+ * the default so a bad setting never reaches a format function. */
+void ts_compute_instance_name(const struct ts_conf *conf, long long id, char *out, size_t cap);
 /* Quota limit of a project for a resource (project override or default). */
 int64_t ts_compute_quota_limit(struct ts_compute_svc *svc, const char *project, const char *resource);
 int64_t ts_compute_quota_default(const struct ts_conf *conf, const char *resource);

@@ -7,6 +7,7 @@ Fixtures:
 """
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -70,6 +71,9 @@ class Cloud:
         sets["identity.password_hash_rounds"] = "4"  # bcrypt cost: tests are not a benchmark
         # nothing a test cloud's network agent made may outlive it (bridges, namespaces, dnsmasq)
         sets["network.agent_cleanup_on_stop"] = "true"
+        # clouds of one run share libvirtd: a per-cloud domain name prefix keeps two clouds'
+        # first servers from both being instance-00000001 (still "instance-" + hex, so EC2 ids hold)
+        sets["compute.instance_name_template"] = "instance-%04x%%04x" % random.randrange(0x10000)
         sets.update(self.overrides)
         for k, v in sets.items():
             args += ["--set", "%s=%s" % (k, v)]

@@ -244,7 +244,7 @@ static void vinst_fill(struct ts_compute_agent *ag, const json_t *inst, struct t
     memset(vi, 0, sizeof(*vi));
     snprintf(vi->uuid, sizeof(vi->uuid), "%s", JS(inst, "uuid") ? JS(inst, "uuid") : "");
     snprintf(vi->name, sizeof(vi->name), "%s", JS(inst, "display_name") ? JS(inst, "display_name") : "");
-    snprintf(vi->domain_name, sizeof(vi->domain_name), "instance-%08llx", (unsigned long long)JI(inst, "id"));
+    ts_compute_instance_name(ag->conf, (long long)JI(inst, "id"), vi->domain_name, sizeof(vi->domain_name));
     vi->vcpus = (int)JI(inst, "vcpus");
     vi->memory_mb = (int)JI(inst, "memory_mb");
     vi->root_gb = (int)JI(inst, "root_gb");

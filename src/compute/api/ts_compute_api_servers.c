@@ -232,8 +232,9 @@ json_t *ts_compute_server_view(struct ts_http_req *req, int mv, const json_t *in
     set_time(s, "OS-SRV-USG:launched_at", json_object_get(inst, "launched_at"), true);
     set_time(s, "OS-SRV-USG:terminated_at", json_object_get(inst, "terminated_at"), true);
     if (admin) {
-        char iname[32];
-        snprintf(iname, sizeof(iname), "instance-%08llx", (unsigned long long)JI(inst, "id"));
+        char iname[128];
+        ts_compute_instance_name(req->svc ? ((struct ts_compute_svc *)req->svc)->env->conf : NULL,
+                                 (long long)JI(inst, "id"), iname, sizeof(iname));
         ts_json_set_str(s, "OS-EXT-SRV-ATTR:host", JS(inst, "host"));
         json_object_set_new(s, "OS-EXT-SRV-ATTR:instance_name", json_string(iname));
         ts_json_set_str(s, "OS-EXT-SRV-ATTR:hypervisor_hostname", JS(inst, "node"));

@@ -52,6 +52,29 @@ static void test_liveness_quota(void **state)
     ts_conf_free(conf);
 }
 
+static void test_instance_name(void **state)
+{
+    (void)state;
+    char out[64];
+    ts_compute_instance_name(NULL, 10, out, sizeof(out));
+    assert_string_equal(out, "instance-0000000a");
+    struct ts_conf *conf = ts_conf_new();
+    ts_conf_set(conf, "compute", "instance_name_template", "instance-ab12%04x");
+    ts_compute_instance_name(conf, 0x1f, out, sizeof(out));
+    assert_string_equal(out, "instance-ab12001f");
+    ts_conf_set(conf, "compute", "instance_name_template", "vm-%d-100%%");
+    ts_compute_instance_name(conf, 42, out, sizeof(out));
+    assert_string_equal(out, "vm-42-100%");
+    /* no conversion, two conversions, %s, absurd width or too long: the default */
+    const char *bad[] = {"plain", "i-%x-%x", "i-%s", "i-%0999x", "i-%n", "%x-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        ts_conf_set(conf, "compute", "instance_name_template", bad[i]);
+        ts_compute_instance_name(conf, 10, out, sizeof(out));
+        assert_string_equal(out, "instance-0000000a");
+    }
+    ts_conf_free(conf);
+}
+
 static void test_instance_rows(void **state)
 {
     (void)state;
@@ -172,6 +195,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_status),
         cmocka_unit_test(test_liveness_quota),
+        cmocka_unit_test(test_instance_name),
         cmocka_unit_test(test_instance_rows),
         cmocka_unit_test(test_addresses_and_resolve),
     };
