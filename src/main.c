@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -521,6 +522,10 @@ out:
 
 int main(int argc, char **argv)
 {
+    /* glibc gives each thread that contends an arena of its own, up to 8 per core, and keeps
+     * their freed pages: with one HTTP thread pool per service that is most of the heap RSS.
+     * Two arenas (tcache still serves most small allocations lock-free); MALLOC_ARENA_MAX wins. */
+    if (!getenv("MALLOC_ARENA_MAX")) mallopt(M_ARENA_MAX, 2);
     if (argc < 2) {
         usage();
         return 2;
