@@ -94,6 +94,9 @@ static const struct ts_db_migration migrations[] = {
         " status TEXT NOT NULL, migration_type TEXT NOT NULL DEFAULT 'resize', created_at DOUBLE PRECISION NOT NULL,"
         " updated_at DOUBLE PRECISION);"
         "CREATE INDEX migrations_instance_idx ON migrations (instance_uuid);"},
+    /* Nova's instance system_metadata; holds the guest's password as password_0..3 */
+    {6, "CREATE TABLE instance_system_metadata (instance_uuid TEXT NOT NULL, key TEXT NOT NULL, value TEXT,"
+        " PRIMARY KEY (instance_uuid, key));"},
 };
 
 /* ---- microversions ----------------------------------------------------------------- */
@@ -262,6 +265,9 @@ static const struct ts_http_route routes[] = {
     {"GET", V "/servers/{id}/tags/{tag}", ts_compute_h_server_tag_check, 0},
     {"PUT", V "/servers/{id}/tags/{tag}", ts_compute_h_server_tag_add, 0},
     {"DELETE", V "/servers/{id}/tags/{tag}", ts_compute_h_server_tag_delete, 0},
+    {"GET", V "/servers/{id}/os-server-password", ts_compute_h_server_password_show, 0},
+    {"DELETE", V "/servers/{id}/os-server-password", ts_compute_h_server_password_clear, 0},
+    {"POST", V "/servers/{id}/os-server-password", ts_compute_h_server_password_set, 0},
     {"GET", V "/servers/{id}/os-instance-actions", ts_compute_h_server_actions_list, 0},
     {"GET", V "/servers/{id}/os-instance-actions/{req_id}", ts_compute_h_server_action_show, 0},
     {"GET", V "/servers/{id}/os-interface", ts_compute_h_interfaces_list, 0},

@@ -10,6 +10,7 @@ replies to egress), then that deleting everything (and a kill -9 mid-way) leaves
 ours behind. Root only. Addresses live only in namespaces (10.77.0.0/24, 10.78.0.0/24).
 """
 import atexit
+import base64
 import json
 import os
 import shutil
@@ -600,7 +601,8 @@ def test_netagent_with_api(make_cloud):
 def test_netagent_metadata_from_compute(make_cloud):
     """The metadata proxy of the in-cloud agent asks the real compute API (fake virt driver):
     instance-id, hostname, user data, meta and the keypair of the server behind the asking
-    port, and nothing for an address without a port."""
+    port, the password the guest posts (kept by compute: os-server-password, novaclient's
+    get-password), and nothing for an address without a port."""
     if not shutil.which("dnsmasq"):
         pytest.skip("dnsmasq not installed")
     cmd = driver_cmd()
@@ -685,6 +687,43 @@ def test_netagent_metadata_from_compute(make_cloud):
         assert doc["public_keys"] == {"na-key": pub}, doc
         nd = json.loads(md("/openstack/latest/network_data.json")[1])
         assert nd["networks"][0]["ip_address"] == ip and nd["links"][0]["ethernet_mac_address"] == mac, nd
+
+        # the password, as Nova: the guest posts it once, the owner reads and clears it
+        def post_pw(data, version="2013-04-04"):
+            r = sh("ip", "netns", "exec", client, "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
+                   "-m", "10", "-X", "POST", "--data-binary", data,
+                   "http://169.254.169.254/openstack/%s/password" % version, timeout=30)
+            return int(r.stdout)
+        pw_url = "/v2.1/servers/%s/os-server-password" % srv["id"]
+        assert md("/openstack/latest/password") == (200, "")
+        assert "password" in md("/openstack/latest")[1].split("\n")
+        assert req("compute", "GET", pw_url) == {"password": ""}
+        assert post_pw("x" * 257) == 400
+        secret = base64.b64encode(os.urandom(200)).decode()  # 268 chars: two of Nova's chunks
+        assert post_pw(secret[:256]) == 200
+        assert post_pw("another") == 409
+        assert md("/openstack/2013-10-17/password") == (200, secret[:256])
+        assert req("compute", "GET", pw_url) == {"password": secret[:256]}
+        nova = c.run(["nova", "get-password", srv["id"]],  # novaclient, no key: the stored text
+                     env=c.creds_env("admin", c.admin_password, "admin"))
+        assert nova.stdout.strip() == secret[:256], nova.stdout
+        other = c.new_project_user(prefix="pw")
+        for method in ("GET", "DELETE"):
+            r = c.request(method, "compute", pw_url, token=other.token())
+            assert r.status_code == 404, (method, r.status_code, r.text)
+        # storing is the metadata proxy's (admin) call; another project cannot even see the server
+        member = c.new_project_user(prefix="pwm")
+        r = c.request("POST", "compute", "/v2.1/servers/%s/os-server-password" % srv["id"],
+                      token=member.token(), json={"password": "x"})
+        assert r.status_code == 404, r.text
+        r = c.request("DELETE", "compute", pw_url)
+        assert r.status_code == 204, r.text
+        assert req("compute", "GET", pw_url) == {"password": ""}
+        assert md("/openstack/latest/password") == (200, "")
+        assert post_pw("again") == 200  # cleared: the guest may set it anew, as in Nova
+        assert req("compute", "GET", pw_url) == {"password": "again"}
+        assert c.request("POST", "compute", pw_url, json={"password": "x" * 300}).status_code == 400
+
         # another address on the same network has no port: nothing to see
         sh("ip", "-n", client, "addr", "del", ip + "/24", "dev", "eth0")
         sh("ip", "-n", client, "addr", "add", "10.79.2.250/24", "dev", "eth0")

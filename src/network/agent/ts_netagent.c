@@ -952,8 +952,29 @@ static int reconcile_to(struct ts_netagent *a, json_t *state)
 
 /* ---- metadata lookups ---------------------------------------------------------------- */
 
-static int meta_answer(void *ctx, const char *net_id, const char *src_ip, const char *path, char **body,
-                       const char **ctype)
+/* The guest's password (Nova's /openstack/<v>/password): GET reads it, POST stores it once
+ * (400 over 256 bytes, 409 when set). Compute keeps it; the agent only relays. */
+static int meta_password(struct ts_netagent *a, const char *dev, const char *method, const char *data,
+                         size_t data_len, char **body, const char **ctype)
+{
+    *ctype = "text/plain; charset=UTF-8";
+    if (!a->o.password) return 404;
+    if (ts_streq(method, "POST")) {
+        if (data_len > 256) return 400;
+        if (memchr(data, 0, data_len) || !ts_utf8_valid(data, data_len)) return 400;
+        int st = a->o.password(a->o.ctx, dev, data, NULL);
+        if (st == 200) *body = ts_strdup("");
+        return st;
+    }
+    char *got = NULL;
+    int st = a->o.password(a->o.ctx, dev, NULL, &got);
+    if (st == 200) *body = got ? got : ts_strdup("");
+    else free(got);
+    return st;
+}
+
+static int meta_answer(void *ctx, const char *net_id, const char *src_ip, const char *method, const char *path,
+                       const char *data, size_t data_len, char **body, const char **ctype)
 {
     struct ts_netagent *a = ctx;
     json_t *state;
@@ -976,8 +997,14 @@ static int meta_answer(void *ctx, const char *net_id, const char *src_ip, const 
         json_t *inst = a->o.fetch_instance(a->o.ctx, dev);
         const char *pp = ts_json_str(port, "project_id", ts_json_str(port, "tenant_id", NULL));
         const char *ip = ts_json_str(inst, "project_id", NULL);
-        if (inst && ts_streq(ts_json_str(inst, "uuid", NULL), dev) && (!pp || !ip || ts_streq(pp, ip)))
-            st = ts_netagent_meta_render(state, inst, port, path, body, ctype);
+        if (inst && ts_streq(ts_json_str(inst, "uuid", NULL), dev) && (!pp || !ip || ts_streq(pp, ip))) {
+            if (ts_netagent_meta_is_password(path))
+                st = meta_password(a, dev, method, data, data_len, body, ctype);
+            else if (ts_streq(method, "POST"))
+                st = 405;
+            else
+                st = ts_netagent_meta_render(state, inst, port, path, body, ctype);
+        }
         json_decref(inst);
     } else {
         ts_info("netagent", "metadata: no instance port for %s on network %s", src_ip, net_id);

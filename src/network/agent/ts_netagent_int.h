@@ -101,12 +101,17 @@ int ts_netagent_meta_render(const json_t *state, const json_t *inst, const json_
                             char **body, const char **ctype);
 /* The EC2 instance id ("i-0000000a") of inst into out[32]. */
 void ts_netagent_meta_ec2_id(const json_t *inst, char out[32]);
+/* True when path is the OpenStack tree's password (/openstack/<version>/password), which
+ * the guest may also POST to (kept by compute, not rendered here). */
+bool ts_netagent_meta_is_password(const char *path);
 
 /* ---- metadata listener (ts_netagent_metasrv.c) ------------------------------------- */
-/* Answers a request: net_id and src_ip say who asks. Returns the HTTP status and sets
+/* Answers a request: net_id and src_ip say who asks; method is "GET" or "POST" (then
+ * data/data_len hold the request body, NUL-terminated). Returns the HTTP status and sets
  * *body (malloc'd) / *ctype. Called on the listener thread. */
-typedef int (*ts_netagent_meta_fn)(void *ctx, const char *net_id, const char *src_ip, const char *path,
-                                   char **body, const char **ctype);
+typedef int (*ts_netagent_meta_fn)(void *ctx, const char *net_id, const char *src_ip, const char *method,
+                                   const char *path, const char *data, size_t data_len, char **body,
+                                   const char **ctype);
 struct ts_netagent_metasrv;
 struct ts_netagent_metasrv *ts_netagent_metasrv_new(ts_netagent_meta_fn fn, void *ctx);
 /* Listens on 0.0.0.0:port inside namespace netns for net_id (idempotent). */
@@ -129,6 +134,10 @@ struct ts_netagent_opts {
     json_t *(*fetch_state)(void *ctx);
     /* Normalized instance for metadata (new reference) or NULL. */
     json_t *(*fetch_instance)(void *ctx, const char *device_id);
+    /* The instance password kept by compute: set == NULL reads it into *got (malloc'd),
+     * else stores set once. Returns an HTTP status (200, 409 already set, 404, 400, 500).
+     * May be NULL (the password path is then 404). */
+    int (*password)(void *ctx, const char *device_id, const char *set, char **got);
     /* A VIF of port was plugged (tap made): set the port ACTIVE, tell compute. May be NULL. */
     void (*vif_plugged)(void *ctx, const json_t *port);
     void *ctx;

@@ -1,7 +1,7 @@
 /*
  * ts_netagent_metadata.c: renders Nova's metadata documents for one instance, as seen from
  * the port that asks: the OpenStack tree (/openstack/latest/meta_data.json, user_data,
- * network_data.json, vendor_data.json) and the EC2 tree (/latest/meta-data/<key>,
+ * network_data.json, vendor_data.json; password is compute's, see ts_netagent.c) and the EC2 tree (/latest/meta-data/<key>,
  * /latest/user-data). Pure functions over a normalized instance object, so they are
  * unit-tested without a compute service.
  */
@@ -171,6 +171,14 @@ static void normalize(const char *path, char *out, size_t len)
         out[--l] = 0;
 }
 
+bool ts_netagent_meta_is_password(const char *path)
+{
+    char p[600];
+    if (!path) return false;
+    normalize(path, p, sizeof(p));
+    return ts_streq(p, "/openstack/latest/password");
+}
+
 static int text(char **body, const char **ctype, const char *s)
 {
     *body = ts_strdup(s);
@@ -191,7 +199,7 @@ int ts_netagent_meta_render(const json_t *state, const json_t *inst, const json_
     if (ts_streq(p, "/openstack")) return text(body, ctype, "latest");
     if (ts_streq(p, "/openstack/latest"))
         return text(body, ctype,
-                    "meta_data.json\nnetwork_data.json\nuser_data\nvendor_data.json\nvendor_data2.json");
+                    "meta_data.json\nnetwork_data.json\npassword\nuser_data\nvendor_data.json\nvendor_data2.json");
     if (ts_streq(p, "/openstack/latest/meta_data.json") ||
         ts_streq(p, "/openstack/latest/network_data.json") ||
         ts_streq(p, "/openstack/latest/vendor_data.json") ||

@@ -2,7 +2,8 @@
  * ts_netagent_metasrv.c: the metadata proxy. One listening socket per qdhcp namespace
  * (made by entering the namespace on the calling thread with setns(), binding, and going
  * back: a socket keeps the namespace it was made in), all served by one thread with
- * poll(). A request is a small HTTP/1.x GET; the answer comes from the agent's callback,
+ * poll(). A request is a small HTTP/1.x GET, or a POST with a small body (the guest's
+ * password, at most 256 bytes as Nova allows); the answer comes from the agent's callback,
  * which knows the asking port from the source address and the network. Connection: close.
  */
 #include <arpa/inet.h>
@@ -15,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -57,6 +59,10 @@ static const char *reason(int st)
         return "Not Found";
     case 405:
         return "Method Not Allowed";
+    case 409:
+        return "Conflict";
+    case 411:
+        return "Length Required";
     default:
         return "Internal Server Error";
     }
@@ -76,8 +82,9 @@ static void write_all(int fd, const char *p, size_t n)
 static void serve_one(struct ts_netagent_metasrv *m, const char *net_id, int cfd, const char *src)
 {
     char req[REQ_MAX + 1];
-    size_t len = 0;
+    size_t len = 0, hlen = 0;
     double deadline = ts_mono() + 5.0;
+    char *eoh = NULL;
     while (len < REQ_MAX) {
         struct pollfd p = {.fd = cfd, .events = POLLIN};
         int left = (int)((deadline - ts_mono()) * 1000);
@@ -86,18 +93,50 @@ static void serve_one(struct ts_netagent_metasrv *m, const char *net_id, int cfd
         if (r <= 0) return;
         len += (size_t)r;
         req[len] = 0;
-        if (strstr(req, "\r\n\r\n") || strstr(req, "\n\n")) break;
+        if ((eoh = strstr(req, "\r\n\r\n"))) {
+            hlen = (size_t)(eoh - req) + 4;
+            break;
+        }
+        if ((eoh = strstr(req, "\n\n"))) {
+            hlen = (size_t)(eoh - req) + 2;
+            break;
+        }
     }
     req[len] = 0;
     int st = 400;
     char *body = NULL;
     const char *ctype = "text/plain; charset=UTF-8";
     char method[16], path[1024];
-    if (sscanf(req, "%15s %1023s", method, path) == 2) {
-        if (!ts_streq(method, "GET") && !ts_streq(method, "HEAD"))
+    if (eoh && sscanf(req, "%15s %1023s", method, path) == 2) {
+        if (ts_streq(method, "POST")) {
+            /* the body: Content-Length bytes after the headers (no chunked bodies) */
+            long long clen = -1;
+            for (const char *h = strchr(req, '\n'); h && h < req + hlen; h = strchr(h, '\n')) {
+                h++;
+                if (!strncasecmp(h, "Content-Length:", 15)) clen = strtoll(h + 15, NULL, 10);
+            }
+            if (clen < 0) {
+                st = 411;
+            } else if (clen > (long long)(REQ_MAX - hlen)) {
+                st = 400; /* far over the password's 256 bytes */
+            } else {
+                size_t want = hlen + (size_t)clen;
+                while (len < want) {
+                    struct pollfd p = {.fd = cfd, .events = POLLIN};
+                    int left = (int)((deadline - ts_mono()) * 1000);
+                    if (left <= 0 || poll(&p, 1, left) <= 0) return;
+                    ssize_t r = read(cfd, req + len, want - len);
+                    if (r <= 0) return;
+                    len += (size_t)r;
+                }
+                req[want] = 0;
+                st = m->fn(m->ctx, net_id, src, method, path, req + hlen, (size_t)clen, &body, &ctype);
+            }
+        } else if (!ts_streq(method, "GET") && !ts_streq(method, "HEAD")) {
             st = 405;
-        else
-            st = m->fn(m->ctx, net_id, src, path, &body, &ctype);
+        } else {
+            st = m->fn(m->ctx, net_id, src, "GET", path, NULL, 0, &body, &ctype);
+        }
     }
     if (!body) body = ts_asprintf("%d %s", st, reason(st));
     size_t blen = strlen(body);

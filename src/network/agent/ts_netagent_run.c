@@ -345,6 +345,50 @@ out:
     return out;
 }
 
+/* The instance password through compute's os-server-password (GET, and the admin-only
+ * POST that stores it once). An HTTP status for the guest. */
+static int password_api(void *ctx, const char *device_id, const char *set, char **got)
+{
+    struct runner *r = ctx;
+    for (const char *c = device_id; *c; c++)
+        if (!(*c == '-' || (*c >= '0' && *c <= '9') || (*c >= 'a' && *c <= 'f'))) return 404;
+    char tok[2048];
+    int status = 500;
+    for (int attempt = 0; attempt < 2; attempt++) {
+        if (get_token(r, tok, sizeof(tok), attempt > 0) < 0) return 500;
+        char *url = ts_asprintf("%s/v2.1/servers/%s/os-server-password", r->compute_url, device_id);
+        char *th = ts_asprintf("X-Auth-Token: %s", tok);
+        const char *hdr[] = {th, "Content-Type: application/json", "Accept: application/json", NULL};
+        json_t *body = set ? json_pack("{s:s}", "password", set) : NULL;
+        char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+        struct ts_http_client_resp resp = {0};
+        int rc = ts_http_client_request(set ? "POST" : "GET", url, hdr, text, text ? strlen(text) : 0,
+                                        HTTP_TIMEOUT_MS, &resp, NULL);
+        status = rc < 0 ? 500 : resp.status;
+        if (!set && status == 200 && got) {
+            json_t *doc = NULL;
+            if (resp.body && ts_json_parse(resp.body, resp.body_len, &doc, NULL) == 0 &&
+                ts_json_str(doc, "password", NULL))
+                *got = ts_strdup(ts_json_str(doc, "password", ""));
+            else
+                status = 500;
+            json_decref(doc);
+        }
+        ts_http_client_resp_free(&resp);
+        json_decref(body);
+        free(text);
+        free(th);
+        free(url);
+        if (status != 401) break;
+    }
+    if (set && status == 204) status = 200;
+    if (status != 200 && status != 400 && status != 404 && status != 409) {
+        ts_warn("netagent", "instance password of %s: compute answered %d", device_id, status);
+        status = 500;
+    }
+    return status;
+}
+
 static void vif_plugged_api(void *ctx, const json_t *port)
 {
     struct runner *r = ctx;
@@ -424,6 +468,7 @@ int ts_netagent_start(struct ts_service_env *env, const char *host, void **state
         .fetch_state = fetch_state_api,
         .fetch_instance = fetch_instance_api,
         .vif_plugged = vif_plugged_api,
+        .password = password_api,
         .ctx = r,
     };
     r->agent = ts_netagent_new(&o, err);
