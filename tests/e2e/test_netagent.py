@@ -490,6 +490,88 @@ def test_netagent_hardening(env):
             subprocess.run(["ip", "netns", "del", ns], capture_output=True)
 
 
+def udhcpc(ns):
+    """One DHCP exchange from a fake VM: the address it was offered and acked, or None."""
+    r = subprocess.run(["ip", "netns", "exec", ns, "busybox", "udhcpc", "-i", "eth0", "-f", "-q", "-n",
+                        "-t", "6", "-T", "1", "-s", "/bin/true"], capture_output=True, text=True, timeout=30)
+    for line in (r.stdout + r.stderr).splitlines():
+        if "lease of " in line and " obtained" in line:
+            return line.split("lease of ")[1].split()[0]
+    return None
+
+
+def test_netagent_dhcp_reload(env):
+    """Ports added or removed reach dnsmasq through its hosts file and a SIGHUP: the process
+    (pid) stays, the new port's address is served at once; only a command-line change (a
+    subnet's DNS servers) restarts it; kill -9 + restart of the agent keeps it too."""
+    ctx, T, A = env, env.topo, env.agent
+    if not shutil.which("busybox"):
+        pytest.skip("busybox (udhcpc) not installed")
+    vms = {T.vm1: "tsd1-" + ctx.extns[-6:], T.vm2: "tsd2-" + ctx.extns[-6:]}
+    d = os.path.join(A.data, "network-agent", "dhcp", T.net)
+
+    def pid():
+        p = int(open(os.path.join(d, "pid")).read().split()[0])
+        assert os.path.exists("/proc/%d" % p), "dnsmasq %d is gone: %s" % (p, A.log())
+        return p
+
+    def hosts():
+        return open(os.path.join(d, "host")).read()
+
+    def state(without=(), dns=()):
+        st = T.state()
+        st["ports"] = [p for p in st["ports"] if p["id"] not in without]
+        st["subnets"][0]["dns_nameservers"] = list(dns)
+        return st
+
+    try:
+        for port, ns in vms.items():
+            sh("ip", "netns", "add", ns)
+            sh("ip", "link", "add", "tap" + port[:11], "type", "veth", "peer", "name", "eth0", "netns", ns)
+            sh("ip", "-n", ns, "link", "set", "eth0", "address", T.macs[port])
+            sh("ip", "-n", ns, "link", "set", "eth0", "up")
+        A.write(state(without=[T.vm2]))
+        A.start()
+        A.wait_gen(T.gen)
+        p0 = pid()
+        assert T.macs[T.vm1] in hosts() and T.macs[T.vm2] not in hosts()
+        assert not any(a.startswith("--dhcp-host=") for a in open("/proc/%d/cmdline" % p0).read().split("\0"))
+        assert udhcpc(vms[T.vm1]) == "10.77.0.10", A.log()
+
+        # a second port: same dnsmasq, and it serves the new port's address
+        A.wait_gen(A.write(state()))
+        assert pid() == p0, "dnsmasq restarted for a new port"
+        assert T.macs[T.vm2] + ",10.77.0.11," in hosts()
+        assert "reloads its hosts file" in A.log()
+        assert udhcpc(vms[T.vm2]) == "10.77.0.11", A.log() + open(os.path.join(d, "log")).read()[-2000:]
+
+        # kill -9 of the agent and a restart: the same dnsmasq, nothing rewritten
+        A.stop(signal.SIGKILL)
+        mtime = os.stat(os.path.join(d, "host")).st_mtime_ns
+        A.start()
+        A.wait_gen(A.write(state()))
+        assert pid() == p0
+        assert os.stat(os.path.join(d, "host")).st_mtime_ns == mtime
+
+        # a removed port leaves the hosts file, still no restart
+        A.wait_gen(A.write(state(without=[T.vm1])))
+        assert pid() == p0 and T.macs[T.vm1] not in hosts()
+
+        # an option on the command line: restarted, and it still serves
+        A.wait_gen(A.write(state(without=[T.vm1], dns=["10.77.0.53"])))
+        p1 = pid()
+        assert p1 != p0 and "10.77.0.53" in open("/proc/%d/cmdline" % p1).read()
+        assert udhcpc(vms[T.vm2]) == "10.77.0.11"
+
+        A.wait_gen(A.write(T.empty()))
+        A.stop()
+        assert not os.path.exists("/proc/%d" % p1) or "dnsmasq" not in open("/proc/%d/cmdline" % p1).read()
+        assert leftovers(T) == []
+    finally:
+        for ns in vms.values():
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+
+
 def wait_for(fn, what, timeout=30):
     end = time.time() + timeout
     while time.time() < end:

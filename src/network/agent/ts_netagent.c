@@ -409,18 +409,38 @@ static const json_t *dhcp_port_of(const json_t *state, const char *net_id)
     return NULL;
 }
 
-static void ensure_dnsmasq(struct ts_netagent *a, const char *ns, const char *net_id, const json_t *argv)
+/* dnsmasq of a network: the command line (subnets, ranges, options) is fixed for the life of
+ * the process and recorded in argv.json; a change restarts it. The per-port entries are in
+ * the hosts file, rewritten atomically (temp + rename) when they change and reloaded with
+ * SIGHUP, as Neutron's DHCP agent does: a port added while a guest does its DHCP exchange
+ * never takes the server away. */
+static void ensure_dnsmasq(struct ts_netagent *a, const char *ns, const char *net_id, const json_t *argv,
+                           const char *hosts)
 {
     char *dir = ts_asprintf("%s/dhcp/%s", a->state_dir, net_id);
     char *pidf = ts_asprintf("%s/pid", dir), *argf = ts_asprintf("%s/argv.json", dir);
+    char *hostf = ts_asprintf("%s/host", dir);
     char *want = json_dumps(argv, JSON_COMPACT);
-    char *have = NULL, *needle = ts_asprintf("--pid-file=%s", pidf);
+    char *have = NULL, *have_hosts = NULL, *needle = ts_asprintf("--pid-file=%s", pidf);
     size_t n;
     ts_mkdirs(dir, 0755);
+    bool hosts_changed = ts_file_read(hostf, 1 << 30, &have_hosts, &n) < 0 || !ts_streq(have_hosts, hosts);
+    if (hosts_changed && ts_file_write_atomic(hostf, hosts, strlen(hosts), 0644) < 0) {
+        ts_warn("netagent", "cannot write %s", hostf);
+        a->failures++;
+    }
     pid_t pid = read_pid(pidf);
     bool alive = proc_matches(pid, needle);
     ts_file_read(argf, 1 << 20, &have, &n);
-    if (alive && ts_streq(have, want)) goto out;
+    if (alive && ts_streq(have, want)) {
+        if (hosts_changed) {
+            if (kill(pid, SIGHUP) < 0)
+                a->failures++;
+            else
+                ts_info("netagent", "dnsmasq for network %s reloads its hosts file", net_id);
+        }
+        goto out;
+    }
     if (alive) kill_wait(pid);
     unlink(pidf);
     if (ts_file_write_atomic(argf, want, strlen(want), 0644) < 0) a->failures++;
@@ -436,8 +456,10 @@ out:
     free(dir);
     free(pidf);
     free(argf);
+    free(hostf);
     free(want);
     free(have);
+    free(have_hosts);
     free(needle);
 }
 
@@ -857,7 +879,9 @@ static int reconcile_to(struct ts_netagent *a, json_t *state)
             free(nat);
             if (a->meta && ts_netagent_metasrv_listen(a->meta, nid, nsname, a->meta_port) < 0) a->failures++;
         }
-        ensure_dnsmasq(a, nsname, nid, argv);
+        char *hosts = ts_netagent_dnsmasq_hosts(state, nid, dp);
+        ensure_dnsmasq(a, nsname, nid, argv, hosts);
+        free(hosts);
     }
     /* routers */
     json_array_foreach(json_object_get(state, "routers"), i, v) {

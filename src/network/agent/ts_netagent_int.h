@@ -47,6 +47,9 @@ bool ts_netagent_port_is_vif(const json_t *port, const char *host);
  * per-network state dir (pid, leases, log). NULL when the network has no IPv4 DHCP subnet. */
 json_t *ts_netagent_dnsmasq_argv(const json_t *state, const char *net_id, const json_t *dhcp_port,
                                  const char *iface, const char *dir);
+/* Contents of the --dhcp-hostsfile of net_id: one "MAC,IP,host-a-b-c-d" line per port address
+ * on a subnet the argv serves (the DHCP port excluded); "" when none. Caller frees. */
+char *ts_netagent_dnsmasq_hosts(const json_t *state, const char *net_id, const json_t *dhcp_port);
 /* iptables-restore text of the nat table in a qdhcp namespace (metadata REDIRECT). */
 char *ts_netagent_dhcp_nat(int meta_port);
 /* iptables-restore text of the nat table of a router namespace: floating IP DNAT/SNAT and

@@ -129,7 +129,7 @@ json_t *ts_netagent_dnsmasq_argv(const json_t *state, const char *net_id, const 
 {
     json_t *a = json_array();
     size_t i, j;
-    json_t *sn, *p;
+    json_t *sn;
     int nranges = 0;
 
     push(a, "dnsmasq");
@@ -144,6 +144,9 @@ json_t *ts_netagent_dnsmasq_argv(const json_t *state, const char *net_id, const 
     push(a, "--dhcp-leasefile=%s/leases", dir);
     push(a, "--log-facility=%s/log", dir);
     push(a, "--log-dhcp");
+    /* per-port entries live in a file that a SIGHUP reloads: adding a port never restarts
+     * dnsmasq (a guest in the middle of its DHCP exchange would miss its lease) */
+    push(a, "--dhcp-hostsfile=%s/host", dir);
     json_array_foreach(json_object_get(state, "subnets"), i, sn) {
         if (!dhcp_subnet(sn, net_id)) continue;
         const char *sid = ts_json_str(sn, "id", "");
@@ -189,17 +192,6 @@ json_t *ts_netagent_dnsmasq_argv(const json_t *state, const char *net_id, const 
             if (nd) json_array_append_new(a, json_string(ts_buf_cstr(&d)));
             ts_buf_free(&d);
         }
-        json_array_foreach(json_object_get(state, "ports"), j, p) {
-            if (!ts_streq(ts_json_str(p, "network_id", NULL), net_id)) continue;
-            if (ts_streq(ts_json_str(p, "device_owner", ""), "network:dhcp")) continue;
-            const char *ip = port_ip_on(p, sid), *mac = ts_json_str(p, "mac_address", NULL);
-            if (!ip || !valid_mac(mac)) continue;
-            char host[64];
-            snprintf(host, sizeof(host), "host-%s", ip);
-            for (char *c = host; *c; c++)
-                if (*c == '.') *c = '-';
-            push(a, "--dhcp-host=%s,%s,%s", mac, ip, host);
-        }
     }
     json_t *net = ts_netagent_find(state, "networks", net_id);
     int64_t mtu = ts_json_int(net, "mtu", 0);
@@ -209,6 +201,35 @@ json_t *ts_netagent_dnsmasq_argv(const json_t *state, const char *net_id, const 
         return NULL;
     }
     return a;
+}
+
+char *ts_netagent_dnsmasq_hosts(const json_t *state, const char *net_id, const json_t *dhcp_port)
+{
+    struct ts_buf b;
+    size_t i, j;
+    json_t *sn, *p;
+    ts_buf_init(&b, 0);
+    json_array_foreach(json_object_get(state, "subnets"), i, sn) {
+        if (!dhcp_subnet(sn, net_id)) continue;
+        const char *sid = ts_json_str(sn, "id", "");
+        char net[16], mask[16];
+        if (!ts_netagent_mask(cidr_split(ts_json_str(sn, "cidr", NULL), net), mask)) continue;
+        if (!port_ip_on(dhcp_port, sid)) continue; /* no --dhcp-range for it either */
+        json_array_foreach(json_object_get(state, "ports"), j, p) {
+            if (!ts_streq(ts_json_str(p, "network_id", NULL), net_id)) continue;
+            if (ts_streq(ts_json_str(p, "device_owner", ""), "network:dhcp")) continue;
+            const char *ip = port_ip_on(p, sid), *mac = ts_json_str(p, "mac_address", NULL);
+            if (!ip || !valid_mac(mac)) continue;
+            char host[64];
+            snprintf(host, sizeof(host), "host-%s", ip);
+            for (char *c = host; *c; c++)
+                if (*c == '.') *c = '-';
+            ts_buf_printf(&b, "%s,%s,%s\n", mac, ip, host);
+        }
+    }
+    char *out = ts_strdup(ts_buf_cstr(&b));
+    ts_buf_free(&b);
+    return out;
 }
 
 char *ts_netagent_dhcp_nat(int meta_port)

@@ -121,11 +121,18 @@ static void test_dnsmasq_argv(void **st)
     assert_true(has(a, "--dhcp-option-force=tag:subnet-" SUB ",option:classless-static-route,"
                        "169.254.169.254/32,10.77.0.2,10.99.0.0/16,10.77.0.254,0.0.0.0/0,10.77.0.1"));
     assert_true(has(a, "--dhcp-option-force=tag:subnet-" SUB ",option:dns-server,10.77.0.53"));
-    assert_true(has(a, "--dhcp-host=fa:16:3e:00:00:10,10.77.0.10,host-10-77-0-10"));
-    assert_true(has(a, "--dhcp-host=fa:16:3e:00:00:11,10.77.0.11,host-10-77-0-11"));
+    assert_true(has(a, "--dhcp-hostsfile=/d/host"));
     assert_true(has(a, "--dhcp-option-force=option:mtu,1450"));
-    assert_false(has(a, "--dhcp-host=fa:16:3e:00:00:02,10.77.0.2,host-10-77-0-2")); /* not itself */
     json_decref(a);
+    /* per-port entries are in the hosts file (reloaded by SIGHUP), not on the command line */
+    char *h = ts_netagent_dnsmasq_hosts(s, NET, dp);
+    assert_non_null(strstr(h, "fa:16:3e:00:00:10,10.77.0.10,host-10-77-0-10\n"));
+    assert_non_null(strstr(h, "fa:16:3e:00:00:11,10.77.0.11,host-10-77-0-11\n"));
+    assert_null(strstr(h, "10.77.0.2,")); /* not itself */
+    free(h);
+    h = ts_netagent_dnsmasq_hosts(s, EXT, dp);
+    assert_string_equal(h, "");
+    free(h);
     /* the external network has no DHCP subnet */
     assert_null(ts_netagent_dnsmasq_argv(s, EXT, dp, "x", "/d"));
     json_decref(s);
