@@ -21,6 +21,7 @@
  * ioctx per writer, per open blob and per call of the other ops.
  */
 #include "object/ts_object_store.h"
+#include "object/ts_object_rados_dl.h"
 
 #include <errno.h>
 #include <openssl/evp.h>
@@ -478,6 +479,8 @@ int ts_object_store_rados_new(const struct ts_object_store_rados_opts *opts, str
 {
     if (!opts || !opts->conf_path || !*opts->conf_path || !opts->pool || !*opts->pool)
         return ts_err_set(err, TS_EINVAL, "rados backend needs [object] rados_conf and rados_pool");
+    int lrc = ts_object_rados_dl_load(err);
+    if (lrc != 0) return lrc;
     rados_t cluster = NULL;
     rados_ioctx_t io = NULL;
     const char *client = opts->client_id && *opts->client_id ? opts->client_id : "admin";

@@ -70,6 +70,7 @@ def drive(work):
     exe = os.path.join(work, "drive")
     srcs = sorted(glob.glob(os.path.join(ROOT, "src/core/*.c")) + glob.glob(os.path.join(ROOT, "src/conf/*.c")))
     srcs += [os.path.join(ROOT, "src/compute/virt/ts_virt_libvirt.c"),
+             os.path.join(ROOT, "src/compute/virt/ts_virt_libvirt_dl.c"),
              os.path.join(ROOT, "tests/e2e/virt_libvirt_drive.c")]
     flags = sh(["pkg-config", "--cflags", "--libs", "libvirt", "uuid"]).stdout.split()
     sh(["cc", "-std=gnu11", "-D_GNU_SOURCE", "-O1", "-g", "-I" + os.path.join(ROOT, "src"), "-o", exe] + srcs

@@ -30,6 +30,7 @@
 
 #include "compute/virt/ts_virt.h"
 #include "compute/virt/virt_libvirt_int.h"
+#include "compute/virt/ts_virt_libvirt_dl.h"
 
 #define MOD "virt.libvirt"
 #define XML_MAX (256 * 1024)
@@ -867,6 +868,8 @@ static void copy_conf(char *dst, size_t len, const struct ts_conf *conf, const c
 static int lv_open(const struct ts_conf *conf, const char *host, struct ts_virt_driver **out, struct ts_err *err)
 {
     *out = NULL;
+    int lrc = ts_virt_libvirt_dl_load(err);
+    if (lrc != 0) return lrc;
     pthread_once(&init_once, global_init);
     struct ts_virt_driver *drv = ts_calloc(1, sizeof *drv);
     pthread_mutex_init(&drv->lock, NULL);
