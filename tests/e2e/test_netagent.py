@@ -503,11 +503,14 @@ def udhcpc(ns):
 def test_netagent_dhcp_reload(env):
     """Ports added or removed reach dnsmasq through its hosts file and a SIGHUP: the process
     (pid) stays, the new port's address is served at once; only a command-line change (a
-    subnet's DNS servers) restarts it; kill -9 + restart of the agent keeps it too."""
+    subnet's DNS servers) or a removed port's lease restarts it (the address can then go to
+    another MAC at once); kill -9 + restart of the agent keeps it too."""
     ctx, T, A = env, env.topo, env.agent
     if not shutil.which("busybox"):
         pytest.skip("busybox (udhcpc) not installed")
-    vms = {T.vm1: "tsd1-" + ctx.extns[-6:], T.vm2: "tsd2-" + ctx.extns[-6:]}
+    vm3 = ids()  # a later port that takes vm1's address with another MAC
+    T.macs[vm3] = "fa:16:3e:77:00:55"
+    vms = {T.vm1: "tsd1-" + ctx.extns[-6:], T.vm2: "tsd2-" + ctx.extns[-6:], vm3: "tsd3-" + ctx.extns[-6:]}
     d = os.path.join(A.data, "network-agent", "dhcp", T.net)
 
     def pid():
@@ -518,19 +521,25 @@ def test_netagent_dhcp_reload(env):
     def hosts():
         return open(os.path.join(d, "host")).read()
 
-    def state(without=(), dns=()):
+    def state(ports=(T.vm1, T.vm2), dns=()):
         st = T.state()
-        st["ports"] = [p for p in st["ports"] if p["id"] not in without]
+        st["ports"] = [p for p in st["ports"] if p["id"] in ports or p["id"] not in (T.vm1, T.vm2)]
+        if vm3 in ports:
+            st["ports"].append(T.port(vm3, T.net, T.sub, "10.77.0.10", T.macs[vm3], "compute:nova", T.dev1, [T.sg]))
         st["subnets"][0]["dns_nameservers"] = list(dns)
         return st
 
+    def fake(port):
+        ns = vms[port]
+        sh("ip", "netns", "add", ns)
+        sh("ip", "link", "add", "tap" + port[:11], "type", "veth", "peer", "name", "eth0", "netns", ns)
+        sh("ip", "-n", ns, "link", "set", "eth0", "address", T.macs[port])
+        sh("ip", "-n", ns, "link", "set", "eth0", "up")
+
     try:
-        for port, ns in vms.items():
-            sh("ip", "netns", "add", ns)
-            sh("ip", "link", "add", "tap" + port[:11], "type", "veth", "peer", "name", "eth0", "netns", ns)
-            sh("ip", "-n", ns, "link", "set", "eth0", "address", T.macs[port])
-            sh("ip", "-n", ns, "link", "set", "eth0", "up")
-        A.write(state(without=[T.vm2]))
+        fake(T.vm1)
+        fake(T.vm2)
+        A.write(state(ports=[T.vm1]))
         A.start()
         A.wait_gen(T.gen)
         p0 = pid()
@@ -553,12 +562,22 @@ def test_netagent_dhcp_reload(env):
         assert pid() == p0
         assert os.stat(os.path.join(d, "host")).st_mtime_ns == mtime
 
-        # a removed port leaves the hosts file, still no restart
-        A.wait_gen(A.write(state(without=[T.vm1])))
-        assert pid() == p0 and T.macs[T.vm1] not in hosts()
+        # a port removed before it got a lease: the hosts file only, no restart
+        A.wait_gen(A.write(state(ports=[T.vm1, T.vm2, vm3])))
+        A.wait_gen(A.write(state()))
+        assert pid() == p0 and T.macs[vm3] not in hosts()
+
+        # a removed port with a lease goes with its lease (dnsmasq restarts without it): its
+        # address, given to a new port with another MAC, is served at once
+        A.wait_gen(A.write(state(ports=[T.vm2])))
+        assert T.macs[T.vm1] not in hosts() and T.macs[T.vm1] not in open(os.path.join(d, "leases")).read()
+        fake(vm3)
+        A.wait_gen(A.write(state(ports=[T.vm2, vm3])))
+        assert udhcpc(vms[vm3]) == "10.77.0.10", open(os.path.join(d, "log")).read()[-2000:]
+        p0 = pid()
 
         # an option on the command line: restarted, and it still serves
-        A.wait_gen(A.write(state(without=[T.vm1], dns=["10.77.0.53"])))
+        A.wait_gen(A.write(state(ports=[T.vm2, vm3], dns=["10.77.0.53"])))
         p1 = pid()
         assert p1 != p0 and "10.77.0.53" in open("/proc/%d/cmdline" % p1).read()
         assert udhcpc(vms[T.vm2]) == "10.77.0.11"

@@ -409,19 +409,55 @@ static const json_t *dhcp_port_of(const json_t *state, const char *net_id)
     return NULL;
 }
 
+/* The lines of the leases file "EXPIRY MAC IP NAME CLIENTID" whose MAC,IP pair is not in the
+ * hosts file any more: dnsmasq would refuse the address to a new port with another MAC ("not
+ * using configured address ... because it is leased to ...") until the lease expires. Returns
+ * whether there are any; *kept gets the other lines (caller frees). */
+static bool stale_leases(const char *leasef, const char *hosts, char **kept)
+{
+    char *txt = NULL;
+    size_t n;
+    bool stale = false;
+    struct ts_buf b;
+    ts_buf_init(&b, 0);
+    *kept = NULL;
+    if (ts_file_read(leasef, 1 << 26, &txt, &n) < 0 || !txt) goto out;
+    char *save = NULL;
+    for (char *ln = strtok_r(txt, "\n", &save); ln; ln = strtok_r(NULL, "\n", &save)) {
+        char mac[64], ip[64];
+        if (sscanf(ln, "%*s %63s %63s", mac, ip) == 2) {
+            char *entry = ts_asprintf("%s,%s,", mac, ip);
+            const char *hit = strstr(hosts, entry);
+            bool known = hit && (hit == hosts || hit[-1] == '\n');
+            free(entry);
+            if (!known) {
+                stale = true;
+                continue;
+            }
+        }
+        ts_buf_printf(&b, "%s\n", ln);
+    }
+out:
+    *kept = ts_strdup(ts_buf_cstr(&b));
+    ts_buf_free(&b);
+    free(txt);
+    return stale;
+}
+
 /* dnsmasq of a network: the command line (subnets, ranges, options) is fixed for the life of
  * the process and recorded in argv.json; a change restarts it. The per-port entries are in
  * the hosts file, rewritten atomically (temp + rename) when they change and reloaded with
  * SIGHUP, as Neutron's DHCP agent does: a port added while a guest does its DHCP exchange
- * never takes the server away. */
+ * never takes the server away. A removed port that holds a lease restarts it without that
+ * lease (what Neutron does with dhcp_release), so its address can go to a new port at once. */
 static void ensure_dnsmasq(struct ts_netagent *a, const char *ns, const char *net_id, const json_t *argv,
                            const char *hosts)
 {
     char *dir = ts_asprintf("%s/dhcp/%s", a->state_dir, net_id);
     char *pidf = ts_asprintf("%s/pid", dir), *argf = ts_asprintf("%s/argv.json", dir);
-    char *hostf = ts_asprintf("%s/host", dir);
+    char *hostf = ts_asprintf("%s/host", dir), *leasef = ts_asprintf("%s/leases", dir);
     char *want = json_dumps(argv, JSON_COMPACT);
-    char *have = NULL, *have_hosts = NULL, *needle = ts_asprintf("--pid-file=%s", pidf);
+    char *have = NULL, *have_hosts = NULL, *kept = NULL, *needle = ts_asprintf("--pid-file=%s", pidf);
     size_t n;
     ts_mkdirs(dir, 0755);
     bool hosts_changed = ts_file_read(hostf, 1 << 30, &have_hosts, &n) < 0 || !ts_streq(have_hosts, hosts);
@@ -432,7 +468,8 @@ static void ensure_dnsmasq(struct ts_netagent *a, const char *ns, const char *ne
     pid_t pid = read_pid(pidf);
     bool alive = proc_matches(pid, needle);
     ts_file_read(argf, 1 << 20, &have, &n);
-    if (alive && ts_streq(have, want)) {
+    bool stale = stale_leases(leasef, hosts, &kept);
+    if (alive && ts_streq(have, want) && !stale) {
         if (hosts_changed) {
             if (kill(pid, SIGHUP) < 0)
                 a->failures++;
@@ -443,6 +480,10 @@ static void ensure_dnsmasq(struct ts_netagent *a, const char *ns, const char *ne
     }
     if (alive) kill_wait(pid);
     unlink(pidf);
+    free(kept);
+    kept = NULL;
+    if (stale_leases(leasef, hosts, &kept) && ts_file_write_atomic(leasef, kept, strlen(kept), 0644) < 0)
+        a->failures++;
     if (ts_file_write_atomic(argf, want, strlen(want), 0644) < 0) a->failures++;
     json_t *full = json_pack("[s,s,s]", "ip", "netns", "exec");
     json_array_append_new(full, json_string(ns));
@@ -457,6 +498,8 @@ out:
     free(pidf);
     free(argf);
     free(hostf);
+    free(leasef);
+    free(kept);
     free(want);
     free(have);
     free(have_hosts);
