@@ -3,7 +3,7 @@
 BUILD ?= build
 DATA ?= /var/lib/tinystack
 
-.PHONY: all deps build run test unit e2e tempest fuzz clean
+.PHONY: all deps build run test unit e2e tempest scenario fuzz clean
 
 all: build
 
@@ -28,6 +28,10 @@ e2e: build
 
 fuzz:
 	BUILD=$(BUILD) bash scripts/test.sh fuzz
+
+# Tempest scenario tests with real TCG guests (~10 min; not part of `make test`)
+scenario: deps
+	BUILD=$(BUILD) bash scripts/test.sh scenario
 
 clean:
 	rm -rf $(BUILD) build-asan build-fuzz
