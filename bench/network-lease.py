@@ -56,10 +56,12 @@ def boot(cloud, token, inst_dir, name, image, flavor, net):
     r.raise_for_status()
     sid = r.json()["server"]["id"]
     log = os.path.join(inst_dir, sid, "console.log")
-    res = {"rootfs": wait_line(log, "TINYVM ROOTFS", t0)}
-    if net:
-        res["lease"] = wait_line(log, " ip=", t0)
-    cloud.request("DELETE", "compute", "/v2.1/servers/" + sid, token=token)
+    try:  # the guest is deleted whatever happens: guests outlive `serve` by design
+        res = {"rootfs": wait_line(log, "TINYVM ROOTFS", t0)}
+        if net:
+            res["lease"] = wait_line(log, " ip=", t0)
+    finally:
+        cloud.request("DELETE", "compute", "/v2.1/servers/" + sid, token=token)
     end = time.time() + 60
     while time.time() < end and cloud.request("GET", "compute", "/v2.1/servers/" + sid,
                                               token=token).status_code != 404:
