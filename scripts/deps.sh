@@ -11,7 +11,7 @@ PKGS=(
   qemu-system-x86 qemu-utils linux-image-cloud-amd64 busybox-static cpio e2fsprogs
   extlinux syslinux-common fdisk
   libvirt-daemon libvirt-daemon-driver-qemu libvirt-daemon-system libvirt-clients
-  dnsmasq-base iptables iproute2 iputils-ping conntrack socat
+  dnsmasq-base iptables iproute2 iputils-ping conntrack socat radvd isc-dhcp-client
   rabbitmq-server amqp-tools postgresql sqlite3 dropbear-bin
   # the object service's Ceph RADOS backend and the one-node Ceph of scripts/ceph-local.sh
   ceph-mon ceph-osd ceph-common librados-dev
