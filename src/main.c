@@ -34,6 +34,10 @@ extern const struct ts_service ts_object_service __attribute__((weak));
 extern int ts_netagent_start(struct ts_service_env *env, const char *host, void **state, struct ts_err *err)
     __attribute__((weak));
 extern void ts_netagent_stop(void *state) __attribute__((weak));
+/* its heartbeat to the agents API (src/network/ts_network.h) */
+extern int ts_network_agent_report_start(struct ts_service_env *env, const char *host, void **state,
+                                         struct ts_err *err) __attribute__((weak));
+extern void ts_network_agent_report_stop(void *state) __attribute__((weak));
 extern int ts_netagent_apply_main(int argc, char **argv) __attribute__((weak));
 
 /* Starts this host's network agent (Neutron's L2/DHCP/L3/metadata agents) when the network
@@ -46,6 +50,19 @@ static void *netagent_maybe_start(struct ts_service_env *env)
     if (!ts_netagent_start || !ts_conf_get_bool(env->conf, "network", "run_agent", true)) return NULL;
     if (ts_netagent_start(env, env->host, &st, &err) < 0) {
         ts_warn("main", "network agent not started: %s", err.msg);
+        return NULL;
+    }
+    return st;
+}
+
+/* The network agent's heartbeat (report_state), started once the agent runs. */
+static void *agent_report_maybe_start(struct ts_service_env *env)
+{
+    void *st = NULL;
+    struct ts_err err = {0};
+    if (!ts_network_agent_report_start) return NULL;
+    if (ts_network_agent_report_start(env, env->host, &st, &err) < 0) {
+        ts_warn("main", "network agent heartbeat not started: %s", err.msg);
         return NULL;
     }
     return st;
@@ -352,7 +369,7 @@ static int cmd_serve(int argc, char **argv)
     int started[MAX_SERVICES] = {0};
     int nsvc = services_list(svcs);
     char *identity_url = NULL;
-    void *netagent = NULL;
+    void *netagent = NULL, *reporter = NULL;
     struct ts_conf *conf = load_conf(data_dir, &o, true);
     if (!conf) goto out;
 
@@ -396,6 +413,7 @@ static int cmd_serve(int argc, char **argv)
                 (long long)ts_conf_get_int(conf, svcs[i]->name, "port", svcs[i]->default_port));
     }
     if (ts_service_enabled(conf, "network")) netagent = netagent_maybe_start(&env);
+    if (netagent) reporter = agent_report_maybe_start(&env);
     printf("tinystack: serving (Ctrl-C to stop)\n");
     fflush(stdout);
     int sig = 0;
@@ -403,6 +421,7 @@ static int cmd_serve(int argc, char **argv)
     ts_info("main", "signal %d: stopping", sig);
     status = 0;
 stop:
+    if (reporter) ts_network_agent_report_stop(reporter);
     if (netagent) ts_netagent_stop(netagent);
     for (int i = nsvc - 1; i >= 0; i--)
         if (started[i]) svcs[i]->stop(states[i]);
@@ -465,7 +484,7 @@ static int cmd_compute(int argc, char **argv)
     struct ts_conf *conf = NULL;
     struct ts_bus *bus = NULL;
     struct ts_compute_agent *agent = NULL;
-    void *netagent = NULL;
+    void *netagent = NULL, *reporter = NULL;
     char *identity_url = NULL;
     struct ts_err err = {0};
     if (parse_opts(nrest, rest, 2, &o) < 0) {
@@ -504,12 +523,14 @@ static int cmd_compute(int argc, char **argv)
     /* fake hosts plug nothing: several of them share one machine in scale tests */
     if (ts_service_enabled(conf, "network") && !ts_streq(ts_conf_get(conf, "compute", "virt_driver", ""), "fake"))
         netagent = netagent_maybe_start(&env);
+    if (netagent) reporter = agent_report_maybe_start(&env);
     printf("tinystack: compute agent for host %s running (Ctrl-C to stop)\n", env.host);
     fflush(stdout);
     int sig = 0;
     sigwait(&set, &sig);
     status = 0;
 out:
+    if (reporter) ts_network_agent_report_stop(reporter);
     if (netagent) ts_netagent_stop(netagent);
     if (agent) ts_compute_agent_stop(agent);
     ts_bus_close(bus);

@@ -74,6 +74,18 @@ static const struct ts_db_migration migrations[] = {
      "CREATE INDEX objects_kind_device_idx ON objects (kind, device_id) WHERE device_id IS NOT NULL;"
      "DROP INDEX objects_kind_host_idx;"
      "CREATE INDEX objects_kind_host_idx ON objects (kind, host_id) WHERE host_id IS NOT NULL"},
+    /* agents as hosts report them (one per type and host), and what the DHCP / L3 schedulers
+     * put on them: a network may have several DHCP agents, a (legacy) router one L3 agent */
+    {3,
+     "CREATE TABLE agents (id TEXT PRIMARY KEY, agent_type TEXT NOT NULL, host TEXT NOT NULL,"
+     " binary_name TEXT NOT NULL, topic TEXT NOT NULL, admin_state_up BIGINT NOT NULL DEFAULT 1, description TEXT,"
+     " availability_zone TEXT, configurations TEXT NOT NULL, created_at DOUBLE PRECISION NOT NULL,"
+     " started_at DOUBLE PRECISION NOT NULL, heartbeat_at DOUBLE PRECISION NOT NULL, UNIQUE (agent_type, host));"
+     "CREATE TABLE agent_networks (agent_id TEXT NOT NULL, network_id TEXT NOT NULL,"
+     " PRIMARY KEY (agent_id, network_id));"
+     "CREATE INDEX agent_networks_net_idx ON agent_networks (network_id);"
+     "CREATE TABLE agent_routers (router_id TEXT PRIMARY KEY, agent_id TEXT NOT NULL);"
+     "CREATE INDEX agent_routers_agent_idx ON agent_routers (agent_id)"},
 };
 
 /* ---- errors ------------------------------------------------------------------------------ */
@@ -904,6 +916,9 @@ static const char *const extensions[][3] = {
     {"standard-attr-description", "standard-attr-description", "Extension to add descriptions to standard attributes"},
     {"project-id", "project_id field enabled", "Extension that indicates that project_id field is enabled."},
     {"sorting", "Sorting support", "Extension that indicates that sorting is enabled."},
+    {"agent", "agent", "The agent management extension."},
+    {"dhcp_agent_scheduler", "DHCP Agent Scheduler", "Schedule networks among dhcp agents"},
+    {"l3_agent_scheduler", "L3 Agent Scheduler", "Schedule routers among l3 agents"},
     {"pagination", "Pagination support", "Extension that indicates that pagination is enabled."},
 };
 
@@ -1009,6 +1024,18 @@ static const struct ts_http_route routes[] = {
     CRUD("security-group-rules", sgr),
     {"PUT", "/v2.0/routers/{id}/add_router_interface", ts_network_h_router_add_if, 0},
     {"PUT", "/v2.0/routers/{id}/remove_router_interface", ts_network_h_router_remove_if, 0},
+    {"GET", "/v2.0/agents", ts_network_h_agents_list, 0},
+    {"GET", "/v2.0/agents/{id}", ts_network_h_agent_show, 0},
+    {"PUT", "/v2.0/agents/{id}", ts_network_h_agent_update, 0},
+    {"DELETE", "/v2.0/agents/{id}", ts_network_h_agent_delete, 0},
+    {"GET", "/v2.0/agents/{id}/dhcp-networks", ts_network_h_dhcp_networks_list, 0},
+    {"POST", "/v2.0/agents/{id}/dhcp-networks", ts_network_h_dhcp_networks_add, 0},
+    {"DELETE", "/v2.0/agents/{id}/dhcp-networks/{oid}", ts_network_h_dhcp_networks_remove, 0},
+    {"GET", "/v2.0/agents/{id}/l3-routers", ts_network_h_l3_routers_list, 0},
+    {"POST", "/v2.0/agents/{id}/l3-routers", ts_network_h_l3_routers_add, 0},
+    {"DELETE", "/v2.0/agents/{id}/l3-routers/{oid}", ts_network_h_l3_routers_remove, 0},
+    {"GET", "/v2.0/networks/{id}/dhcp-agents", ts_network_h_network_dhcp_agents, 0},
+    {"GET", "/v2.0/routers/{id}/l3-agents", ts_network_h_router_l3_agents, 0},
     {"GET", "/v2.0/quotas", h_quota_list, 0},
     {"GET", "/v2.0/quotas/tenant", h_quota_tenant, 0},
     {"GET", "/v2.0/quotas/{project}", h_quota_show, 0},
@@ -1058,6 +1085,7 @@ static void network_stop(void *state)
     struct ts_network_svc *svc = state;
     if (!svc) return;
     ts_http_server_stop(svc->http);
+    ts_network_agents_stop(svc);
     ts_db_close(svc->db);
     free(svc);
 }
@@ -1078,6 +1106,8 @@ static int network_start(struct ts_service_env *env, void **state, struct ts_err
         snprintf(svc->compute_url, sizeof(svc->compute_url), "%s", cu);
     }
     rc = ts_db_open(ts_conf_get(env->conf, "network", "connection", NULL), &svc->db, err);
+    if (rc) goto out;
+    rc = ts_network_agents_start(svc, err);
     if (rc) goto out;
     rc = ts_service_http_start(env, &ts_network_service, routes, TS_FAULT_NEUTRON, 8, svc, &svc->http, err);
     if (rc) goto out;

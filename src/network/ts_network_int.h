@@ -22,6 +22,8 @@ struct ts_network_svc {
     char publisher[160];
     char compute_url[256];
     int64_t mtu;
+    double agent_down_time;   /* [network] agent_down_time: an agent is alive this long after a heartbeat */
+    bool agents_served;       /* consuming the agents' report_state casts */
 };
 
 enum ts_network_vis {
@@ -152,6 +154,32 @@ int ts_network_sg_attach_rules(struct ts_network_svc *svc, json_t *sg, struct ts
 /* A security group rule's identity for the duplicate check (group, direction, ethertype,
  * protocol number, ports, remote prefix/group), written to out (size n). */
 void ts_network_sgr_key(const json_t *rule, char *out, size_t n);
+/* ---- agents and their schedulers (ts_network_agents.c) ---- */
+/* Consumes the hosts' report_state casts (bus topic "q-reports-plugin"); stop before the db closes. */
+int ts_network_agents_start(struct ts_network_svc *svc, struct ts_err *err);
+void ts_network_agents_stop(struct ts_network_svc *svc);
+/* Inside the caller's transaction: hosts network net_id on the least loaded alive, enabled DHCP
+ * agent unless an agent hosts it already (no-op without one); the same for a router and the L3
+ * agents. */
+int ts_network_agents_schedule_network(struct ts_network_svc *svc, struct ts_db_conn *tx, const char *net_id,
+                                       struct ts_err *err);
+int ts_network_agents_schedule_router(struct ts_network_svc *svc, struct ts_db_conn *tx, const char *router_id,
+                                      struct ts_err *err);
+/* Drops the agent bindings of a network or router that goes away (caller's transaction). */
+int ts_network_agents_unbind(struct ts_db_conn *tx, const char *id, struct ts_err *err);
+int ts_network_h_agents_list(struct ts_http_req *, struct ts_http_resp *, struct ts_err *);
+int ts_network_h_agent_show(struct ts_http_req *, struct ts_http_resp *, struct ts_err *);
+int ts_network_h_agent_update(struct ts_http_req *, struct ts_http_resp *, struct ts_err *);
+int ts_network_h_agent_delete(struct ts_http_req *, struct ts_http_resp *, struct ts_err *);
+int ts_network_h_dhcp_networks_list(struct ts_http_req *, struct ts_http_resp *, struct ts_err *);
+int ts_network_h_dhcp_networks_add(struct ts_http_req *, struct ts_http_resp *, struct ts_err *);
+int ts_network_h_dhcp_networks_remove(struct ts_http_req *, struct ts_http_resp *, struct ts_err *);
+int ts_network_h_l3_routers_list(struct ts_http_req *, struct ts_http_resp *, struct ts_err *);
+int ts_network_h_l3_routers_add(struct ts_http_req *, struct ts_http_resp *, struct ts_err *);
+int ts_network_h_l3_routers_remove(struct ts_http_req *, struct ts_http_resp *, struct ts_err *);
+int ts_network_h_network_dhcp_agents(struct ts_http_req *, struct ts_http_resp *, struct ts_err *);
+int ts_network_h_router_l3_agents(struct ts_http_req *, struct ts_http_resp *, struct ts_err *);
+
 /* Called when a port goes away: disassociates floating IPs pointing at it. */
 int ts_network_fip_port_gone(struct ts_db_conn *tx, const char *port_id, struct ts_err *err);
 

@@ -270,6 +270,7 @@ int ts_network_h_router_create(struct ts_http_req *req, struct ts_http_resp *res
     json_t *gi = json_object_get(b, "external_gateway_info");
     if (json_is_object(gi) && (rc = set_gateway(tx, req, v, gi, err))) goto out;
     if ((rc = ts_network_save(tx, &ts_network_k_router, v, true, err))) goto out;
+    if ((rc = ts_network_agents_schedule_router(svc, tx, ts_network_vs(v, "id"), err))) goto out;
     rc = ts_db_commit(tx, err);
     tx = NULL;
     if (rc) goto out;
@@ -337,6 +338,7 @@ int ts_network_h_router_delete(struct ts_http_req *req, struct ts_http_resp *res
         goto out;
     }
     if ((rc = set_gateway(tx, req, v, NULL, err))) goto out;
+    if ((rc = ts_network_agents_unbind(tx, id, err))) goto out;
     if ((rc = ts_network_delete_obj(tx, id, err))) goto out;
     rc = ts_db_commit(tx, err);
     tx = NULL;

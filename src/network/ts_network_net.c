@@ -353,6 +353,7 @@ int ts_network_h_network_delete(struct ts_http_req *req, struct ts_http_resp *re
     if ((rc = ts_network_load_where(tx, &ts_network_k_subnet, "network_id", id, &subs, err))) goto out;
     json_array_foreach(subs, i, p) if ((rc = ts_network_delete_obj(tx, ts_network_vs(p, "id"), err))) goto out;
     if ((rc = ts_db_tx_exec(tx, "DELETE FROM segments WHERE network_id = ?", TS_DB_ARGS(TS_DB_S(id)), NULL, err))) goto out;
+    if ((rc = ts_network_agents_unbind(tx, id, err))) goto out;
     if ((rc = ts_network_delete_obj(tx, id, err))) goto out;
     rc = ts_db_commit(tx, err);
     tx = NULL;
@@ -654,6 +655,8 @@ static int subnet_create_one(struct ts_network_svc *svc, struct ts_http_req *req
     if ((rc = ts_network_save(tx, &ts_network_k_subnet, v, true, err))) goto out;
     json_array_append(json_object_get(net, "subnets"), json_object_get(v, "id"));
     if ((rc = ts_network_save(tx, &ts_network_k_network, net, false, err))) goto out;
+    /* a DHCP subnet puts its network on a DHCP agent (Neutron's network scheduler) */
+    if (dhcp && (rc = ts_network_agents_schedule_network(svc, tx, net_id, err))) goto out;
     rc = ts_db_commit(tx, err);
     tx = NULL;
 out:
@@ -703,6 +706,7 @@ int ts_network_h_subnet_update(struct ts_http_req *req, struct ts_http_resp *res
         bool d;
         if ((rc = ts_network_json_bool(b, "enable_dhcp", true, &d, err))) goto out;
         json_object_set_new(v, "enable_dhcp", json_boolean(d));
+        if (d && (rc = ts_network_agents_schedule_network(svc, tx, ts_network_vs(v, "network_id"), err))) goto out;
     }
     if ((rc = subnet_apply(v, b, &c, false, err))) goto out;
     if ((rc = ts_network_save(tx, &ts_network_k_subnet, v, false, err))) goto out;
