@@ -54,7 +54,10 @@ static int host_call(struct ts_http_req *req, struct ts_compute_svc *svc, const 
     char *topic = ts_asprintf("compute.%s", host);
     int rc = ts_bus_call(svc->env->bus, topic, method, args, HOTPLUG_TIMEOUT_MS, reply, err);
     free(topic);
-    if (rc == -TS_ETIMEDOUT || rc == -TS_EUNAVAIL)
+    /* A handler's own timeout (no network-vif-plugged in time, a libvirt job timeout) comes back
+     * with the same codes as an unreachable host: "unavailable" only when the host's heartbeat
+     * says so, the agent's own message otherwise. */
+    if ((rc == -TS_ETIMEDOUT || rc == -TS_EUNAVAIL) && !ts_compute_host_up(svc, host))
         return ts_err_set(err, TS_ECONFLICT, "Compute service of %s is unavailable at this time.", host);
     return rc;
 }
@@ -234,7 +237,7 @@ TS_COMPUTE_HANDLER(interface_create)
     }
     rc = host_call(req, svc, inst, "attach_interface", json_pack("{s:O}", "request", json_array_get(resolved, 0)),
                    &reply, err);
-    if (rc == -TS_EINVAL || rc == -TS_EIO || rc == -TS_ETIMEDOUT)
+    if (rc == -TS_EINVAL || rc == -TS_EIO || rc == -TS_ETIMEDOUT || rc == -TS_EUNAVAIL)
         rc = rewrap(err, TS_EINVAL, "Failed to attach network adapter device: ", "");
     if (rc) goto out;
     ts_compute_action_start(svc->db, JS(inst, "uuid"), "attach_interface", req->request_id, req->auth->user_id,
