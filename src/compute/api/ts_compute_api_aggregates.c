@@ -72,14 +72,39 @@ static int load_members(struct ts_compute_svc *svc, const char *id, json_t **hos
     return 0;
 }
 
-static int agg_id(struct ts_http_req *req, const char **out, struct ts_err *err)
+/* The start of every handler on one aggregate (/os-aggregates/{id}...): the microversion into
+ * *mv, admin only, and the aggregate id of the path (a positive number, else 404) into *out. */
+static int agg_begin(struct ts_http_req *req, struct ts_http_resp *resp, struct ts_err *err, int *mv,
+                     const char **out)
 {
+    int rc = ts_compute_begin(req, resp, err, mv);
+    if (rc) return rc;
+    if ((rc = ts_compute_check_admin(req, err))) return rc;
     const char *id = ts_http_param(req, "id");
     int64_t n = 0;
     if (!id || ts_parse_int64(id, &n) < 0 || n <= 0)
         return ts_err_set(err, TS_ENOTFOUND, "Aggregate %s could not be found.", id ? id : "");
     *out = id;
     return 0;
+}
+
+/* 404 unless aggregate id exists; its availability zone ("" for none, a pool string) into *az
+ * if az is not NULL. */
+static int agg_load(struct ts_http_req *req, const char *id, const char **az, struct ts_err *err)
+{
+    struct ts_compute_svc *svc = req->svc;
+    struct ts_db_res *res = NULL;
+    int rc = ts_db_exec(svc->db, "SELECT availability_zone FROM aggregates WHERE id = ?", TS_DB_ARGS(TS_DB_S(id)),
+                        &res, err);
+    if (rc) return rc;
+    if (res->nrows == 0) {
+        rc = ts_err_set(err, TS_ENOTFOUND, "Aggregate %s could not be found.", id);
+    } else if (az) {
+        const char *v = ts_db_res_get(res, 0, 0);
+        *az = ts_pool_strdup(req->pool, v ? v : "");
+    }
+    ts_db_res_free(res);
+    return rc;
 }
 
 /* Renders {"aggregate": ...} of aggregate id with status 200. */
@@ -211,10 +236,8 @@ TS_COMPUTE_HANDLER(aggregates_show)
 {
     int mv;
     const char *id = NULL;
-    int rc = ts_compute_begin(req, resp, err, &mv);
+    int rc = agg_begin(req, resp, err, &mv, &id);
     if (rc) return rc;
-    if ((rc = ts_compute_check_admin(req, err))) return rc;
-    if ((rc = agg_id(req, &id, err))) return rc;
     return agg_show(req, resp, mv, id, false, err);
 }
 
@@ -223,10 +246,8 @@ TS_COMPUTE_HANDLER(aggregates_update)
     struct ts_compute_svc *svc = req->svc;
     int mv;
     const char *id = NULL;
-    int rc = ts_compute_begin(req, resp, err, &mv);
+    int rc = agg_begin(req, resp, err, &mv, &id);
     if (rc) return rc;
-    if ((rc = ts_compute_check_admin(req, err))) return rc;
-    if ((rc = agg_id(req, &id, err))) return rc;
     json_t *body = NULL;
     if ((rc = ts_http_json_body(req, &body, err))) return rc;
     json_t *a = json_object_get(body, "aggregate");
@@ -234,12 +255,7 @@ TS_COMPUTE_HANDLER(aggregates_update)
     if (!json_object_size(a))
         return ts_err_set(err, TS_EINVAL, "Invalid input for field/attribute aggregate. {} does not have enough "
                           "properties");
-    struct ts_db_res *res = NULL;
-    rc = ts_db_exec(svc->db, "SELECT 1 FROM aggregates WHERE id = ?", TS_DB_ARGS(TS_DB_S(id)), &res, err);
-    if (rc) return rc;
-    bool found = res->nrows > 0;
-    ts_db_res_free(res);
-    if (!found) return ts_err_set(err, TS_ENOTFOUND, "Aggregate %s could not be found.", id);
+    if ((rc = agg_load(req, id, NULL, err))) return rc;
     const char *name = JS(a, "name");
     if (name && (rc = name_taken(svc, name, id, err))) return rc;
     json_t *z = json_object_get(a, "availability_zone");
@@ -261,10 +277,8 @@ TS_COMPUTE_HANDLER(aggregates_delete)
     struct ts_compute_svc *svc = req->svc;
     int mv;
     const char *id = NULL;
-    int rc = ts_compute_begin(req, resp, err, &mv);
+    int rc = agg_begin(req, resp, err, &mv, &id);
     if (rc) return rc;
-    if ((rc = ts_compute_check_admin(req, err))) return rc;
-    if ((rc = agg_id(req, &id, err))) return rc;
     struct ts_db_res *res = NULL;
     rc = ts_db_exec(svc->db, "SELECT (SELECT COUNT(*) FROM aggregates WHERE id = ?), (SELECT COUNT(*) FROM "
                     "aggregate_hosts WHERE aggregate_id = ?)", TS_DB_ARGS(TS_DB_S(id), TS_DB_S(id)), &res, err);
@@ -342,24 +356,16 @@ TS_COMPUTE_HANDLER(aggregates_action)
     struct ts_compute_svc *svc = req->svc;
     int mv;
     const char *id = NULL;
-    int rc = ts_compute_begin(req, resp, err, &mv);
+    int rc = agg_begin(req, resp, err, &mv, &id);
     if (rc) return rc;
-    if ((rc = ts_compute_check_admin(req, err))) return rc;
-    if ((rc = agg_id(req, &id, err))) return rc;
     json_t *body = NULL;
     if ((rc = ts_http_json_body(req, &body, err))) return rc;
     if (!json_is_object(body) || json_object_size(body) != 1) return ts_err_set(err, TS_EINVAL, "Malformed request body");
     void *it = json_object_iter(body);
     const char *name = json_object_iter_key(it);
     json_t *arg = json_object_iter_value(it);
-    struct ts_db_res *res = NULL;
-    rc = ts_db_exec(svc->db, "SELECT availability_zone FROM aggregates WHERE id = ?", TS_DB_ARGS(TS_DB_S(id)), &res,
-                    err);
-    if (rc) return rc;
-    bool found = res->nrows > 0;
-    const char *az = found ? ts_pool_strdup(req->pool, ts_db_res_get(res, 0, 0) ? ts_db_res_get(res, 0, 0) : "") : "";
-    ts_db_res_free(res);
-    if (!found) return ts_err_set(err, TS_ENOTFOUND, "Aggregate %s could not be found.", id);
+    const char *az = "";
+    if ((rc = agg_load(req, id, &az, err))) return rc;
     const char *host = JS(arg, "host");
     if (!strcmp(name, "add_host") || !strcmp(name, "remove_host")) {
         if (!json_is_object(arg) || !host || !*host || strlen(host) > 255 || json_object_size(arg) != 1)
@@ -369,6 +375,7 @@ TS_COMPUTE_HANDLER(aggregates_action)
     if (!strcmp(name, "add_host")) {
         rc = add_host(svc, id, *az ? az : NULL, host, err);
     } else if (!strcmp(name, "remove_host")) {
+        struct ts_db_res *res = NULL;
         rc = ts_db_exec(svc->db, "DELETE FROM aggregate_hosts WHERE aggregate_id = ? AND host = ?",
                         TS_DB_ARGS(TS_DB_S(id), TS_DB_S(host)), &res, err);
         if (!rc) {
