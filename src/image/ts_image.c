@@ -34,6 +34,9 @@ static const struct ts_db_migration migrations[] = {
     /* the default list order (created_at desc, id desc) straight from an index, no sort */
     {3, "CREATE INDEX images_created_id_idx ON images (created_at, id);"
         "DROP INDEX images_created_idx"},
+    /* the list cache's generation, bumped by triggers on every write (ts_image_list.c) */
+    {4, "CREATE TABLE image_list_gen (n BIGINT NOT NULL);"
+        "INSERT INTO image_list_gen (n) VALUES (0)"},
 };
 
 int64_t ts_image_now_us(void) { return (int64_t)(ts_now() * 1e6); }
@@ -486,6 +489,7 @@ static void image_stop(void *state)
     ts_image_store_close(svc->file);
     ts_image_store_close(svc->swift);
     ts_image_store_close(svc->staging);
+    ts_image_list_cache_free(svc);
     ts_db_close(svc->db);
     json_decref(svc->schema_image);
     pthread_mutex_destroy(&svc->lock);
@@ -515,6 +519,8 @@ static int image_start(struct ts_service_env *env, void **state, struct ts_err *
     rc = ts_image_store_open(ts_conf_get(env->conf, "image", "staging_dir", NULL), &svc->staging, err);
     if (rc) goto out;
     rc = ts_image_recover(svc, err);
+    if (rc) goto out;
+    rc = ts_image_list_cache_open(svc, err);
     if (rc) goto out;
     svc->schema_image = ts_image_schema_image();
 

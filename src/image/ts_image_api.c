@@ -562,7 +562,7 @@ int ts_image_h_list(struct ts_http_req *req, struct ts_http_resp *resp, struct t
     struct ts_image_svc *svc = svc_of(req);
     const struct ts_auth *a = req->auth;
     struct sqlq q = {.pool = req->pool};
-    struct ts_db_res *res = NULL, *props = NULL, *tags = NULL, *mres = NULL;
+    struct ts_db_res *mres = NULL;
     struct ts_buf qs;
     ts_buf_init(&q.sql, 1 << 20);
     ts_buf_init(&qs, 1 << 16);
@@ -570,6 +570,13 @@ int ts_image_h_list(struct ts_http_req *req, struct ts_http_resp *resp, struct t
     if (ts_endswith(req->raw_path, "/images/")) {   /* GET /v2/images/ : an empty image id */
         rc = ts_err_set(err, TS_ENOTFOUND, "The resource could not be found.");
         goto out;
+    }
+    /* the same page for the same generation, caller and query: from the cache */
+    int64_t gen = ts_image_list_gen(svc);
+    char *key = NULL;
+    if (gen >= 0) {
+        key = ts_pool_printf(req->pool, "%c%s?%s", a->is_admin ? 'A' : 'P', a->project_id, req->query ? req->query : "");
+        if (ts_image_list_cache_get(svc, gen, key, resp)) goto out;
     }
 
     /* limit, marker, member_status, visibility, sort */
@@ -701,54 +708,22 @@ int ts_image_h_list(struct ts_http_req *req, struct ts_http_resp *resp, struct t
     rc = q_sql(&q, " LIMIT ?", err);
     q_arg(&q, TS_DB_I(limit));
     if (rc) goto out;
-    rc = ts_db_exec(svc->db, ts_buf_cstr(&q.sql), q.args, q.n, &res, err);
-    if (rc) goto out;
-
-    /* properties and tags of the whole page: one statement each */
-    if (res->nrows > 0) {
-        struct ts_buf in;
-        ts_buf_init(&in, 1 << 20);
-        struct ts_db_val *ids = ts_pool_alloc(req->pool, (size_t)res->nrows * sizeof(*ids));
-        for (int r = 0; r < res->nrows; r++) {
-            ids[r] = TS_DB_S(ts_db_res_get(res, r, 0));
-            ts_buf_appends(&in, r ? ", ?" : "?");
-        }
-        char *sql = ts_pool_printf(req->pool, "SELECT image_id, name, value FROM image_properties WHERE image_id IN (%s)",
-                                   ts_buf_cstr(&in));
-        rc = ts_db_exec(svc->db, sql, ids, res->nrows, &props, err);
-        if (!rc) {
-            sql = ts_pool_printf(req->pool, "SELECT image_id, value FROM image_tags WHERE image_id IN (%s) ORDER BY value",
-                                 ts_buf_cstr(&in));
-            rc = ts_db_exec(svc->db, sql, ids, res->nrows, &tags, err);
-        }
-        ts_buf_free(&in);
-        if (rc) goto out;
-    }
-
     void *ctx[2] = {&qs, req->pool};
     ts_http_query_each(req, append_query_arg, ctx);
     char *first = qs.len ? ts_pool_printf(req->pool, "/v2/images?%s", ts_buf_cstr(&qs)) : "/v2/images";
-    char *next = NULL;
-    if (res->nrows > 0 && res->nrows == limit) {
-        const char *last = ts_db_res_get(res, res->nrows - 1, 0);
-        next = ts_pool_printf(req->pool, "/v2/images?%s%smarker=%s", qs.len ? ts_buf_cstr(&qs) : "", qs.len ? "&" : "",
-                              last);
-    }
-    /* the body straight from the rows (ts_image_list.c): a 1,000-image page is ~2.5 MB */
+    char *next = ts_pool_printf(req->pool, "/v2/images?%s%smarker=", qs.len ? ts_buf_cstr(&qs) : "", qs.len ? "&" : "");
+    /* the page, its properties and tags, and the body straight from the rows
+     * (ts_image_list.c): a 1,000-image page is ~2.5 MB */
     struct ts_buf body;
     ts_buf_init(&body, (size_t)64 << 20);
-    ts_image_list_render(&body, res, props, tags, first, next);
-    if (body.len == 0 || ts_buf_cstr(&body)[body.len - 1] != '}') {
-        ts_buf_free(&body);
-        rc = ts_err_set(err, TS_ETOOBIG, "The image list is too large; ask for a smaller limit.");
-        goto out;
+    rc = ts_image_list_page(svc, ts_buf_cstr(&q.sql), q.args, q.n, limit, first, next, &body, err);
+    if (rc == 0) {
+        ts_http_resp_body(resp, 200, "application/json", ts_buf_cstr(&body), body.len);
+        /* cached only when no write committed while the page was read */
+        if (gen >= 0 && ts_image_list_gen(svc) == gen) ts_image_list_cache_put(svc, gen, key, body.data, body.len);
     }
-    ts_http_resp_body(resp, 200, "application/json", ts_buf_cstr(&body), body.len);
     ts_buf_free(&body);
 out:
-    ts_db_res_free(res);
-    ts_db_res_free(props);
-    ts_db_res_free(tags);
     ts_db_res_free(mres);
     ts_buf_free(&q.sql);
     ts_buf_free(&qs);

@@ -25,6 +25,7 @@ struct ts_image_svc {
     int64_t quota_images;              /* per project, 0 = unlimited */
     char publisher[300];               /* "image.<host>" */
     json_t *schema_image;              /* built once */
+    struct ts_image_list_cache *list_cache;   /* rendered list pages; NULL on PostgreSQL */
     pthread_mutex_t lock;              /* guards imports_running */
     pthread_cond_t cond;
     int imports_running;
@@ -81,12 +82,28 @@ uint64_t ts_image_hash_size(const struct ts_image_hash *h);
 const unsigned char *ts_image_hash_head(const struct ts_image_hash *h, size_t *len);
 void ts_image_hash_free(struct ts_image_hash *h);   /* NULL is a no-op */
 
-/* Appends the GET /v2/images body to b: the page's rows (TS_IMAGE_COLS), their properties
- * (image_id, name, value) and tags (image_id, value; in display order) in any image order,
- * the first link and the next link (NULL: none). When b's cap is reached the body stops
- * short of its closing '}' (the caller checks). */
-void ts_image_list_render(struct ts_buf *b, const struct ts_db_res *res, const struct ts_db_res *props,
-                          const struct ts_db_res *tags, const char *first, const char *next);
+/* GET /v2/images' page (ts_image_list.c): runs sql (selecting TS_IMAGE_COLS in display
+ * order, at most limit rows) with args, then one statement each for the properties and tags
+ * of those images, and appends the body to body: the images, the first link and, when the
+ * page holds limit images, the next link (next_prefix followed by the last id). -TS_ETOOBIG
+ * when body's cap is reached. */
+int ts_image_list_page(struct ts_image_svc *svc, const char *sql, const struct ts_db_val *args, int nargs,
+                       int64_t limit, const char *first, const char *next_prefix, struct ts_buf *body,
+                       struct ts_err *err);
+
+/* The list's page cache (ts_image_list.c). Every write to images, image_properties,
+ * image_tags and image_members bumps the one row of image_list_gen (SQLite triggers, so
+ * every process sharing the database bumps it), and a cached body is used only for the same
+ * generation and the same key (caller's admin-ness, project and full query string). A page
+ * is stored only when the generation read before and after building it is the same. On
+ * PostgreSQL there are no triggers (yet) and no cache: list_cache stays NULL.
+ * open creates the triggers; gen is -1 when there is no cache or it cannot be read; get
+ * answers resp with the cached body and returns true on a hit. */
+int ts_image_list_cache_open(struct ts_image_svc *svc, struct ts_err *err);
+void ts_image_list_cache_free(struct ts_image_svc *svc);
+int64_t ts_image_list_gen(struct ts_image_svc *svc);
+bool ts_image_list_cache_get(struct ts_image_svc *svc, int64_t gen, const char *key, struct ts_http_resp *resp);
+void ts_image_list_cache_put(struct ts_image_svc *svc, int64_t gen, const char *key, const char *body, size_t len);
 
 /* Route handlers (ts_image_api.c, ts_image_data.c, ts_image_members.c). */
 int ts_image_h_create(struct ts_http_req *req, struct ts_http_resp *resp, struct ts_err *err);
