@@ -192,6 +192,55 @@ def test_list_items_equal_show(cloud):
         assert cloud.request("DELETE", "image", "/v2/images/" + i).status_code == 204
 
 
+def test_list_cache_follows_writes(cloud):
+    """A list page comes from a cache keyed by a generation that triggers bump on every write
+    (ts_image_list.c): the same query must show each change at once, also one made by another
+    process writing the database, and never another project's page."""
+    import sqlite3
+    tag = "cache-" + uuid.uuid4().hex[:8]
+    q = f"/v2/images?tag={tag}&limit=10"
+
+    def listed(token=None):
+        r = cloud.request("GET", "image", q, token=token)
+        assert r.status_code == 200, r.text
+        return r.json()["images"]
+
+    img = _create(cloud, name="c1", tags=[tag], visibility="private")
+    assert [i["name"] for i in listed()] == ["c1"] and [i["name"] for i in listed()] == ["c1"]
+    # the same query by another project: its own (empty) page, then ours unchanged
+    other = cloud.new_project_user()
+    assert listed(other.token()) == []
+    assert [i["name"] for i in listed()] == ["c1"]
+    r = cloud.request("PATCH", "image", f"/v2/images/{img['id']}", headers={"Content-Type": PATCH_CT},
+                      data=json.dumps([{"op": "replace", "path": "/name", "value": "c2"},
+                                       {"op": "add", "path": "/k", "value": "v"}]))
+    assert r.status_code == 200, r.text
+    page = listed()
+    assert [i["name"] for i in page] == ["c2"] and page[0]["k"] == "v"
+    assert cloud.request("PUT", "image", f"/v2/images/{img['id']}/tags/more").status_code == 204
+    assert sorted(listed()[0]["tags"]) == sorted([tag, "more"])
+    # another process writes the database: the next list shows it
+    db = sqlite3.connect(os.path.join(cloud.data_dir, "image.db"), timeout=30)
+    with db:
+        db.execute("UPDATE image_properties SET value = 'outside' WHERE image_id = ? AND name = 'k'", (img["id"],))
+    db.close()
+    assert listed()[0]["k"] == "outside"
+    # shared with the other project (accepted): now in its page too
+    r = cloud.request("PATCH", "image", f"/v2/images/{img['id']}", headers={"Content-Type": PATCH_CT},
+                      data=json.dumps([{"op": "replace", "path": "/visibility", "value": "shared"}]))
+    assert r.status_code == 200, r.text
+    assert listed(other.token()) == []
+    r = cloud.request("POST", "image", f"/v2/images/{img['id']}/members", json={"member": other.project_id})
+    assert r.status_code == 200, r.text
+    assert listed(other.token()) == []   # pending: not in the default list
+    r = cloud.request("PUT", "image", f"/v2/images/{img['id']}/members/{other.project_id}", token=other.token(),
+                      json={"status": "accepted"})
+    assert r.status_code == 200, r.text
+    assert [i["id"] for i in listed(other.token())] == [img["id"]]
+    assert cloud.request("DELETE", "image", f"/v2/images/{img['id']}").status_code == 204
+    assert listed() == [] and listed(other.token()) == []
+
+
 def test_bad_input(cloud):
     r = cloud.request("POST", "image", "/v2/images", json={"name": "x", "disk_format": "bogus"})
     assert r.status_code == 400
