@@ -306,8 +306,42 @@ static void sq_rollback(struct ts_db_conn *c)
     if (!sqlite3_get_autocommit(c->handle)) sqlite3_exec(c->handle, "ROLLBACK", NULL, NULL, NULL);
 }
 
+/* Decimal text of v into buf (at least 21 bytes), as SQLite prints an INTEGER ("%lld");
+ * returns the length. */
+static size_t i64_text(int64_t v, char *buf)
+{
+    static const char pairs[] = "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+                                "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+                                "8081828384858687888990919293949596979899";
+    char tmp[24];
+    size_t n = sizeof(tmp);
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    while (u >= 100) {
+        unsigned r = (unsigned)(u % 100);
+        u /= 100;
+        tmp[--n] = pairs[2 * r + 1];
+        tmp[--n] = pairs[2 * r];
+    }
+    if (u >= 10) {
+        tmp[--n] = pairs[2 * u + 1];
+        tmp[--n] = pairs[2 * u];
+    } else {
+        tmp[--n] = (char)('0' + u);
+    }
+    size_t len = 0;
+    if (v < 0) buf[len++] = '-';
+    memcpy(buf + len, tmp + n, sizeof(tmp) - n);
+    len += sizeof(tmp) - n;
+    buf[len] = '\0';
+    return len;
+}
+
 /* ts_db_each: steps a cached read-only statement, handing each row's text cells to row()
- * straight from SQLite's buffers. */
+ * straight from SQLite's buffers. INTEGER cells are printed here (SQLite would convert
+ * the value in place, a much slower path, 1/3 of a 1,000-row listing's SQLite time).
+ * sqlite3_column_value() saves two API calls per cell; its value is "unprotected", which
+ * only matters to connections shared between threads: this one is NOMUTEX and borrowed
+ * by one thread at a time. */
 static int sq_each(struct ts_db_conn *c, const char *sql, const struct ts_db_val *args, int nargs, ts_db_row_fn row,
                    void *ctx, struct ts_err *err)
 {
@@ -315,6 +349,7 @@ static int sq_each(struct ts_db_conn *c, const char *sql, const struct ts_db_val
     sqlite3_stmt *st = NULL;
     const char *cells[MAXCOLS];
     size_t lens[MAXCOLS];
+    char nums[MAXCOLS][24];
     int rc = get_stmt(c, sql, &st, err);
     if (rc < 0) return rc;
     if (!sqlite3_stmt_readonly(st)) {
@@ -331,12 +366,19 @@ static int sq_each(struct ts_db_conn *c, const char *sql, const struct ts_db_val
     int sqrc;
     while ((sqrc = sqlite3_step(st)) == SQLITE_ROW) {
         for (int i = 0; i < ncols; i++) {
-            if (sqlite3_column_type(st, i) == SQLITE_NULL) {
+            sqlite3_value *v = sqlite3_column_value(st, i);
+            switch (sqlite3_value_type(v)) {
+            case SQLITE_NULL:
                 cells[i] = NULL;
                 lens[i] = 0;
-            } else {
-                cells[i] = (const char *)sqlite3_column_text(st, i);
-                lens[i] = (size_t)sqlite3_column_bytes(st, i);
+                break;
+            case SQLITE_INTEGER:
+                lens[i] = i64_text(sqlite3_value_int64(v), nums[i]);
+                cells[i] = nums[i];
+                break;
+            default:
+                cells[i] = (const char *)sqlite3_value_text(v);
+                lens[i] = (size_t)sqlite3_value_bytes(v);
                 if (!cells[i]) cells[i] = "";
             }
         }

@@ -141,6 +141,9 @@ void ts_http_resp_headerf(struct ts_http_resp *resp, const char *name, const cha
 void ts_http_resp_json(struct ts_http_resp *resp, int status, json_t *json);
 /* Copies a body with a content type (NULL = none). */
 void ts_http_resp_body(struct ts_http_resp *resp, int status, const char *content_type, const void *data, size_t len);
+/* Like ts_http_resp_body without the copy: takes data (malloc'd; the server frees it), which
+ * goes out with the headers in one send. */
+void ts_http_resp_body_take(struct ts_http_resp *resp, int status, const char *content_type, void *data, size_t len);
 /* Streams len bytes of an open fd from offset; the server closes fd when done. */
 void ts_http_resp_fd(struct ts_http_resp *resp, int status, const char *content_type, int fd, uint64_t offset, uint64_t len);
 /* Streams from a reader: read(ctx, pos, buf, max) returns bytes (>0), 0 at end, -1 on error;

@@ -181,6 +181,18 @@ void ts_http_resp_body(struct ts_http_resp *resp, int status, const char *conten
     resp->ctype = content_type ? ts_pool_strdup(resp->pool, content_type) : NULL;
 }
 
+void ts_http_resp_body_take(struct ts_http_resp *resp, int status, const char *content_type, void *data, size_t len)
+{
+    resp_release(resp);
+    resp->status = status;
+    resp->set = true;
+    resp->kind = BODY_MEM;
+    resp->data = data ? data : ts_strdup("");
+    resp->len = data ? len : 0;
+    resp->data_malloced = true;
+    resp->ctype = content_type ? ts_pool_strdup(resp->pool, content_type) : NULL;
+}
+
 void ts_http_resp_fd(struct ts_http_resp *resp, int status, const char *content_type, int fd, uint64_t offset, uint64_t len)
 {
     resp_release(resp);

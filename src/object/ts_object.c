@@ -86,7 +86,7 @@ static int object_init(struct ts_service_env *env, struct ts_err *err)
     struct ts_db *db = NULL;
     int rc = ts_db_open(ts_conf_get(env->conf, "object", "connection", NULL), &db, err);
     if (rc < 0) return rc;
-    rc = ts_db_migrate(db, ts_object_migrations, ts_object_n_migrations, err);
+    rc = ts_object_db_migrate(db, err);
     ts_db_close(db);
     if (rc < 0) return rc;
     const char *dir = ts_conf_get(env->conf, "object", "store_dir", NULL);
@@ -276,7 +276,7 @@ static int object_start(struct ts_service_env *env, void **state, struct ts_err 
     svc->tmp_dir = ts_asprintf("%s/tmp", dir);
     int rc = ts_db_open(ts_conf_get(env->conf, "object", "connection", NULL), &svc->db, err);
     if (rc < 0) goto fail;
-    rc = ts_db_migrate(svc->db, ts_object_migrations, ts_object_n_migrations, err);
+    rc = ts_object_db_migrate(svc->db, err);
     if (rc < 0) goto fail;
     rc = open_store(env, svc, err);
     if (rc < 0) goto fail;

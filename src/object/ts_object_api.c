@@ -482,18 +482,42 @@ static void out_put(struct out *o, const char *s, size_t n)
 }
 #define OUT_LIT(o, lit) out_put((o), (lit), sizeof(lit) - 1)
 
-/* The inside of a JSON string, escaped as jansson escapes (names are valid UTF-8). */
-static void out_json(struct out *o, const char *s, size_t n)
+/* Appends into room reserved with out_grow. */
+static inline void out_raw(struct out *o, const char *s, size_t n)
+{
+    memcpy(o->p + o->len, s, n);
+    o->len += n;
+}
+#define RAW_LIT(o, lit) out_raw((o), (lit), sizeof(lit) - 1)
+
+/* Bytes a JSON string must escape: control characters, '"' and '\\'. */
+static const unsigned char json_esc[256] = {[0 ... 0x1f] = 1, ['"'] = 1, ['\\'] = 1};
+
+/* The inside of a JSON string, escaped as jansson escapes (names are valid UTF-8): runs
+ * that need no escape are copied whole. */
+static void out_json_raw(struct out *o, const char *s, size_t n)
 {
     static const char hex[] = "0123456789ABCDEF";
-    out_grow(o, n * 6);
     char *d = o->p + o->len;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c >= 0x20 && c != '"' && c != '\\') {
-            *d++ = (char)c;
-            continue;
+    size_t i = 0;
+    while (i < n) {
+        size_t j = i;
+        /* eight bytes at a time while none of them needs an escape (a byte below 0x20,
+         * '"' or '\\': the classic "has a zero byte" test on w, w ^ '"' and w ^ '\\') */
+        for (; j + 8 <= n; j += 8) {
+            uint64_t w;
+            memcpy(&w, s + j, 8);
+            const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+            uint64_t q = w ^ (ones * '"'), b = w ^ (ones * '\\');
+            uint64_t hit = ((w - ones * 0x20) | (q - ones) | (b - ones)) & ~w & highs;
+            if (hit) break;
         }
+        while (j < n && !json_esc[(unsigned char)s[j]]) j++;
+        memcpy(d, s + i, j - i);
+        d += j - i;
+        if (j == n) break;
+        unsigned char c = (unsigned char)s[j];
+        i = j + 1;
         *d++ = '\\';
         switch (c) {
         case '"': *d++ = '"'; break;
@@ -513,9 +537,14 @@ static void out_json(struct out *o, const char *s, size_t n)
     o->len = (size_t)(d - o->p);
 }
 
-static void out_xml(struct out *o, const char *s, size_t n)
+static void out_json(struct out *o, const char *s, size_t n)
 {
     out_grow(o, n * 6);
+    out_json_raw(o, s, n);
+}
+
+static void out_xml_raw(struct out *o, const char *s, size_t n)
+{
     char *d = o->p + o->len;
     for (size_t i = 0; i < n; i++) {
         switch (s[i]) {
@@ -527,6 +556,12 @@ static void out_xml(struct out *o, const char *s, size_t n)
         }
     }
     o->len = (size_t)(d - o->p);
+}
+
+static void out_xml(struct out *o, const char *s, size_t n)
+{
+    out_grow(o, n * 6);
+    out_xml_raw(o, s, n);
 }
 
 static void xml_escape(struct ts_buf *b, const char *s)
@@ -553,11 +588,22 @@ struct lister {
 };
 
 /* last_modified from a timestamp in 1e-5 s units (Swift's precision): what
- * ts_time_iso(ts, 6) gives without the 'Z', the date part cached per second. */
-static void out_lm(struct lister *l, const char *text)
+ * ts_time_iso(ts, 6) gives without the 'Z', the date part cached per second (into room reserved by the caller). text is
+ * SQLite's decimal integer; anything else (negative, too large) shows the epoch. */
+static void out_lm(struct lister *l, const char *text, size_t len)
 {
     int64_t t5 = 0;
-    if (!text || ts_parse_int64(text, &t5) < 0 || t5 < 0 || t5 >= 25340230080000000LL) t5 = 0;
+    if (text && len && len <= 17) {
+        for (size_t i = 0; i < len; i++) {
+            unsigned d = (unsigned)(unsigned char)text[i] - '0';
+            if (d > 9) {
+                t5 = 0;
+                break;
+            }
+            t5 = t5 * 10 + (int64_t)d;
+        }
+    }
+    if (t5 >= 25340230080000000LL) t5 = 0;
     int64_t sec = t5 / 100000;
     long usec = (long)(t5 % 100000) * 10;
     if (sec != l->lm_sec || !l->lm_base[0]) {
@@ -577,8 +623,8 @@ static void out_lm(struct lister *l, const char *text)
         frac[i] = (char)('0' + usec % 10);
         usec /= 10;
     }
-    out_put(&l->o, l->lm_base, strlen(l->lm_base));
-    out_put(&l->o, frac, 7);
+    out_raw(&l->o, l->lm_base, strlen(l->lm_base));
+    out_raw(&l->o, frac, 7);
 }
 
 static void emit_subdir(struct lister *l, const char *name, size_t len)
@@ -629,57 +675,60 @@ static void emit_row(struct lister *l, const char *const *c, const size_t *len)
     }
     const char *one = c[1] ? c[1] : "0";
     size_t onelen = c[1] ? len[1] : 1;
+    /* one reservation per row: escaping at most sextuples a string; literals and the
+     * last_modified text fit in 160 bytes */
+    out_grow(o, 6 * (len[0] + elen + (c[3] ? len[3] : 0)) + onelen + (c[2] ? len[2] : 0) + 160);
     switch (l->lp->fmt) {
     case TS_OBJECT_FMT_PLAIN:
-        out_put(o, c[0], len[0]);
-        OUT_LIT(o, "\n");
+        out_raw(o, c[0], len[0]);
+        RAW_LIT(o, "\n");
         break;
     case TS_OBJECT_FMT_JSON:
-        if (l->n) OUT_LIT(o, ",");
-        OUT_LIT(o, "{\"name\":\"");
-        out_json(o, c[0], len[0]);
+        if (l->n) RAW_LIT(o, ",");
+        RAW_LIT(o, "{\"name\":\"");
+        out_json_raw(o, c[0], len[0]);
         if (l->objects) {
-            OUT_LIT(o, "\",\"hash\":\"");
-            out_json(o, etag, elen);
-            OUT_LIT(o, "\",\"bytes\":");
-            out_put(o, one, onelen);
-            OUT_LIT(o, ",\"content_type\":\"");
-            if (c[3]) out_json(o, c[3], len[3]);
+            RAW_LIT(o, "\",\"hash\":\"");
+            out_json_raw(o, etag, elen);
+            RAW_LIT(o, "\",\"bytes\":");
+            out_raw(o, one, onelen);
+            RAW_LIT(o, ",\"content_type\":\"");
+            if (c[3]) out_json_raw(o, c[3], len[3]);
         } else {
-            OUT_LIT(o, "\",\"count\":");
-            out_put(o, one, onelen);
-            OUT_LIT(o, ",\"bytes\":");
-            if (c[2]) out_put(o, c[2], len[2]);
-            else OUT_LIT(o, "0");
+            RAW_LIT(o, "\",\"count\":");
+            out_raw(o, one, onelen);
+            RAW_LIT(o, ",\"bytes\":");
+            if (c[2]) out_raw(o, c[2], len[2]);
+            else RAW_LIT(o, "0");
         }
-        if (l->objects) OUT_LIT(o, "\",\"last_modified\":\"");
-        else OUT_LIT(o, ",\"last_modified\":\"");
-        out_lm(l, c[4]);
-        OUT_LIT(o, "\"}");
+        if (l->objects) RAW_LIT(o, "\",\"last_modified\":\"");
+        else RAW_LIT(o, ",\"last_modified\":\"");
+        out_lm(l, c[4], len[4]);
+        RAW_LIT(o, "\"}");
         break;
     case TS_OBJECT_FMT_XML:
-        if (l->objects) OUT_LIT(o, "<object><name>");
-        else OUT_LIT(o, "<container><name>");
-        out_xml(o, c[0], len[0]);
+        if (l->objects) RAW_LIT(o, "<object><name>");
+        else RAW_LIT(o, "<container><name>");
+        out_xml_raw(o, c[0], len[0]);
         if (l->objects) {
-            OUT_LIT(o, "</name><hash>");
-            out_put(o, etag, elen);
-            OUT_LIT(o, "</hash><bytes>");
-            out_put(o, one, onelen);
-            OUT_LIT(o, "</bytes><content_type>");
-            if (c[3]) out_xml(o, c[3], len[3]);
-            OUT_LIT(o, "</content_type><last_modified>");
-            out_lm(l, c[4]);
-            OUT_LIT(o, "</last_modified></object>");
+            RAW_LIT(o, "</name><hash>");
+            out_raw(o, etag, elen);
+            RAW_LIT(o, "</hash><bytes>");
+            out_raw(o, one, onelen);
+            RAW_LIT(o, "</bytes><content_type>");
+            if (c[3]) out_xml_raw(o, c[3], len[3]);
+            RAW_LIT(o, "</content_type><last_modified>");
+            out_lm(l, c[4], len[4]);
+            RAW_LIT(o, "</last_modified></object>");
         } else {
-            OUT_LIT(o, "</name><count>");
-            out_put(o, one, onelen);
-            OUT_LIT(o, "</count><bytes>");
-            if (c[2]) out_put(o, c[2], len[2]);
-            else OUT_LIT(o, "0");
-            OUT_LIT(o, "</bytes><last_modified>");
-            out_lm(l, c[4]);
-            OUT_LIT(o, "</last_modified></container>");
+            RAW_LIT(o, "</name><count>");
+            out_raw(o, one, onelen);
+            RAW_LIT(o, "</count><bytes>");
+            if (c[2]) out_raw(o, c[2], len[2]);
+            else RAW_LIT(o, "0");
+            RAW_LIT(o, "</bytes><last_modified>");
+            out_lm(l, c[4], len[4]);
+            RAW_LIT(o, "</last_modified></container>");
         }
         break;
     }
@@ -802,27 +851,6 @@ static int do_listing(struct ts_object_req *s, const char *cont, const struct ts
     return 0;
 }
 
-struct body_reader {
-    char *p;
-    size_t len;
-};
-
-static ssize_t body_read(void *ctx, uint64_t pos, char *buf, size_t max)
-{
-    struct body_reader *r = ctx;
-    if (pos >= r->len) return 0;
-    size_t n = r->len - (size_t)pos < max ? r->len - (size_t)pos : max;
-    memcpy(buf, r->p + pos, n);
-    return (ssize_t)n;
-}
-
-static void body_free(void *ctx)
-{
-    struct body_reader *r = ctx;
-    free(r->p);
-    free(r);
-}
-
 /* Renders the listing of cont's objects (or the account's containers when cont is NULL)
  * in lp's format straight into the response. */
 static int send_listing(struct ts_object_req *s, const struct ts_object_listing *lp, const char *cont,
@@ -852,10 +880,7 @@ static int send_listing(struct ts_object_req *s, const struct ts_object_listing 
         ts_http_resp_body(s->resp, 204, lp->content_type, "", 0);
         return 0;
     }
-    struct body_reader *r = ts_calloc(1, sizeof(*r));
-    r->p = o->p;
-    r->len = o->len;
-    ts_http_resp_stream(s->resp, 200, lp->content_type, (int64_t)r->len, body_read, body_free, r);
+    ts_http_resp_body_take(s->resp, 200, lp->content_type, o->p, o->len);
     return 0;
 }
 

@@ -27,8 +27,23 @@ static const char mig1[] =
     "CREATE INDEX objects_blob ON objects (blob);"
     "CREATE INDEX objects_delete_at ON objects (delete_at)";
 
-const struct ts_db_migration ts_object_migrations[] = {{1, mig1}};
-const size_t ts_object_n_migrations = 1;
+/* Listings read every column they show from this index alone (a covering index): without
+ * it each listed row costs a second B-tree lookup into the table by rowid (8% of a 1,000-row
+ * JSON listing's server instructions). SQLite only: a PostgreSQL B-tree entry is limited to
+ * ~2.7 KB, less than a 1,024-byte name plus an 8 KiB Content-Type, so there the version is
+ * taken without an index. */
+static const char mig2_sqlite[] =
+    "CREATE INDEX objects_listing ON objects (account, container, name, size, etag, content_type, ts, delete_at)";
+static const char mig2_pg[] = "SELECT 1";
+
+static const struct ts_db_migration migs_sqlite[] = {{1, mig1}, {2, mig2_sqlite}};
+static const struct ts_db_migration migs_pg[] = {{1, mig1}, {2, mig2_pg}};
+
+int ts_object_db_migrate(struct ts_db *db, struct ts_err *err)
+{
+    bool pg = ts_db_is_postgres(db);
+    return ts_db_migrate(db, pg ? migs_pg : migs_sqlite, sizeof(migs_sqlite) / sizeof(migs_sqlite[0]), err);
+}
 
 static json_t *pool_json(struct ts_pool *pool, const char *s)
 {

@@ -64,8 +64,8 @@ struct ts_object_container {
 };
 
 /* ts_object_db.c */
-extern const struct ts_db_migration ts_object_migrations[];
-extern const size_t ts_object_n_migrations;
+/* Applies the object service's schema migrations (per backend). */
+int ts_object_db_migrate(struct ts_db *db, struct ts_err *err);
 int ts_object_db_container(struct ts_object_svc *svc, struct ts_pool *pool, const char *acct, const char *cont,
                            struct ts_object_container *out, struct ts_err *err);
 /* -TS_ENOTFOUND when missing or expired (an expired row is removed on the way). */
