@@ -482,16 +482,50 @@ static bool sg_port(const json_t *port, const char *host)
     return ts_netagent_port_is_vif(port, host) && ts_json_bool(port, "port_security_enabled", true);
 }
 
+/* The tail every chain plan shares (iptables filter, ebtables nat, ip6tables filter): the
+ * text for `table` that declares the wanted chains (":<name><decl>", decl being the table
+ * tool's policy/counter syntax) and the stale ones no longer wanted, deletes or inserts the
+ * jump from hook to chain, appends rules, then deletes those stale chains and commits.
+ * Takes chains (to *chains_out, or freed) and frees rules. */
+static char *chain_plan(const char *table, const char *decl, const char *hook, const char *chain, json_t *chains,
+                        const json_t *stale_chains, bool add_jump, bool remove_jump, struct ts_buf *rules,
+                        json_t **chains_out)
+{
+    struct ts_buf b;
+    json_t *gone = json_array(), *c, *w;
+    size_t i, k;
+    /* the stale chains not wanted any more: found once, declared then deleted */
+    json_array_foreach(stale_chains, i, c) {
+        bool wanted = false;
+        json_array_foreach(chains, k, w) wanted |= json_equal(w, c);
+        if (!wanted) json_array_append(gone, c);
+    }
+    ts_buf_init(&b, 64u << 20);
+    ts_buf_printf(&b, "*%s\n", table);
+    json_array_foreach(chains, i, c) ts_buf_printf(&b, ":%s%s\n", json_string_value(c), decl);
+    json_array_foreach(gone, i, c) ts_buf_printf(&b, ":%s%s\n", json_string_value(c), decl);
+    if (remove_jump) ts_buf_printf(&b, "-D %s -j %s\n", hook, chain);
+    if (add_jump && !remove_jump) ts_buf_printf(&b, "-I %s 1 -j %s\n", hook, chain);
+    ts_buf_append(&b, rules->data ? rules->data : "", rules->len);
+    json_array_foreach(gone, i, c) ts_buf_printf(&b, "-X %s\n", json_string_value(c));
+    ts_buf_appends(&b, "COMMIT\n");
+    ts_buf_free(rules);
+    json_decref(gone);
+    if (chains_out)
+        *chains_out = chains;
+    else
+        json_decref(chains);
+    return ts_buf_steal(&b, NULL);
+}
+
 char *ts_netagent_sg_restore(const json_t *state, const char *host, const char *fwd_chain,
                              const json_t *stale_chains, bool add_jump, bool remove_jump, json_t **chains_out)
 {
-    struct ts_buf b, rules;
+    struct ts_buf rules;
     json_t *chains = json_array();
     size_t i;
-    json_t *p, *c;
-    ts_buf_init(&b, 64u << 20);
+    json_t *p;
     ts_buf_init(&rules, 64u << 20);
-    ts_buf_appends(&b, "*filter\n");
 
     if (!remove_jump) {
         json_array_append_new(chains, json_string(fwd_chain));
@@ -519,31 +553,8 @@ char *ts_netagent_sg_restore(const json_t *state, const char *host, const char *
             ts_buf_printf(&rules, "-A %s -o %s -m physdev --physdev-is-bridged -j ACCEPT\n", fwd_chain, br);
         }
     }
-    json_array_foreach(chains, i, c) ts_buf_printf(&b, ":%s - [0:0]\n", json_string_value(c));
-    json_array_foreach(stale_chains, i, c) {
-        bool wanted = false;
-        size_t k;
-        json_t *w;
-        json_array_foreach(chains, k, w) wanted |= json_equal(w, c);
-        if (!wanted) ts_buf_printf(&b, ":%s - [0:0]\n", json_string_value(c));
-    }
-    if (remove_jump) ts_buf_printf(&b, "-D FORWARD -j %s\n", fwd_chain);
-    if (add_jump && !remove_jump) ts_buf_printf(&b, "-I FORWARD 1 -j %s\n", fwd_chain);
-    ts_buf_append(&b, rules.data ? rules.data : "", rules.len);
-    json_array_foreach(stale_chains, i, c) {
-        bool wanted = false;
-        size_t k;
-        json_t *w;
-        json_array_foreach(chains, k, w) wanted |= json_equal(w, c);
-        if (!wanted) ts_buf_printf(&b, "-X %s\n", json_string_value(c));
-    }
-    ts_buf_appends(&b, "COMMIT\n");
-    ts_buf_free(&rules);
-    if (chains_out)
-        *chains_out = chains;
-    else
-        json_decref(chains);
-    return ts_buf_steal(&b, NULL);
+    return chain_plan("filter", " - [0:0]", "FORWARD", fwd_chain, chains, stale_chains, add_jump, remove_jump,
+                      &rules, chains_out);
 }
 
 /* ---- conntrack zones ------------------------------------------------------------------ */
@@ -645,13 +656,11 @@ static void arp_port_rules(const json_t *port, struct ts_buf *b, const char *mch
 char *ts_netagent_arp_restore(const json_t *state, const char *host, const char *chain,
                               const json_t *stale_chains, bool add_jump, bool remove_jump, json_t **chains_out)
 {
-    struct ts_buf b, rules;
+    struct ts_buf rules;
     json_t *chains = json_array();
     size_t i;
-    json_t *p, *c;
-    ts_buf_init(&b, 64u << 20);
+    json_t *p;
     ts_buf_init(&rules, 64u << 20);
-    ts_buf_appends(&b, "*nat\n");
     if (!remove_jump) {
         json_array_append_new(chains, json_string(chain));
         json_array_foreach(json_object_get(state, "ports"), i, p) {
@@ -668,31 +677,8 @@ char *ts_netagent_arp_restore(const json_t *state, const char *host, const char 
             arp_port_rules(p, &rules, mchain, achain);
         }
     }
-    json_array_foreach(chains, i, c) ts_buf_printf(&b, ":%s RETURN\n", json_string_value(c));
-    json_array_foreach(stale_chains, i, c) {
-        bool wanted = false;
-        size_t k;
-        json_t *w;
-        json_array_foreach(chains, k, w) wanted |= json_equal(w, c);
-        if (!wanted) ts_buf_printf(&b, ":%s RETURN\n", json_string_value(c));
-    }
-    if (remove_jump) ts_buf_printf(&b, "-D PREROUTING -j %s\n", chain);
-    if (add_jump && !remove_jump) ts_buf_printf(&b, "-I PREROUTING 1 -j %s\n", chain);
-    ts_buf_append(&b, rules.data ? rules.data : "", rules.len);
-    json_array_foreach(stale_chains, i, c) {
-        bool wanted = false;
-        size_t k;
-        json_t *w;
-        json_array_foreach(chains, k, w) wanted |= json_equal(w, c);
-        if (!wanted) ts_buf_printf(&b, "-X %s\n", json_string_value(c));
-    }
-    ts_buf_appends(&b, "COMMIT\n");
-    ts_buf_free(&rules);
-    if (chains_out)
-        *chains_out = chains;
-    else
-        json_decref(chains);
-    return ts_buf_steal(&b, NULL);
+    return chain_plan("nat", " RETURN", "PREROUTING", chain, chains, stale_chains, add_jump, remove_jump, &rules,
+                      chains_out);
 }
 
 /* ---- conntrack cleanup after a rule goes -------------------------------------------- */
