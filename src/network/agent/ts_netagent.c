@@ -4,11 +4,14 @@
  * addresses, our iptables chains, dnsmasq processes), removes what this agent made that is
  * no longer wanted, and builds what is missing: bridges brq<net>, VIF taps tap<port>,
  * qdhcp-<net> (veth, dnsmasq, metadata REDIRECT + listener), qrouter-<router> (qr-/qg-
- * veths, floating IPs, NAT) and the security-group chains. Every object is recorded under
+ * veths, floating IPs, NAT, radvd for IPv6 subnets) and the security-group chains (iptables
+ * and ip6tables). No IPv6 in the root namespace: our devices there get disable_ipv6. Every
+ * object is recorded under
  * <data_dir>/network-agent/own/ *before* it is made, so after a crash or kill -9 the next
  * pass knows exactly what is ours (and never touches anyone else's bridges or namespaces).
  * All commands go through ts_netagent_exec.
  */
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
@@ -168,7 +171,8 @@ static json_t *parse_links(const char *text)
     return out;
 }
 
-/* `ip -o -4 addr show` -> {dev: ["a.b.c.d/n", ...]} */
+/* `ip -o addr show` -> {dev: ["a.b.c.d/n", "fd00::2/64", ...]}: every IPv4 address and the
+ * global IPv6 ones (link-local addresses are the kernel's, not ours to manage) */
 static json_t *parse_addrs(const char *text)
 {
     json_t *out = json_object();
@@ -181,7 +185,8 @@ static json_t *parse_addrs(const char *text)
         memcpy(buf, line, len);
         buf[len] = 0;
         line = eol ? eol + 1 : NULL;
-        if (sscanf(buf, "%*d: %31s %15s %63s", dev, fam, addr) != 3 || !ts_streq(fam, "inet")) continue;
+        if (sscanf(buf, "%*d: %31s %15s %63s", dev, fam, addr) != 3) continue;
+        if (!ts_streq(fam, "inet") && !(ts_streq(fam, "inet6") && strstr(buf, " scope global"))) continue;
         json_t *l = json_object_get(out, dev);
         if (!l) {
             l = json_array();
@@ -220,7 +225,7 @@ static json_t *links_in(struct ts_netagent *a, const char *ns)
 static json_t *addrs_in(struct ts_netagent *a, const char *ns)
 {
     char *out = NULL;
-    int rc = run(a, 0, NULL, &out, "ip", "-n", ns, "-o", "-4", "addr", "show", (const char *)NULL);
+    int rc = run(a, 0, NULL, &out, "ip", "-n", ns, "-o", "addr", "show", (const char *)NULL);
     json_t *l = rc == 0 && out ? parse_addrs(out) : json_object();
     free(out);
     return l;
@@ -297,8 +302,29 @@ static void ensure_ns(struct ts_netagent *a, const char *ns, const json_t *have_
     snprintf(key, sizeof(key), "init:%s", ns);
     if (json_object_get(a->applied, key)) return;
     int rc = RUN(a, "ip", "-n", ns, "link", "set", "lo", "up");
-    if (router) rc |= RUN(a, "ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv4.ip_forward=1");
+    /* IPv6 forwarding in the router namespace only; a DHCP namespace never takes a router's
+     * advertisement for itself (its addresses are the DHCP port's) */
+    if (router)
+        rc |= RUN(a, "ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv4.ip_forward=1",
+                  "net.ipv6.conf.all.forwarding=1");
+    else
+        rc |= RUN(a, "ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.default.accept_ra=0",
+                  "net.ipv6.conf.all.accept_ra=0");
     if (rc == 0) json_object_set_new(a->applied, key, json_true());
+}
+
+/* No IPv6 on our devices in the root namespace: without this a bridge would take a link-local
+ * address, and an address of its own from our routers' advertisements. Once per device and
+ * agent run (a kill -9 may have come between the link's creation and this). */
+static void v6_off(struct ts_netagent *a, const char *dev, bool fresh)
+{
+    char key[64], *opt;
+    snprintf(key, sizeof(key), "v6off:%s", dev);
+    if (fresh) json_object_del(a->applied, key);
+    if (json_object_get(a->applied, key)) return;
+    opt = ts_asprintf("net.ipv6.conf.%s.disable_ipv6=1", dev);
+    if (RUNQ(a, "sysctl", "-qw", opt) == 0) json_object_set_new(a->applied, key, json_true());
+    free(opt);
 }
 
 static void ensure_bridge(struct ts_netagent *a, const char *br, json_t *links)
@@ -308,10 +334,12 @@ static void ensure_bridge(struct ts_netagent *a, const char *br, json_t *links)
         own_add(a, "link", br);
         if (RUN(a, "ip", "link", "add", br, "type", "bridge") != 0) return;
         RUNQ(a, "ip", "link", "set", "dev", br, "addrgenmode", "none");
+        v6_off(a, br, true);
         RUN(a, "ip", "link", "set", br, "up");
         json_object_set_new(links, br, json_pack("{s:b}", "up", 1));
     } else {
         own_add(a, "link", br);
+        v6_off(a, br, false);
         if (!json_is_true(json_object_get(l, "up"))) RUN(a, "ip", "link", "set", br, "up");
     }
 }
@@ -341,9 +369,21 @@ static json_t *port_cidrs(const json_t *state, const json_t *port)
     json_array_foreach(json_object_get(port, "fixed_ips"), i, f) {
         const char *ip = ts_json_str(f, "ip_address", NULL);
         const json_t *sn = ts_netagent_find(state, "subnets", ts_json_str(f, "subnet_id", NULL));
-        int plen = ts_netagent_prefixlen(ts_json_str(sn, "cidr", NULL));
+        const char *cidr = ts_json_str(sn, "cidr", NULL);
+        char *s;
+        struct in6_addr a6;
+        char canon[INET6_ADDRSTRLEN];
+        int plen6 = ts_netagent_prefixlen6(cidr);
+        if (ts_netagent_is_v6(ip) && plen6 >= 0 && inet_pton(AF_INET6, ip, &a6) == 1 &&
+            inet_ntop(AF_INET6, &a6, canon, sizeof(canon))) {
+            s = ts_asprintf("%s/%d", canon, plen6); /* as `ip addr` shows it */
+            add_unique(out, s);
+            free(s);
+            continue;
+        }
+        int plen = ts_netagent_prefixlen(cidr);
         if (!ts_netagent_is_v4(ip) || plen < 0) continue;
-        char *s = ts_asprintf("%s/%d", ip, plen);
+        s = ts_asprintf("%s/%d", ip, plen);
         add_unique(out, s);
         free(s);
     }
@@ -361,10 +401,12 @@ static void ensure_veth(struct ts_netagent *a, const char *ns, const char *root,
         if (RUN(a, "ip", "link", "add", root, "type", "veth", "peer", "name", inner, "netns", ns) != 0)
             return;
         RUNQ(a, "ip", "link", "set", "dev", root, "addrgenmode", "none");
+        v6_off(a, root, true);
         json_object_set_new(links, root, json_object());
     } else {
         own_add(a, "link", root);
     }
+    v6_off(a, root, false);
     ensure_enslaved(a, root, br, links);
     json_t *il = json_object_get(ns_links, inner);
     if (mac && !ts_strcaseeq(ts_json_str(il, "mac", NULL), mac))
@@ -378,8 +420,13 @@ static void ensure_veth(struct ts_netagent *a, const char *ns, const char *root,
             RUN(a, "ip", "-n", ns, "addr", "del", json_string_value(v), "dev", inner);
     }
     json_array_foreach(cidrs, i, v) {
-        if (!in_array(have, json_string_value(v)))
-            RUN(a, "ip", "-n", ns, "addr", "add", json_string_value(v), "dev", inner);
+        const char *c = json_string_value(v);
+        if (in_array(have, c)) continue;
+        /* IPv6: the address is the port's (IPAM made it unique), usable at once */
+        if (strchr(c, ':'))
+            RUN(a, "ip", "-n", ns, "addr", "add", c, "dev", inner, "nodad");
+        else
+            RUN(a, "ip", "-n", ns, "addr", "add", c, "dev", inner);
     }
 }
 
@@ -425,7 +472,17 @@ static bool stale_leases(const char *leasef, const char *hosts, char **kept)
     char *save = NULL;
     for (char *ln = strtok_r(txt, "\n", &save); ln; ln = strtok_r(NULL, "\n", &save)) {
         char mac[64], ip[64];
-        if (sscanf(ln, "%*s %63s %63s", mac, ip) == 2) {
+        if (sscanf(ln, "%*s %63s %63s", mac, ip) == 2 && strchr(ip, ':')) {
+            /* a DHCPv6 lease "EXPIRY IAID ADDRESS NAME DUID": the client is known by its
+             * DUID, the address by the "[ADDRESS]" of a hosts line */
+            char *entry = ts_asprintf(",[%s],", ip);
+            bool known = strstr(hosts, entry) != NULL;
+            free(entry);
+            if (!known) {
+                stale = true;
+                continue;
+            }
+        } else if (sscanf(ln, "%*s %63s %63s", mac, ip) == 2) {
             char *entry = ts_asprintf("%s,%s,", mac, ip);
             const char *hit = strstr(hosts, entry);
             bool known = hit && (hit == hosts || hit[-1] == '\n');
@@ -504,6 +561,73 @@ out:
     free(have);
     free(have_hosts);
     free(needle);
+}
+
+static void rm_tree(const char *dir);
+
+/* radvd of a router (conf NULL: none wanted): its configuration in <state>/ra/<router>/,
+ * rewritten when it changes and reloaded with SIGHUP; started when not running (after a
+ * kill -9 of the agent the one running is found by its pid file and kept). */
+static void ensure_radvd(struct ts_netagent *a, const char *ns, const char *router_id, const char *conf)
+{
+    char *dir = ts_asprintf("%s/ra/%s", a->state_dir, router_id);
+    char *conff = ts_asprintf("%s/radvd.conf", dir), *pidf = ts_asprintf("%s/pid", dir);
+    char *logf = ts_asprintf("%s/log", dir), *have = NULL;
+    size_t n;
+    pid_t pid = read_pid(pidf);
+    bool alive = proc_matches(pid, pidf);
+    if (!conf) {
+        if (alive) {
+            kill_wait(pid);
+            ts_info("netagent", "radvd of router %s stopped", router_id);
+        }
+        if (access(dir, F_OK) == 0) rm_tree(dir);
+        goto out;
+    }
+    ts_mkdirs(dir, 0755);
+    bool changed = ts_file_read(conff, 1 << 20, &have, &n) < 0 || !ts_streq(have, conf);
+    if (changed && ts_file_write_atomic(conff, conf, strlen(conf), 0644) < 0) {
+        a->failures++;
+        goto out;
+    }
+    if (alive) {
+        if (changed) {
+            if (kill(pid, SIGHUP) < 0)
+                a->failures++;
+            else
+                ts_info("netagent", "radvd of router %s reloads its configuration", router_id);
+        }
+        goto out;
+    }
+    /* a stale pid file is fine: radvd takes it over unless another radvd holds its lock */
+    if (run(a, TS_NETAGENT_EXEC_DAEMON, NULL, NULL, "ip", "netns", "exec", ns, "radvd", "-C", conff, "-p", pidf, "-m",
+            "logfile", "-l", logf, (const char *)NULL) == 0)
+        ts_info("netagent", "radvd of router %s started", router_id);
+out:
+    free(dir);
+    free(conff);
+    free(pidf);
+    free(logf);
+    free(have);
+}
+
+/* radvd directories of routers that are not wanted any more (deleted, admin down, no RA
+ * subnet left, or gone while the agent was down): stop their radvd, remove the directory. */
+static void sweep_radvd(struct ts_netagent *a, const json_t *ra_routers)
+{
+    char *dir = ts_asprintf("%s/ra", a->state_dir);
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    json_t *gone = json_array(), *v;
+    size_t i;
+    while (d && (e = readdir(d))) {
+        if (e->d_name[0] == '.' || in_array(ra_routers, e->d_name)) continue;
+        json_array_append_new(gone, json_string(e->d_name));
+    }
+    if (d) closedir(d);
+    json_array_foreach(gone, i, v) ensure_radvd(a, NULL, json_string_value(v), NULL);
+    json_decref(gone);
+    free(dir);
 }
 
 static void rm_tree(const char *dir)
@@ -762,6 +886,48 @@ static void sync_sg(struct ts_netagent *a, const json_t *state, const json_t *zo
     json_decref(owned);
 }
 
+/* The IPv6 side of the security groups: the same chains in ip6tables (recorded as "chain6"),
+ * jumped to from ip6tables' FORWARD. */
+static void sync_sg6(struct ts_netagent *a, const json_t *state, bool anything)
+{
+    const char *lsargv[] = {"ip6tables", "-w", "-S", "FORWARD", NULL};
+    json_t *owned = own_list(a, "chain6");
+    bool jump = lists_jump(a, lsargv, a->fwd_chain);
+    size_t i;
+    json_t *c;
+    if (!anything) {
+        if (json_array_size(owned) || jump) {
+            add_unique(owned, a->fwd_chain);
+            char *text = ts_netagent_sg6_restore(state, a->host, a->fwd_chain, owned, false, jump, NULL);
+            if (run(a, 0, text, NULL, "ip6tables-restore", "-w", "-n", (const char *)NULL) == 0) {
+                json_array_foreach(owned, i, c) own_del(a, "chain6", json_string_value(c));
+            }
+            free(text);
+            json_object_del(a->applied, "root6");
+        }
+        json_decref(owned);
+        return;
+    }
+    json_t *chains = NULL;
+    char *probe = ts_netagent_sg6_restore(state, a->host, a->fwd_chain, owned, false, false, &chains);
+    char *text = jump ? NULL : ts_netagent_sg6_restore(state, a->host, a->fwd_chain, owned, true, false, NULL);
+    json_array_foreach(chains, i, c) own_add(a, "chain6", json_string_value(c));
+    if (!jump || !ts_streq(ts_json_str(a->applied, "root6", NULL), probe)) {
+        if (run(a, 0, text ? text : probe, NULL, "ip6tables-restore", "-w", "-n", (const char *)NULL) == 0) {
+            json_object_set_new(a->applied, "root6", json_string(probe));
+            json_array_foreach(owned, i, c) {
+                if (!in_array(chains, json_string_value(c))) own_del(a, "chain6", json_string_value(c));
+            }
+        } else {
+            json_object_del(a->applied, "root6");
+        }
+    }
+    free(probe);
+    free(text);
+    json_decref(chains);
+    json_decref(owned);
+}
+
 static int reconcile_to(struct ts_netagent *a, json_t *state);
 
 int ts_netagent_reconcile(struct ts_netagent *a)
@@ -808,6 +974,7 @@ static int reconcile_to(struct ts_netagent *a, json_t *state)
     json_t *want_ns = json_array(), *want_links = json_array(), *vif_ports = json_array();
     json_t *have_ns = list_netns(a), *links = links_in(a, NULL);
     json_t *dhcp_argv = json_object(); /* net -> argv */
+    json_t *ra_routers = json_array(); /* routers running radvd */
     size_t i;
     json_t *v;
     char name[TS_NETAGENT_IFNAME], nsname[128];
@@ -975,9 +1142,15 @@ static int reconcile_to(struct ts_netagent *a, json_t *state)
         char *nat = ts_netagent_router_nat(state, rid);
         restore(a, nsname, nat, false, false);
         free(nat);
+        /* Router Advertisements for its IPv6 subnets with an ipv6_ra_mode */
+        char *ra = ts_netagent_radvd_conf(state, rid);
+        ensure_radvd(a, nsname, rid, ra);
+        if (ra) add_unique(ra_routers, rid);
+        free(ra);
         json_decref(nl);
         json_decref(na);
     }
+    sweep_radvd(a, ra_routers);
     /* VIF taps */
     json_array_foreach(json_object_get(state, "ports"), i, v) {
         const char *pid = ts_json_str(v, "id", NULL);
@@ -989,10 +1162,12 @@ static int reconcile_to(struct ts_netagent *a, json_t *state)
             own_add(a, "link", name);
             if (RUN(a, "ip", "tuntap", "add", "dev", name, "mode", "tap") != 0) continue;
             RUNQ(a, "ip", "link", "set", "dev", name, "addrgenmode", "none");
+            v6_off(a, name, true);
             json_object_set_new(links, name, json_object());
         } else {
             own_add(a, "link", name);
         }
+        v6_off(a, name, false);
         ensure_enslaved_state(a, name, br, links, ts_json_bool(v, "admin_state_up", true));
         plugged(a, v);
     }
@@ -1001,12 +1176,14 @@ static int reconcile_to(struct ts_netagent *a, json_t *state)
     bool anything = json_array_size(want_links) > 0;
     sync_zones(a, zones, anything);
     sync_sg(a, state, zones, anything);
+    sync_sg6(a, state, anything);
     sync_arp(a, state, anything);
     json_decref(zones);
 
     int failures = a->failures;
     pthread_mutex_unlock(&a->mu);
     json_decref(dhcp_argv);
+    json_decref(ra_routers);
     json_decref(want_ns);
     json_decref(want_links);
     json_decref(vif_ports);

@@ -39,16 +39,26 @@ json_t *ts_netagent_find(const json_t *state, const char *list, const char *id);
 int ts_netagent_prefixlen(const char *cidr);
 bool ts_netagent_mask(int prefixlen, char out[16]);
 bool ts_netagent_is_v4(const char *addr);
+/* IPv6: an address; "fd00::/64" -> 64 (-1 if bad); the link-local address the kernel makes
+ * from a MAC (EUI-64, fe80::/64) into out, false if the MAC is bad. */
+bool ts_netagent_is_v6(const char *addr);
+int ts_netagent_prefixlen6(const char *cidr);
+bool ts_netagent_lla(const char *mac, char out[46]);
+/* An IPv6 subnet the DHCP namespace serves: enable_dhcp and ipv6_address_mode
+ * dhcpv6-stateful, dhcpv6-stateless or neither mode set (SLAAC needs nothing from DHCP). */
+bool ts_netagent_dhcp6_subnet(const json_t *sn);
 /* A port that gets a VIF tap on this host: device_owner compute:* and binding:host_id == host. */
 bool ts_netagent_port_is_vif(const json_t *port, const char *host);
 
 /* dnsmasq argv (JSON array) for the DHCP server of net_id; dhcp_port is the network:dhcp
  * port whose address the namespace holds; iface is its name in the namespace; dir the
- * per-network state dir (pid, leases, log). NULL when the network has no IPv4 DHCP subnet. */
+ * per-network state dir (pid, leases, log). NULL when the network has no DHCP subnet (IPv4,
+ * or IPv6 as ts_netagent_dhcp6_subnet says). */
 json_t *ts_netagent_dnsmasq_argv(const json_t *state, const char *net_id, const json_t *dhcp_port,
                                  const char *iface, const char *dir);
 /* Contents of the --dhcp-hostsfile of net_id: one "MAC,IP,host-a-b-c-d" line per port address
- * on a subnet the argv serves (the DHCP port excluded); "" when none. Caller frees. */
+ * on a subnet the argv serves (the DHCP port excluded), "MAC,[IPv6],host-fd00--5" on a
+ * stateful IPv6 one; "" when none. Caller frees. */
 char *ts_netagent_dnsmasq_hosts(const json_t *state, const char *net_id, const json_t *dhcp_port);
 /* iptables-restore text of the nat table in a qdhcp namespace (metadata REDIRECT). */
 char *ts_netagent_dhcp_nat(int meta_port);
@@ -69,6 +79,16 @@ char *ts_netagent_sg_restore(const json_t *state, const char *host, const char *
  * chain (ingress: -s, egress: -d), expanding remote_group_id to the fixed IPs of the
  * ports in that group. Returns the number of lines added (0 for IPv6 rules). */
 int ts_netagent_sg_rule_specs(const json_t *state, const json_t *rule, struct ts_buf *out, const char *chain);
+
+/* The same for ip6tables-restore: the port chains for IPv6 (neighbour discovery, RAs from the
+ * network's routers only, DHCPv6, the groups' IPv6 rules, IPv6 anti-spoofing), same names. */
+char *ts_netagent_sg6_restore(const json_t *state, const char *host, const char *fwd_chain,
+                              const json_t *stale_chains, bool add_jump, bool remove_jump, json_t **chains_out);
+/* ts_netagent_sg_rule_specs for ip6tables (IPv6 rules only; "icmp" means ICMPv6). */
+int ts_netagent_sg6_rule_specs(const json_t *state, const json_t *rule, struct ts_buf *out, const char *chain);
+/* radvd.conf of router_id: an interface block per qr- port with IPv6 subnets whose
+ * ipv6_ra_mode is set; NULL when there is none (no radvd then). Caller frees. */
+char *ts_netagent_radvd_conf(const json_t *state, const char *router_id);
 
 /* Conntrack zones, one per network (as Neutron's Linux bridge firewall): network id ->
  * zone number (1..TS_NETAGENT_ZONE_MAX) from a hash of the id, stable across passes,

@@ -1,10 +1,10 @@
 /*
  * ts_netagent_plan.c: the agent's pure planning functions: device and namespace names from
- * resource ids, the dnsmasq command line of a network, and the iptables-restore texts for
- * router NAT (floating IPs, gateway SNAT), the metadata REDIRECT and the security-group
- * chains. Nothing here runs a command, so the unit tests check exact outputs. Every value
- * that comes from the API is checked against a strict character set before it lands in
- * a rule or an argument.
+ * resource ids, the dnsmasq command line of a network (DHCPv4 and DHCPv6), the radvd
+ * configuration of a router, and the iptables-restore / ip6tables-restore texts for router NAT
+ * (floating IPs, gateway SNAT), the metadata REDIRECT and the security-group chains. Nothing
+ * here runs a command, so the unit tests check exact outputs. Every value that comes from
+ * the API is checked against a strict character set before it lands in a rule or an argument.
  */
 #include <arpa/inet.h>
 #include <stdio.h>
@@ -69,6 +69,54 @@ static bool valid_cidr4(const char *s)
     return ts_netagent_prefixlen(s) >= 0;
 }
 
+static bool valid_mac(const char *s);
+
+bool ts_netagent_is_v6(const char *addr)
+{
+    struct in6_addr a;
+    return addr && strlen(addr) < 46 && inet_pton(AF_INET6, addr, &a) == 1;
+}
+
+/* "fd00::/64" (IPv6 only): prefix length, or -1; net (46 bytes, may be NULL) gets the
+ * address part in canonical form. */
+static int cidr6_split(const char *cidr, char *net)
+{
+    char addr[46];
+    if (!cidr) return -1;
+    const char *slash = strchr(cidr, '/');
+    if (!slash || slash - cidr >= 46) return -1;
+    memcpy(addr, cidr, (size_t)(slash - cidr));
+    addr[slash - cidr] = 0;
+    struct in6_addr a;
+    if (inet_pton(AF_INET6, addr, &a) != 1) return -1;
+    int64_t n;
+    if (ts_parse_int64(slash + 1, &n) < 0 || n < 0 || n > 128) return -1;
+    if (net && !inet_ntop(AF_INET6, &a, net, 46)) return -1;
+    return (int)n;
+}
+
+int ts_netagent_prefixlen6(const char *cidr)
+{
+    return cidr6_split(cidr, NULL);
+}
+
+static bool valid_cidr6(const char *s)
+{
+    return cidr6_split(s, NULL) >= 0;
+}
+
+bool ts_netagent_lla(const char *mac, char out[46])
+{
+    unsigned int m[6];
+    if (!valid_mac(mac) || sscanf(mac, "%2x:%2x:%2x:%2x:%2x:%2x", &m[0], &m[1], &m[2], &m[3], &m[4], &m[5]) != 6)
+        return false;
+    struct in6_addr a = {{{0xfe, 0x80}}};
+    unsigned char iid[8] = {(unsigned char)(m[0] ^ 2u), (unsigned char)m[1], (unsigned char)m[2], 0xff, 0xfe,
+                            (unsigned char)m[3], (unsigned char)m[4], (unsigned char)m[5]};
+    memcpy(&a.s6_addr[8], iid, 8);
+    return inet_ntop(AF_INET6, &a, out, 46) != NULL;
+}
+
 static bool valid_mac(const char *s)
 {
     if (!s || strlen(s) != 17) return false;
@@ -106,6 +154,21 @@ static const char *port_ip_on(const json_t *port, const char *subnet_id)
     return NULL;
 }
 
+/* The port's IPv6 address on subnet_id (canonical, into out[46]), or NULL. */
+static const char *port_ip6_on(const json_t *port, const char *subnet_id, char out[46])
+{
+    size_t i;
+    json_t *f;
+    json_array_foreach(json_object_get(port, "fixed_ips"), i, f) {
+        const char *ip = ts_json_str(f, "ip_address", NULL);
+        struct in6_addr a;
+        if (ts_streq(ts_json_str(f, "subnet_id", NULL), subnet_id) && ts_netagent_is_v6(ip) &&
+            inet_pton(AF_INET6, ip, &a) == 1 && inet_ntop(AF_INET6, &a, out, 46))
+            return out;
+    }
+    return NULL;
+}
+
 static void push(json_t *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void push(json_t *a, const char *fmt, ...)
 {
@@ -122,6 +185,27 @@ static bool dhcp_subnet(const json_t *sn, const char *net_id)
     return ts_streq(ts_json_str(sn, "network_id", NULL), net_id) && ts_json_int(sn, "ip_version", 4) == 4 &&
            ts_json_bool(sn, "enable_dhcp", true) && valid_cidr4(ts_json_str(sn, "cidr", NULL)) &&
            ts_json_str(sn, "id", NULL);
+}
+
+bool ts_netagent_dhcp6_subnet(const json_t *sn)
+{
+    const char *am = ts_json_str(sn, "ipv6_address_mode", NULL), *ra = ts_json_str(sn, "ipv6_ra_mode", NULL);
+    /* as Neutron's DHCP agent: stateful and stateless are served, and so is a subnet with
+     * neither mode (static, as before the modes existed); SLAAC needs nothing from DHCP */
+    bool mode = ts_streq(am, "dhcpv6-stateful") || ts_streq(am, "dhcpv6-stateless") || (!am && !ra);
+    return ts_json_int(sn, "ip_version", 4) == 6 && ts_json_bool(sn, "enable_dhcp", true) && mode &&
+           valid_cidr6(ts_json_str(sn, "cidr", NULL)) && ts_json_str(sn, "id", NULL);
+}
+
+static bool dhcp6_subnet(const json_t *sn, const char *net_id)
+{
+    return ts_streq(ts_json_str(sn, "network_id", NULL), net_id) && ts_netagent_dhcp6_subnet(sn);
+}
+
+/* Stateful (or mode-less) IPv6 subnets get an address per port in the hosts file. */
+static bool dhcp6_stateful(const json_t *sn)
+{
+    return !ts_streq(ts_json_str(sn, "ipv6_address_mode", NULL), "dhcpv6-stateless");
 }
 
 json_t *ts_netagent_dnsmasq_argv(const json_t *state, const char *net_id, const json_t *dhcp_port,
@@ -196,6 +280,34 @@ json_t *ts_netagent_dnsmasq_argv(const json_t *state, const char *net_id, const 
     json_t *net = ts_netagent_find(state, "networks", net_id);
     int64_t mtu = ts_json_int(net, "mtu", 0);
     if (nranges && mtu >= 576 && mtu <= 65535) push(a, "--dhcp-option-force=option:mtu,%lld", (long long)mtu);
+    /* DHCPv6: a static range per stateful subnet (addresses from the hosts file) or
+     * stateless one (options only), as Neutron's --dhcp-range=set:tag,prefix,static,plen;
+     * Router Advertisements come from the router namespace, never from here */
+    json_array_foreach(json_object_get(state, "subnets"), i, sn) {
+        if (!dhcp6_subnet(sn, net_id)) continue;
+        const char *sid = ts_json_str(sn, "id", "");
+        char net6[46], me[46];
+        int plen = cidr6_split(ts_json_str(sn, "cidr", NULL), net6);
+        if (plen < 0 || !port_ip6_on(dhcp_port, sid, me)) continue;
+        char tag[64];
+        snprintf(tag, sizeof(tag), "subnet-%.36s", sid);
+        push(a, "--dhcp-range=set:%s,%s,static,%d,86400s", tag, net6, plen);
+        nranges++;
+        struct ts_buf d;
+        ts_buf_init(&d, 8192);
+        ts_buf_printf(&d, "--dhcp-option-force=tag:%s,option6:dns-server", tag);
+        int nd = 0;
+        json_t *dv;
+        json_array_foreach(json_object_get(sn, "dns_nameservers"), j, dv) {
+            const char *ip = json_string_value(dv);
+            if (ts_netagent_is_v6(ip)) {
+                ts_buf_printf(&d, ",[%s]", ip);
+                nd++;
+            }
+        }
+        if (nd) json_array_append_new(a, json_string(ts_buf_cstr(&d)));
+        ts_buf_free(&d);
+    }
     if (!nranges) {
         json_decref(a);
         return NULL;
@@ -225,6 +337,24 @@ char *ts_netagent_dnsmasq_hosts(const json_t *state, const char *net_id, const j
             for (char *c = host; *c; c++)
                 if (*c == '.') *c = '-';
             ts_buf_printf(&b, "%s,%s,%s\n", mac, ip, host);
+        }
+    }
+    /* IPv6: "MAC,[addr],host-fd00--5" per port address on a stateful subnet, as Neutron */
+    json_array_foreach(json_object_get(state, "subnets"), i, sn) {
+        if (!dhcp6_subnet(sn, net_id) || !dhcp6_stateful(sn)) continue;
+        const char *sid = ts_json_str(sn, "id", "");
+        char me[46], ip[46];
+        if (!port_ip6_on(dhcp_port, sid, me)) continue;
+        json_array_foreach(json_object_get(state, "ports"), j, p) {
+            if (!ts_streq(ts_json_str(p, "network_id", NULL), net_id)) continue;
+            if (ts_streq(ts_json_str(p, "device_owner", ""), "network:dhcp")) continue;
+            const char *mac = ts_json_str(p, "mac_address", NULL);
+            if (!port_ip6_on(p, sid, ip) || !valid_mac(mac)) continue;
+            char host[64];
+            snprintf(host, sizeof(host), "host-%s", ip);
+            for (char *c = host; *c; c++)
+                if (*c == ':' || *c == '.') *c = '-';
+            ts_buf_printf(&b, "%s,[%s],%s\n", mac, ip, host);
         }
     }
     char *out = ts_strdup(ts_buf_cstr(&b));
@@ -313,6 +443,79 @@ char *ts_netagent_router_nat(const json_t *state, const char *router_id)
     return ts_buf_steal(&b, NULL);
 }
 
+/* IPv6 gateway of a router: radvd's configuration, one "interface qr-<port>" block per router
+ * interface with an IPv6 subnet whose ipv6_ra_mode is set, as Neutron's L3 agent writes it:
+ * slaac and dhcpv6-stateless prefixes autonomous, dhcpv6-stateful ones not (and the managed
+ * flag), dhcpv6-stateless the other-config flag; RDNSS from the subnets' IPv6 DNS servers. */
+char *ts_netagent_radvd_conf(const json_t *state, const char *router_id)
+{
+    struct ts_buf b;
+    ts_buf_init(&b, 1 << 20);
+    int nif = 0;
+    size_t it = 0;
+    const json_t *p;
+    while ((p = router_port(state, router_id, "network:router_interface", &it))) {
+        const char *pid = ts_json_str(p, "id", NULL);
+        if (!pid) continue;
+        struct ts_buf pre;
+        ts_buf_init(&pre, 1 << 16);
+        bool managed = false, other = false;
+        int npre = 0;
+        json_t *dns = json_array(), *f, *d;
+        size_t i, k;
+        json_array_foreach(json_object_get(p, "fixed_ips"), i, f) {
+            const json_t *sn = subnet_of(state, ts_json_str(f, "subnet_id", NULL));
+            const char *ra = ts_json_str(sn, "ipv6_ra_mode", NULL);
+            char net6[46];
+            int plen = cidr6_split(ts_json_str(sn, "cidr", NULL), net6);
+            if (ts_json_int(sn, "ip_version", 4) != 6 || plen < 0 || !ts_netagent_is_v6(ts_json_str(f, "ip_address", NULL)))
+                continue;
+            bool slaac = ts_streq(ra, "slaac"), stateless = ts_streq(ra, "dhcpv6-stateless"),
+                 stateful = ts_streq(ra, "dhcpv6-stateful");
+            if (!slaac && !stateless && !stateful) continue;
+            managed |= stateful;
+            other |= stateless;
+            ts_buf_printf(&pre, "    prefix %s/%d\n    {\n        AdvOnLink on;\n        AdvAutonomous %s;\n    };\n",
+                          net6, plen, stateful ? "off" : "on");
+            npre++;
+            json_array_foreach(json_object_get(sn, "dns_nameservers"), k, d) {
+                const char *ip = json_string_value(d);
+                bool seen = false;
+                size_t m;
+                json_t *x;
+                json_array_foreach(dns, m, x) seen |= ts_streq(json_string_value(x), ip);
+                if (ts_netagent_is_v6(ip) && !seen && json_array_size(dns) < 3) json_array_append_new(dns, json_string(ip));
+            }
+        }
+        if (npre) {
+            char qr[TS_NETAGENT_IFNAME];
+            ts_netagent_ifname(qr, "qr-", pid);
+            ts_buf_printf(&b, "interface %s\n{\n    AdvSendAdvert on;\n    MinRtrAdvInterval 3;\n"
+                              "    MaxRtrAdvInterval 10;\n", qr);
+            const json_t *net = ts_netagent_find(state, "networks", ts_json_str(p, "network_id", NULL));
+            int64_t mtu = ts_json_int(net, "mtu", 0);
+            if (mtu >= 1280 && mtu <= 65535) ts_buf_printf(&b, "    AdvLinkMTU %lld;\n", (long long)mtu);
+            if (managed) ts_buf_appends(&b, "    AdvManagedFlag on;\n");
+            if (other) ts_buf_appends(&b, "    AdvOtherConfigFlag on;\n");
+            ts_buf_append(&b, pre.data ? pre.data : "", pre.len);
+            if (json_array_size(dns)) {
+                ts_buf_appends(&b, "    RDNSS");
+                json_array_foreach(dns, i, d) ts_buf_printf(&b, " %s", json_string_value(d));
+                ts_buf_appends(&b, " {};\n");
+            }
+            ts_buf_appends(&b, "};\n");
+            nif++;
+        }
+        json_decref(dns);
+        ts_buf_free(&pre);
+    }
+    if (!nif) {
+        ts_buf_free(&b);
+        return NULL;
+    }
+    return ts_buf_steal(&b, NULL);
+}
+
 /* ---- security groups ---------------------------------------------------------------- */
 
 static bool port_in_group(const json_t *port, const char *sg)
@@ -334,10 +537,22 @@ static void add_match_line(struct ts_buf *out, const char *chain_spec, const cha
         ts_buf_printf(out, "-A %s -j RETURN\n", chain_spec);
 }
 
-int ts_netagent_sg_rule_specs(const json_t *state, const json_t *rule, struct ts_buf *out, const char *chain)
+static bool addr_ok(int family, const char *s)
+{
+    return family == 6 ? ts_netagent_is_v6(s) : ts_netagent_is_v4(s);
+}
+
+static bool cidr_ok(int family, const char *s)
+{
+    return family == 6 ? valid_cidr6(s) : valid_cidr4(s);
+}
+
+/* The rule specs of one SG rule of this family (4: iptables, 6: ip6tables); see
+ * ts_netagent_sg_rule_specs. */
+static int rule_specs(int family, const json_t *state, const json_t *rule, struct ts_buf *out, const char *chain)
 {
     const char *eth = ts_json_str(rule, "ethertype", "IPv4");
-    if (!ts_streq(eth, "IPv4")) return 0;
+    if (!ts_streq(eth, family == 6 ? "IPv6" : "IPv4")) return 0;
     bool ingress = !ts_streq(ts_json_str(rule, "direction", "ingress"), "egress");
     const char *dir_flag = ingress ? "-s" : "-d";
     const char *proto = ts_json_str(rule, "protocol", NULL);
@@ -346,10 +561,15 @@ int ts_netagent_sg_rule_specs(const json_t *state, const json_t *rule, struct ts
     int64_t pmin = json_is_integer(pmin_j) ? json_integer_value(pmin_j) : -1;
     int64_t pmax = json_is_integer(pmax_j) ? json_integer_value(pmax_j) : -1;
     char spec[128] = "";
+    const char *icmp = family == 6 ? "ipv6-icmp" : "icmp";
 
     if (proto && (ts_streq(proto, "6"))) proto = "tcp";
     if (proto && (ts_streq(proto, "17"))) proto = "udp";
-    if (proto && (ts_streq(proto, "1"))) proto = "icmp";
+    if (proto && (ts_streq(proto, "1"))) proto = family == 6 ? "1" : "icmp";
+    /* Neutron takes "icmp" on an IPv6 rule to mean ICMPv6 */
+    if (family == 6 && proto &&
+        (ts_streq(proto, "icmp") || ts_streq(proto, "ipv6-icmp") || ts_streq(proto, "icmpv6") || ts_streq(proto, "58")))
+        proto = "ipv6-icmp";
     if (!proto || ts_streq(proto, "any") || ts_streq(proto, "")) {
         spec[0] = 0;
     } else if (ts_streq(proto, "tcp") || ts_streq(proto, "udp") || ts_streq(proto, "sctp")) {
@@ -361,23 +581,23 @@ int ts_netagent_sg_rule_specs(const json_t *state, const json_t *rule, struct ts
             snprintf(spec, sizeof(spec), " -p %s -m %s --dport %lld", proto, proto, (long long)pmin);
         else
             snprintf(spec, sizeof(spec), " -p %s", proto);
-    } else if (ts_streq(proto, "icmp")) {
+    } else if (ts_streq(proto, icmp)) {
+        const char *m = family == 6 ? "icmp6 --icmpv6-type" : "icmp --icmp-type";
         if (pmin >= 0 && pmin <= 255 && pmax >= 0 && pmax <= 255)
-            snprintf(spec, sizeof(spec), " -p icmp -m icmp --icmp-type %lld/%lld", (long long)pmin,
-                     (long long)pmax);
+            snprintf(spec, sizeof(spec), " -p %s -m %s %lld/%lld", icmp, m, (long long)pmin, (long long)pmax);
         else if (pmin >= 0 && pmin <= 255)
-            snprintf(spec, sizeof(spec), " -p icmp -m icmp --icmp-type %lld", (long long)pmin);
+            snprintf(spec, sizeof(spec), " -p %s -m %s %lld", icmp, m, (long long)pmin);
         else
-            snprintf(spec, sizeof(spec), " -p icmp");
+            snprintf(spec, sizeof(spec), " -p %s", icmp);
     } else {
         int64_t num;
         if (ts_parse_int64(proto, &num) == 0 && num >= 0 && num <= 255)
             snprintf(spec, sizeof(spec), " -p %lld", (long long)num);
         else
-            return 0; /* ipv6-icmp and names we do not know: nothing for IPv4 */
+            return 0; /* ipv6-icmp on IPv4 and names we do not know: nothing */
     }
 
-    char ch[80];
+    char ch[96];
     snprintf(ch, sizeof(ch), "%s%s", chain, spec);
     const char *prefix = ts_json_str(rule, "remote_ip_prefix", NULL);
     const char *rg = ts_json_str(rule, "remote_group_id", NULL);
@@ -389,23 +609,23 @@ int ts_netagent_sg_rule_specs(const json_t *state, const json_t *rule, struct ts
             if (!port_in_group(p, rg)) continue;
             json_array_foreach(json_object_get(p, "fixed_ips"), k, f) {
                 const char *ip = ts_json_str(f, "ip_address", NULL);
-                if (!ts_netagent_is_v4(ip)) continue;
-                char a[32];
-                snprintf(a, sizeof(a), "%s/32", ip);
+                if (!addr_ok(family, ip)) continue;
+                char a[64];
+                snprintf(a, sizeof(a), "%s/%d", ip, family == 6 ? 128 : 32);
                 add_match_line(out, ch, dir_flag, a);
                 n++;
             }
             json_array_foreach(json_object_get(p, "allowed_address_pairs"), k, f) {
                 const char *ip = ts_json_str(f, "ip_address", NULL);
-                if (ts_netagent_is_v4(ip) || valid_cidr4(ip)) {
+                if (addr_ok(family, ip) || cidr_ok(family, ip)) {
                     add_match_line(out, ch, dir_flag, ip);
                     n++;
                 }
             }
         }
     } else if (prefix) {
-        if (ts_netagent_is_v4(prefix) || valid_cidr4(prefix)) {
-            if (ts_streq(prefix, "0.0.0.0/0")) prefix = NULL;
+        if (addr_ok(family, prefix) || cidr_ok(family, prefix)) {
+            if (ts_streq(prefix, family == 6 ? "::/0" : "0.0.0.0/0")) prefix = NULL;
             add_match_line(out, ch, dir_flag, prefix);
             n++;
         }
@@ -414,6 +634,16 @@ int ts_netagent_sg_rule_specs(const json_t *state, const json_t *rule, struct ts
         n++;
     }
     return n;
+}
+
+int ts_netagent_sg_rule_specs(const json_t *state, const json_t *rule, struct ts_buf *out, const char *chain)
+{
+    return rule_specs(4, state, rule, out, chain);
+}
+
+int ts_netagent_sg6_rule_specs(const json_t *state, const json_t *rule, struct ts_buf *out, const char *chain)
+{
+    return rule_specs(6, state, rule, out, chain);
 }
 
 static void chain_names(const char *port_id, char in[32], char outc[32], char spoof[32])
@@ -518,8 +748,108 @@ static char *chain_plan(const char *table, const char *decl, const char *hook, c
     return ts_buf_steal(&b, NULL);
 }
 
-char *ts_netagent_sg_restore(const json_t *state, const char *host, const char *fwd_chain,
-                             const json_t *stale_chains, bool add_jump, bool remove_jump, json_t **chains_out)
+/* The addresses a router advertises from on port's network: the link-local address of each
+ * router interface there with an IPv6 address (made from its MAC, as the kernel does). */
+static void router_llas(const json_t *state, const json_t *port, json_t *out)
+{
+    size_t i, k;
+    json_t *p, *f;
+    json_array_foreach(json_object_get(state, "ports"), i, p) {
+        if (!ts_streq(ts_json_str(p, "device_owner", ""), "network:router_interface") ||
+            !ts_streq(ts_json_str(p, "network_id", NULL), ts_json_str(port, "network_id", "")))
+            continue;
+        bool v6 = false;
+        json_array_foreach(json_object_get(p, "fixed_ips"), k, f) v6 |=
+            ts_netagent_is_v6(ts_json_str(f, "ip_address", NULL));
+        char lla[46];
+        if (v6 && ts_netagent_lla(ts_json_str(p, "mac_address", NULL), lla)) json_array_append_new(out, json_string(lla));
+    }
+}
+
+/* The ip6tables chains of a port, as Neutron's iptables firewall builds them for IPv6: what
+ * neighbour discovery needs (NS/NA, MLD; conntrack sees these as INVALID, so they come
+ * first), Router Advertisements only from the network's routers, DHCPv6 client to server and
+ * the replies, the security group's IPv6 rules; anti-spoofing for the fixed IPv6 addresses,
+ * the link-local one of the MAC and the allowed pairs; RAs and DHCPv6 server replies sent
+ * BY the guest are dropped. */
+static void port_rules6(const json_t *state, const json_t *port, struct ts_buf *b)
+{
+    const char *id = ts_json_str(port, "id", "");
+    const char *mac = ts_json_str(port, "mac_address", "");
+    char in[32], outc[32], spoof[32], lla[46];
+    size_t i, k;
+    json_t *g, *sg, *r, *f;
+    static const int nd_in[] = {130, 135, 136}, nd_out[] = {130, 131, 132, 133, 135, 136, 143},
+                     dad[] = {131, 135, 143};
+    chain_names(id, in, outc, spoof);
+
+    /* to the VM */
+    for (i = 0; i < sizeof(nd_in) / sizeof(nd_in[0]); i++)
+        ts_buf_printf(b, "-A %s -p ipv6-icmp -m icmp6 --icmpv6-type %d -j RETURN\n", in, nd_in[i]);
+    json_t *routers = json_array();
+    router_llas(state, port, routers);
+    json_array_foreach(routers, i, r)
+        ts_buf_printf(b, "-A %s -s %s/128 -p ipv6-icmp -m icmp6 --icmpv6-type 134 -j RETURN\n", in,
+                      json_string_value(r));
+    json_decref(routers);
+    /* no other RA, whatever the group allows */
+    ts_buf_printf(b, "-A %s -p ipv6-icmp -m icmp6 --icmpv6-type 134 -j DROP\n", in);
+    ts_buf_printf(b, "-A %s -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN\n", in);
+    ts_buf_printf(b, "-A %s -m conntrack --ctstate INVALID -j DROP\n", in);
+    ts_buf_printf(b, "-A %s -p udp -m udp --sport 547 --dport 546 -j RETURN\n", in);
+    json_array_foreach(json_object_get(port, "security_groups"), i, g) {
+        sg = ts_netagent_find(state, "security_groups", json_string_value(g));
+        json_array_foreach(json_object_get(sg, "security_group_rules"), k, r) {
+            if (!ts_streq(ts_json_str(r, "direction", ""), "ingress")) continue;
+            rule_specs(6, state, r, b, in);
+        }
+    }
+    ts_buf_printf(b, "-A %s -j DROP\n", in);
+
+    /* anti-spoofing: the port's IPv6 addresses, its link-local one, the allowed pairs */
+    json_array_foreach(json_object_get(port, "fixed_ips"), i, f) {
+        const char *ip = ts_json_str(f, "ip_address", NULL);
+        if (ts_netagent_is_v6(ip))
+            ts_buf_printf(b, "-A %s -s %s/128 -m mac --mac-source %s -j RETURN\n", spoof, ip, mac);
+    }
+    if (ts_netagent_lla(mac, lla))
+        ts_buf_printf(b, "-A %s -s %s/128 -m mac --mac-source %s -j RETURN\n", spoof, lla, mac);
+    json_array_foreach(json_object_get(port, "allowed_address_pairs"), i, f) {
+        const char *ip = ts_json_str(f, "ip_address", NULL);
+        const char *pm = ts_json_str(f, "mac_address", mac);
+        if (!valid_mac(pm)) continue;
+        if (ts_netagent_is_v6(ip) || valid_cidr6(ip))
+            ts_buf_printf(b, "-A %s -s %s -m mac --mac-source %s -j RETURN\n", spoof, ip, pm);
+        if (!ts_strcaseeq(pm, mac) && ts_netagent_lla(pm, lla))
+            ts_buf_printf(b, "-A %s -s %s/128 -m mac --mac-source %s -j RETURN\n", spoof, lla, pm);
+    }
+    ts_buf_printf(b, "-A %s -j DROP\n", spoof);
+
+    /* from the VM: never a Router Advertisement; DAD and MLD from :: before the source check */
+    ts_buf_printf(b, "-A %s -p ipv6-icmp -m icmp6 --icmpv6-type 134 -j DROP\n", outc);
+    for (i = 0; i < sizeof(dad) / sizeof(dad[0]); i++)
+        ts_buf_printf(b, "-A %s -s ::/128 -d ff02::/16 -p ipv6-icmp -m icmp6 --icmpv6-type %d -j RETURN\n", outc,
+                      dad[i]);
+    ts_buf_printf(b, "-A %s -j %s\n", outc, spoof);
+    for (i = 0; i < sizeof(nd_out) / sizeof(nd_out[0]); i++)
+        ts_buf_printf(b, "-A %s -p ipv6-icmp -m icmp6 --icmpv6-type %d -j RETURN\n", outc, nd_out[i]);
+    ts_buf_printf(b, "-A %s -p udp -m udp --sport 546 --dport 547 -j RETURN\n", outc);
+    ts_buf_printf(b, "-A %s -p udp -m udp --sport 547 --dport 546 -j DROP\n", outc);
+    ts_buf_printf(b, "-A %s -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN\n", outc);
+    ts_buf_printf(b, "-A %s -m conntrack --ctstate INVALID -j DROP\n", outc);
+    json_array_foreach(json_object_get(port, "security_groups"), i, g) {
+        sg = ts_netagent_find(state, "security_groups", json_string_value(g));
+        json_array_foreach(json_object_get(sg, "security_group_rules"), k, r) {
+            if (!ts_streq(ts_json_str(r, "direction", ""), "egress")) continue;
+            rule_specs(6, state, r, b, outc);
+        }
+    }
+    ts_buf_printf(b, "-A %s -j DROP\n", outc);
+}
+
+/* The filter plan of one family (4: iptables, 6: ip6tables): same chains, same jumps. */
+static char *sg_plan(int family, const json_t *state, const char *host, const char *fwd_chain,
+                     const json_t *stale_chains, bool add_jump, bool remove_jump, json_t **chains_out)
 {
     struct ts_buf rules;
     json_t *chains = json_array();
@@ -542,7 +872,10 @@ char *ts_netagent_sg_restore(const json_t *state, const char *host, const char *
                           tap, in);
             ts_buf_printf(&rules, "-A %s -m physdev --physdev-in %s --physdev-is-bridged -j %s\n", fwd_chain,
                           tap, outc);
-            port_rules(state, p, &rules);
+            if (family == 6)
+                port_rules6(state, p, &rules);
+            else
+                port_rules(state, p, &rules);
         }
         /* what passed the port chains is ours to accept, whatever FORWARD's policy */
         json_array_foreach(json_object_get(state, "networks"), i, p) {
@@ -555,6 +888,18 @@ char *ts_netagent_sg_restore(const json_t *state, const char *host, const char *
     }
     return chain_plan("filter", " - [0:0]", "FORWARD", fwd_chain, chains, stale_chains, add_jump, remove_jump,
                       &rules, chains_out);
+}
+
+char *ts_netagent_sg_restore(const json_t *state, const char *host, const char *fwd_chain,
+                             const json_t *stale_chains, bool add_jump, bool remove_jump, json_t **chains_out)
+{
+    return sg_plan(4, state, host, fwd_chain, stale_chains, add_jump, remove_jump, chains_out);
+}
+
+char *ts_netagent_sg6_restore(const json_t *state, const char *host, const char *fwd_chain,
+                              const json_t *stale_chains, bool add_jump, bool remove_jump, json_t **chains_out)
+{
+    return sg_plan(6, state, host, fwd_chain, stale_chains, add_jump, remove_jump, chains_out);
 }
 
 /* ---- conntrack zones ------------------------------------------------------------------ */

@@ -168,8 +168,10 @@ static bool ensure_dhcp_ports(struct runner *r, json_t *state)
         if (!nid) continue;
         json_t *want = json_array();
         json_array_foreach(json_object_get(state, "subnets"), k, sn) {
-            if (ts_streq(ts_json_str(sn, "network_id", NULL), nid) && ts_json_int(sn, "ip_version", 4) == 4 &&
-                ts_json_bool(sn, "enable_dhcp", true) && ts_json_str(sn, "id", NULL))
+            /* IPv4 DHCP subnets and the IPv6 ones dnsmasq serves (DHCPv6 stateful/stateless) */
+            bool v4 = ts_json_int(sn, "ip_version", 4) == 4 && ts_json_bool(sn, "enable_dhcp", true);
+            if (ts_streq(ts_json_str(sn, "network_id", NULL), nid) && (v4 || ts_netagent_dhcp6_subnet(sn)) &&
+                ts_json_str(sn, "id", NULL))
                 json_array_append_new(want, json_string(ts_json_str(sn, "id", NULL)));
         }
         if (!json_array_size(want)) {

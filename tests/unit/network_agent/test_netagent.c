@@ -469,6 +469,7 @@ struct fakehost {
     char jump[64];            /* the chain FORWARD jumps to, as iptables-restore left it */
     char rawjump[64];         /* raw PREROUTING's jump (conntrack zones) */
     char ebjump[64];          /* ebtables nat PREROUTING's jump (ARP/MAC anti-spoofing) */
+    char jump6[64];           /* ip6tables FORWARD's jump */
 };
 
 static void del_name(json_t *arr, const char *n)
@@ -525,6 +526,13 @@ static int fake_exec(void *ctx, const char *const *argv, const char *input, char
     } else if (IS(0, "iptables") && IS(2, "-t") && IS(3, "raw") && IS(4, "-S")) {
         ts_buf_printf(&o, "-P PREROUTING ACCEPT\n");
         if (h->rawjump[0]) ts_buf_printf(&o, "-A PREROUTING -j %s\n", h->rawjump);
+    } else if (IS(0, "ip6tables-restore") && input) {
+        const char *j = strstr(input, "-I FORWARD 1 -j ");
+        if (j) sscanf(j + 16, "%63s", h->jump6);
+        if (strstr(input, "-D FORWARD -j ")) h->jump6[0] = 0;
+    } else if (IS(0, "ip6tables") && IS(2, "-S") && IS(3, "FORWARD")) {
+        ts_buf_printf(&o, "-P FORWARD ACCEPT\n");
+        if (h->jump6[0]) ts_buf_printf(&o, "-A FORWARD -j %s\n", h->jump6);
     } else if (IS(0, "ebtables-restore") && input) {
         const char *j = strstr(input, "-I PREROUTING 1 -j ");
         if (j) sscanf(j + 19, "%63s", h->ebjump);
@@ -570,7 +578,7 @@ static void test_reconcile(void **st)
     (void)st;
     char dir[] = "/tmp/ts-netagent-unit-XXXXXX";
     assert_non_null(mkdtemp(dir));
-    struct fakehost h = {json_array(), json_pack("[s,s]", "lo", "eth0"), json_array(), "", "", ""};
+    struct fakehost h = {json_array(), json_pack("[s,s]", "lo", "eth0"), json_array(), "", "", "", ""};
     json_array_append_new(h.ns, json_string("someone-elses-ns"));
     json_array_append_new(h.links, json_string("brqnotours000"));
     ts_netagent_exec_set_fake(fake_exec, &h);
@@ -602,6 +610,15 @@ static void test_reconcile(void **st)
     assert_true(logged(&h, "iptables-restore -w -n <<*filter"));
     assert_true(logged(&h, "iptables-restore -w -n <<*raw"));
     assert_true(logged(&h, "ebtables-restore --noflush <<*nat"));
+    assert_true(logged(&h, "ip6tables-restore -w -n <<*filter"));
+    assert_true(ts_startswith(h.jump6, "tsg-F"));
+    /* no IPv6 on our root-namespace devices; forwarding only inside the router namespace */
+    assert_true(logged(&h, "sysctl -qw net.ipv6.conf.brq11111111-aa.disable_ipv6=1"));
+    assert_true(logged(&h, "sysctl -qw net.ipv6.conf.tap66666666-aa.disable_ipv6=1"));
+    assert_true(logged(&h, "sysctl -qw net.ipv6.conf.tap55555555-aa.disable_ipv6=1"));
+    assert_true(logged(&h, "ip netns exec qrouter-" RTR " sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1"));
+    assert_false(logged(&h, "sysctl -qw net.ipv6.conf.all"));
+    assert_false(logged(&h, "ip netns exec qrouter-" RTR " radvd")); /* no IPv6 subnet */
     assert_true(ts_startswith(h.rawjump, "tsg-R"));
     assert_true(ts_startswith(h.ebjump, "tsa-P"));
     assert_int_equal(plugged_count, 1);
@@ -613,6 +630,8 @@ static void test_reconcile(void **st)
     assert_false(logged(&h, "ip netns add"));
     assert_false(logged(&h, "iptables-restore -w -n"));
     assert_false(logged(&h, "ebtables-restore"));
+    assert_false(logged(&h, "ip6tables-restore"));
+    assert_false(logged(&h, "sysctl"));
     assert_false(logged(&h, "conntrack"));
     assert_int_equal(plugged_count, 1);
 
@@ -675,7 +694,9 @@ static void test_reconcile(void **st)
     assert_string_equal(h.jump, "");
     assert_string_equal(h.rawjump, "");
     assert_string_equal(h.ebjump, "");
+    assert_string_equal(h.jump6, "");
     assert_true(logged(&h, "ebtables-restore --noflush <<*nat"));
+    assert_true(logged(&h, "ip6tables-restore -w -n <<*filter"));
 
     ts_netagent_free(a);
     ts_netagent_exec_set_fake(NULL, NULL);
@@ -708,6 +729,147 @@ static void test_exec_real(void **st)
     json_decref(j);
 }
 
+/* ---- IPv6: DHCPv6, radvd, ip6tables ------------------------------------------------ */
+
+#define N6 "dddddddd-aaaa-4aaa-8aaa-0000000000d1"
+#define S6A "dddddddd-aaaa-4aaa-8aaa-0000000000d2" /* slaac */
+#define S6B "dddddddd-aaaa-4aaa-8aaa-0000000000d3" /* dhcpv6-stateful */
+#define S6C "dddddddd-aaaa-4aaa-8aaa-0000000000d4" /* dhcpv6-stateless */
+#define P6 "dddddddd-aaaa-4aaa-8aaa-0000000000d5"
+#define D6 "dddddddd-aaaa-4aaa-8aaa-0000000000d6"
+#define R6 "dddddddd-aaaa-4aaa-8aaa-0000000000d7"
+#define RP6 "dddddddd-aaaa-4aaa-8aaa-0000000000d8"
+
+static const char *STATE6 =
+    "{\"networks\":[{\"id\":\"" N6 "\",\"mtu\":1450}],"
+    "\"subnets\":["
+    "{\"id\":\"" S6A "\",\"network_id\":\"" N6 "\",\"cidr\":\"fd00:a::/64\",\"ip_version\":6,"
+    "\"ipv6_ra_mode\":\"slaac\",\"ipv6_address_mode\":\"slaac\",\"gateway_ip\":\"fd00:a::1\","
+    "\"dns_nameservers\":[\"fd00:a::53\"]},"
+    "{\"id\":\"" S6B "\",\"network_id\":\"" N6 "\",\"cidr\":\"fd00:b::/64\",\"ip_version\":6,"
+    "\"ipv6_ra_mode\":\"dhcpv6-stateful\",\"ipv6_address_mode\":\"dhcpv6-stateful\",\"gateway_ip\":\"fd00:b::1\","
+    "\"dns_nameservers\":[\"fd00:b::53\",\"10.0.0.53\"]},"
+    "{\"id\":\"" S6C "\",\"network_id\":\"" N6 "\",\"cidr\":\"fd00:c::/64\",\"ip_version\":6,"
+    "\"ipv6_ra_mode\":null,\"ipv6_address_mode\":\"dhcpv6-stateless\",\"gateway_ip\":\"fd00:c::1\"}],"
+    "\"ports\":["
+    "{\"id\":\"" D6 "\",\"network_id\":\"" N6 "\",\"mac_address\":\"fa:16:3e:00:06:02\",\"device_owner\":"
+    "\"network:dhcp\",\"fixed_ips\":[{\"subnet_id\":\"" S6B "\",\"ip_address\":\"fd00:b::2\"},"
+    "{\"subnet_id\":\"" S6C "\",\"ip_address\":\"fd00:c::f816:3eff:fe00:602\"}]},"
+    "{\"id\":\"" P6 "\",\"network_id\":\"" N6 "\",\"mac_address\":\"fa:16:3e:00:06:10\",\"device_owner\":"
+    "\"compute:nova\",\"binding:host_id\":\"h1\",\"security_groups\":[\"" SG "\"],"
+    "\"allowed_address_pairs\":[{\"ip_address\":\"fd00:a::99\",\"mac_address\":\"fa:16:3e:00:06:99\"}],"
+    "\"fixed_ips\":[{\"subnet_id\":\"" S6A "\",\"ip_address\":\"fd00:a::f816:3eff:fe00:610\"},"
+    "{\"subnet_id\":\"" S6B "\",\"ip_address\":\"fd00:b::0:10\"}]},"
+    "{\"id\":\"" RP6 "\",\"network_id\":\"" N6 "\",\"mac_address\":\"fa:16:3e:00:06:01\",\"device_owner\":"
+    "\"network:router_interface\",\"device_id\":\"" R6 "\","
+    "\"fixed_ips\":[{\"subnet_id\":\"" S6A "\",\"ip_address\":\"fd00:a::1\"},"
+    "{\"subnet_id\":\"" S6B "\",\"ip_address\":\"fd00:b::1\"}]}],"
+    "\"routers\":[{\"id\":\"" R6 "\"}],\"floatingips\":[],"
+    "\"security_groups\":[{\"id\":\"" SG "\",\"security_group_rules\":["
+    "{\"direction\":\"egress\",\"ethertype\":\"IPv4\",\"protocol\":null},"
+    "{\"direction\":\"egress\",\"ethertype\":\"IPv6\",\"protocol\":null},"
+    "{\"direction\":\"ingress\",\"ethertype\":\"IPv6\",\"protocol\":\"ipv6-icmp\",\"remote_group_id\":\"" SG "\"},"
+    "{\"direction\":\"ingress\",\"ethertype\":\"IPv6\",\"protocol\":\"tcp\",\"port_range_min\":22,"
+    "\"port_range_max\":22,\"remote_ip_prefix\":\"fd00::/16\"}]}]}";
+
+static void test_ipv6(void **st)
+{
+    (void)st;
+    json_t *s = NULL, *chains = NULL;
+    assert_int_equal(ts_json_parse(STATE6, strlen(STATE6), &s, NULL), 0);
+    char lla[46];
+    assert_true(ts_netagent_lla("fa:16:3e:00:06:01", lla));
+    assert_string_equal(lla, "fe80::f816:3eff:fe00:601");
+    assert_false(ts_netagent_lla("fa:16:3e:00:06", lla));
+    assert_int_equal(ts_netagent_prefixlen6("fd00:a::/64"), 64);
+    assert_int_equal(ts_netagent_prefixlen6("fd00:a::/129"), -1);
+    assert_int_equal(ts_netagent_prefixlen6("10.0.0.0/8"), -1);
+
+    /* DHCPv6: stateful and stateless served (static ranges), SLAAC not; DNS as option6 */
+    const json_t *dp = ts_netagent_find(s, "ports", D6);
+    json_t *a = ts_netagent_dnsmasq_argv(s, N6, dp, "ns-x", "/d");
+    assert_non_null(a);
+    assert_true(has(a, "--dhcp-range=set:subnet-" S6B ",fd00:b::,static,64,86400s"));
+    assert_true(has(a, "--dhcp-range=set:subnet-" S6C ",fd00:c::,static,64,86400s"));
+    assert_true(has(a, "--dhcp-option-force=tag:subnet-" S6B ",option6:dns-server,[fd00:b::53]"));
+    char *t = json_dumps(a, JSON_COMPACT);
+    assert_null(strstr(t, S6A));
+    assert_null(strstr(t, "enable-ra"));
+    free(t);
+    json_decref(a);
+    char *h = ts_netagent_dnsmasq_hosts(s, N6, dp);
+    /* every port with an address there (the router's too, as Neutron), the DHCP port excepted */
+    assert_string_equal(h, "fa:16:3e:00:06:10,[fd00:b::10],host-fd00-b--10\n"
+                           "fa:16:3e:00:06:01,[fd00:b::1],host-fd00-b--1\n");
+    free(h);
+
+    /* radvd: one interface block, the slaac prefix autonomous, the stateful one managed */
+    t = ts_netagent_radvd_conf(s, R6);
+    assert_non_null(t);
+    assert_non_null(strstr(t, "interface qr-dddddddd-aa\n{\n    AdvSendAdvert on;\n"));
+    assert_non_null(strstr(t, "    AdvLinkMTU 1450;\n    AdvManagedFlag on;\n"));
+    assert_null(strstr(t, "AdvOtherConfigFlag"));
+    assert_non_null(strstr(t, "    prefix fd00:a::/64\n    {\n        AdvOnLink on;\n        AdvAutonomous on;\n"));
+    assert_non_null(strstr(t, "    prefix fd00:b::/64\n    {\n        AdvOnLink on;\n        AdvAutonomous off;\n"));
+    assert_non_null(strstr(t, "    RDNSS fd00:a::53 fd00:b::53 {};\n"));
+    free(t);
+    assert_null(ts_netagent_radvd_conf(s, "no-such-router"));
+
+    /* ip6tables: ND first, RAs from the router's link-local address only, DHCPv6, the
+     * group's IPv6 rules; anti-spoofing with the link-local address of each MAC */
+    t = ts_netagent_sg6_restore(s, "h1", "tsg-Fabc", NULL, true, false, &chains);
+    assert_true(has(chains, "tsg-idddddddd-aa") && has(chains, "tsg-sdddddddd-aa"));
+    assert_non_null(strstr(t, "*filter\n:tsg-Fabc - [0:0]\n"));
+    assert_non_null(strstr(t, "-I FORWARD 1 -j tsg-Fabc\n"));
+    assert_non_null(strstr(t, "-A tsg-idddddddd-aa -p ipv6-icmp -m icmp6 --icmpv6-type 135 -j RETURN\n"));
+    assert_non_null(strstr(t, "-A tsg-idddddddd-aa -s fe80::f816:3eff:fe00:601/128 -p ipv6-icmp -m icmp6 "
+                              "--icmpv6-type 134 -j RETURN\n-A tsg-idddddddd-aa -p ipv6-icmp -m icmp6 "
+                              "--icmpv6-type 134 -j DROP\n"));
+    assert_non_null(strstr(t, "-A tsg-idddddddd-aa -p udp -m udp --sport 547 --dport 546 -j RETURN\n"));
+    assert_non_null(strstr(t, "-A tsg-idddddddd-aa -p ipv6-icmp -s fd00:a::f816:3eff:fe00:610/128 -j RETURN\n"));
+    assert_non_null(strstr(t, "-A tsg-idddddddd-aa -p ipv6-icmp -s fd00:a::99 -j RETURN\n"));
+    assert_non_null(strstr(t, "-A tsg-idddddddd-aa -p tcp -m tcp --dport 22 -s fd00::/16 -j RETURN\n"));
+    assert_non_null(strstr(t, "-A tsg-sdddddddd-aa -s fd00:b::0:10/128 -m mac --mac-source fa:16:3e:00:06:10 -j RETURN\n"));
+    assert_non_null(strstr(t, "-A tsg-sdddddddd-aa -s fe80::f816:3eff:fe00:610/128 -m mac --mac-source fa:16:3e:00:06:10 -j RETURN\n"));
+    assert_non_null(strstr(t, "-A tsg-sdddddddd-aa -s fd00:a::99 -m mac --mac-source fa:16:3e:00:06:99 -j RETURN\n"));
+    assert_non_null(strstr(t, "-A tsg-sdddddddd-aa -s fe80::f816:3eff:fe00:699/128 -m mac --mac-source fa:16:3e:00:06:99 -j RETURN\n"));
+    /* from the VM: RA dropped before anything, DAD from ::, then the source check */
+    assert_non_null(strstr(t, ":tsg-odddddddd-aa - [0:0]\n"));
+    const char *o = strstr(t, "-A tsg-odddddddd-aa ");
+    assert_non_null(o);
+    assert_true(ts_startswith(o, "-A tsg-odddddddd-aa -p ipv6-icmp -m icmp6 --icmpv6-type 134 -j DROP\n"
+                                 "-A tsg-odddddddd-aa -s ::/128 -d ff02::/16 -p ipv6-icmp -m icmp6 --icmpv6-type 131 -j RETURN\n"));
+    assert_non_null(strstr(t, "-A tsg-odddddddd-aa -j tsg-sdddddddd-aa\n"));
+    assert_non_null(strstr(t, "-A tsg-odddddddd-aa -p udp -m udp --sport 546 --dport 547 -j RETURN\n"));
+    assert_non_null(strstr(t, "-A tsg-odddddddd-aa -p udp -m udp --sport 547 --dport 546 -j DROP\n"));
+    assert_non_null(strstr(t, "-A tsg-odddddddd-aa -j RETURN\n")); /* egress IPv6 any */
+    assert_null(strstr(t, "10.0.0.53"));
+    assert_true(ts_endswith(t, "COMMIT\n"));
+    free(t);
+    json_decref(chains);
+
+    /* the rule specs: "icmp" on an IPv6 rule is ICMPv6; IPv4 rules produce nothing here */
+    struct ts_buf b;
+    ts_buf_init(&b, 1 << 16);
+    json_t *r = json_pack("{s:s,s:s,s:s,s:i,s:i}", "direction", "ingress", "ethertype", "IPv6", "protocol", "icmp",
+                          "port_range_min", 128, "port_range_max", 0);
+    assert_int_equal(ts_netagent_sg6_rule_specs(s, r, &b, "C"), 1);
+    assert_int_equal(ts_netagent_sg_rule_specs(s, r, &b, "C"), 0);
+    assert_string_equal(ts_buf_cstr(&b), "-A C -p ipv6-icmp -m icmp6 --icmpv6-type 128/0 -j RETURN\n");
+    json_decref(r);
+    ts_buf_free(&b);
+    ts_buf_init(&b, 1 << 16);
+    r = json_pack("{s:s,s:s,s:s}", "direction", "egress", "ethertype", "IPv6", "remote_ip_prefix", "::/0");
+    assert_int_equal(ts_netagent_sg6_rule_specs(s, r, &b, "C"), 1);
+    json_decref(r);
+    r = json_pack("{s:s,s:s,s:s}", "direction", "egress", "ethertype", "IPv6", "remote_ip_prefix", "fd00::/8 -j X");
+    assert_int_equal(ts_netagent_sg6_rule_specs(s, r, &b, "C"), 0);
+    json_decref(r);
+    assert_string_equal(ts_buf_cstr(&b), "-A C -j RETURN\n");
+    ts_buf_free(&b);
+    json_decref(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -715,7 +877,7 @@ int main(void)
         cmocka_unit_test(test_router_nat), cmocka_unit_test(test_sg_rule_specs),
         cmocka_unit_test(test_sg_restore), cmocka_unit_test(test_metadata),
         cmocka_unit_test(test_reconcile),  cmocka_unit_test(test_exec_real),
-        cmocka_unit_test(test_zones_and_arp),
+        cmocka_unit_test(test_zones_and_arp), cmocka_unit_test(test_ipv6),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
