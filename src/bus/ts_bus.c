@@ -387,6 +387,12 @@ void ts_bus_notify(struct ts_bus *bus, const char *publisher_id, const char *eve
     bus->ops->notify(bus, prio, note);
 }
 
+bool ts_bus_notify_wanted(struct ts_bus *bus)
+{
+    if (!bus) return false;
+    return !bus->ops->notify_wanted || bus->ops->notify_wanted(bus);
+}
+
 int ts_bus_listen_notifications(struct ts_bus *bus, ts_bus_handler_fn fn, void *ctx, struct ts_err *err)
 {
     if (!bus || !fn) return ts_err_set(err, TS_EINVAL, "bus: no bus or handler");

@@ -49,6 +49,9 @@ int ts_bus_subscribe(struct ts_bus *bus, const char *topic, ts_bus_handler_fn fn
  * to every notification listener. Steals payload. Never fails the caller: errors are logged. */
 void ts_bus_notify(struct ts_bus *bus, const char *publisher_id, const char *event_type, const char *priority,
                    json_t *payload);
+/* false when no notification can reach anyone now (an in-process bus without a listener):
+ * a caller may then skip building one (per-request metering events). A broker: true. */
+bool ts_bus_notify_wanted(struct ts_bus *bus);
 /* Listener gets method = event_type and args = the whole notification. */
 int ts_bus_listen_notifications(struct ts_bus *bus, ts_bus_handler_fn fn, void *ctx, struct ts_err *err);
 

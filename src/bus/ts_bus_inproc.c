@@ -23,6 +23,7 @@ struct ip_bus {
     struct ts_bus base;
     pthread_mutex_t mu;
     struct ip_consumer *consumers;
+    int n_listeners;  /* IP_LISTEN consumers (never removed before close); read unlocked */
     unsigned rr;
     bool closing;
 };
@@ -118,6 +119,7 @@ static int add_consumer(struct ip_bus *b, int kind, const char *topic, ts_bus_ha
     struct ip_consumer **pp = &b->consumers;
     while (*pp) pp = &(*pp)->next;
     *pp = c;
+    if (kind == IP_LISTEN) __atomic_add_fetch(&b->n_listeners, 1, __ATOMIC_RELEASE);
     pthread_mutex_unlock(&b->mu);
     return 0;
 }
@@ -290,6 +292,11 @@ static int ip_listen(struct ts_bus *bus, ts_bus_handler_fn fn, void *ctx, struct
     return add_consumer((struct ip_bus *)bus, IP_LISTEN, NULL, fn, ctx, 1, err);
 }
 
+static bool ip_notify_wanted(struct ts_bus *bus)
+{
+    return __atomic_load_n(&((struct ip_bus *)bus)->n_listeners, __ATOMIC_ACQUIRE) > 0;
+}
+
 static const struct ts_bus_ops inproc_ops = {
     .close = ip_close,
     .serve = ip_serve,
@@ -300,6 +307,7 @@ static const struct ts_bus_ops inproc_ops = {
     .subscribe = ip_subscribe,
     .notify = ip_notify,
     .listen = ip_listen,
+    .notify_wanted = ip_notify_wanted,
 };
 
 int ts_bus_inproc_open(struct ts_bus **out, struct ts_err *err)

@@ -70,6 +70,8 @@ struct ts_bus_ops {
     /* note: the whole notification (owned); priority lower-case */
     void (*notify)(struct ts_bus *bus, const char *priority, json_t *note);
     int (*listen)(struct ts_bus *bus, ts_bus_handler_fn fn, void *ctx, struct ts_err *err);
+    /* may be NULL: notifications always wanted */
+    bool (*notify_wanted)(struct ts_bus *bus);
 };
 
 struct ts_bus {

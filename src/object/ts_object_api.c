@@ -417,12 +417,35 @@ static int h_info(struct ts_http_req *req, struct ts_http_resp *resp, struct ts_
     return 0;
 }
 
+/* Swift's transaction id, "tx" + 21 hex digits + "-" + the time in hex: unique, not secret,
+ * so the digits come from a per-thread xorshift128+ seeded once by getrandom rather than
+ * from a getrandom call per request. */
+static void trans_id_text(double now, char out[48])
+{
+    static __thread uint64_t st[2];
+    if (!st[0] && !st[1]) {
+        ts_random(st, sizeof(st));
+        if (!st[0] && !st[1]) st[0] = 1;
+    }
+    uint64_t r[2];
+    for (int i = 0; i < 2; i++) {
+        uint64_t x = st[0];
+        const uint64_t y = st[1];
+        st[0] = y;
+        x ^= x << 23;
+        st[1] = x ^ y ^ (x >> 17) ^ (y >> 26);
+        r[i] = st[1] + y;
+    }
+    snprintf(out, 48, "tx%016llx%05llx-%010llx", (unsigned long long)r[0], (unsigned long long)(r[1] & 0xfffff),
+             (unsigned long long)now);
+}
+
 static void trans_id_hdr(struct ts_http_req *req, struct ts_http_resp *resp)
 {
-    char hex[33];
-    ts_uuid_hex(hex);
-    ts_http_resp_header(resp, "X-Trans-Id",
-                        ts_pool_printf(req->pool, "tx%.21s-%010llx", hex, (unsigned long long)ts_now()));
+    (void)req;
+    char id[48];
+    trans_id_text(ts_now(), id);
+    ts_http_resp_header(resp, "X-Trans-Id", id);
 }
 
 static int h_healthcheck(struct ts_http_req *req, struct ts_http_resp *resp, struct ts_err *err)
@@ -1269,9 +1292,8 @@ static int container_delete(struct ts_object_req *s, struct ts_err *err)
 
 static void trans_id(struct ts_object_req *s)
 {
-    char hex[33];
-    ts_uuid_hex(hex);
-    char *id = ts_pool_printf(s->req->pool, "tx%.21s-%010llx", hex, (unsigned long long)s->now);
+    char id[48];
+    trans_id_text(s->now, id);
     ts_http_resp_header(s->resp, "X-Trans-Id", id);
 }
 

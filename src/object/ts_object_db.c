@@ -95,25 +95,49 @@ static void fill_row(struct ts_pool *pool, const struct ts_db_res *r, int i, int
     o->kind = (int)ts_db_res_int(r, i, c0 + 7, 0);
 }
 
+struct row_get {
+    struct ts_pool *pool;
+    struct ts_object_row *o;
+};
+
+static int64_t cell_int(const char *s)
+{
+    int64_t v;
+    return s && ts_parse_int64(s, &v) == 0 ? v : 0;
+}
+
+/* fill_row for one row of OBJ_COLS as ts_db_each hands it over (copied into the pool). */
+static int row_get_cb(void *ctx, const char *const *c, const size_t *len, int ncols)
+{
+    struct row_get *g = ctx;
+    struct ts_object_row *o = g->o;
+    if (ncols < 8) return 0;
+    memset(o, 0, sizeof(*o));
+    o->ts = c[0] ? atof(c[0]) : 0;
+    o->size = cell_int(c[1]);
+    o->etag = ts_pool_strndup(g->pool, c[2] ? c[2] : "", c[2] ? len[2] : 0);
+    o->content_type = ts_pool_strndup(g->pool, c[3] ? c[3] : "", c[3] ? len[3] : 0);
+    o->meta = pool_json(g->pool, c[4]);
+    o->delete_at = cell_int(c[5]);
+    snprintf(o->blob, sizeof(o->blob), "%s", c[6] ? c[6] : "");
+    o->kind = (int)cell_int(c[7]);
+    return 1;
+}
+
 int ts_object_db_object(struct ts_object_svc *svc, struct ts_pool *pool, const char *acct, const char *cont,
                         const char *name, struct ts_object_row *out, struct ts_err *err)
 {
-    struct ts_db_res *r = NULL;
-    int rc = ts_db_exec(svc->db, "SELECT " OBJ_COLS " FROM objects WHERE account = ? AND container = ? AND name = ?",
-                        TS_DB_ARGS(TS_DB_S(acct), TS_DB_S(cont), TS_DB_S(name)), &r, err);
-    if (rc < 0) goto out;
-    if (r->nrows == 0) {
-        rc = ts_err_set_full(err, TS_ENOTFOUND, 404, NULL, "%s", "");
-        goto out;
-    }
-    fill_row(pool, r, 0, 0, out);
+    /* one indexed SELECT whose cells go straight into the pool (no result set) */
+    struct row_get g = {pool, out};
+    int rc = ts_db_each(svc->db, "SELECT " OBJ_COLS " FROM objects WHERE account = ? AND container = ? AND name = ?",
+                        TS_DB_ARGS(TS_DB_S(acct), TS_DB_S(cont), TS_DB_S(name)), row_get_cb, &g, err);
+    if (rc < 0) return rc;
+    if (rc == 0) return ts_err_set_full(err, TS_ENOTFOUND, 404, NULL, "%s", "");
     if (out->delete_at && (double)out->delete_at <= ts_now()) {
         ts_object_db_delete(svc, acct, cont, name, false, NULL);
-        rc = ts_err_set_full(err, TS_ENOTFOUND, 404, NULL, "%s", "");
+        return ts_err_set_full(err, TS_ENOTFOUND, 404, NULL, "%s", "");
     }
-out:
-    ts_db_res_free(r);
-    return rc;
+    return 0;
 }
 
 static int counters(struct ts_db_conn *tx, const char *acct, const char *cont, int64_t dcount, int64_t dbytes,

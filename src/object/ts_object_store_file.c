@@ -274,7 +274,7 @@ static int fw_open(struct ts_object_store *s, const char *id, struct ts_object_b
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return ts_err_set(err, errno == ENOENT ? TS_ENOTFOUND : TS_EIO, "blob %s: %s", id, strerror(errno));
     struct stat st;
-    if (fstat(fd, &st) < 0) {
+    if (size && fstat(fd, &st) < 0) {
         close(fd);
         return ts_err_set(err, TS_EIO, "stat failed");
     }
