@@ -76,7 +76,12 @@ struct ts_image_hash *ts_image_hash_new(void)
         h->w[i].ctx = EVP_MD_CTX_new();
         TS_ASSERT(h->w[i].ctx && EVP_DigestInit_ex(h->w[i].ctx, mds[i], NULL) == 1);
     }
-    for (int i = 0; i < HASH_BLOCKS; i++) h->blocks[i].data = ts_malloc(HASH_BLOCK_SIZE);
+    /* page-aligned: the file store writes them with O_DIRECT */
+    for (int i = 0; i < HASH_BLOCKS; i++) {
+        void *p = NULL;
+        TS_ASSERT(posix_memalign(&p, 4096, HASH_BLOCK_SIZE) == 0);
+        h->blocks[i].data = p;
+    }
     for (int i = 0; i < 2; i++) {
         if (pthread_create(&h->w[i].thread, NULL, worker_main, &h->w[i]) != 0) break;
         h->nthreads++;
