@@ -161,4 +161,28 @@ int ts_file_write_atomic(const char *path, const void *data, size_t len, int mod
 /* Reads a whole small file (<= max bytes) into a malloc'd NUL-terminated buffer. */
 int ts_file_read(const char *path, size_t max, char **out, size_t *len);
 
+/* ---- shared libraries loaded on first use (dlopen) ---------------------------------- */
+/* One function of a library: its name, and where its pointer goes in the caller's table. */
+struct ts_dl_sym {
+    const char *name;
+    size_t offset;
+};
+/* The entry for member fn of a table struct whose members are named after the functions. */
+#define TS_DL_SYM(table_type, fn) {#fn, offsetof(table_type, fn)}
+/* A library and the caller's table of its functions (a static the caller owns). */
+struct ts_dl_lib {
+    const char *soname;            /* "libvirt.so.0" */
+    const char *package;           /* the Debian package that ships it, for the error message */
+    const struct ts_dl_sym *syms;  /* every function the table holds */
+    size_t nsyms;
+    void *table;                   /* filled by ts_dl_load() */
+    size_t table_size;
+    bool loaded;                   /* ts_dl_load()'s own, under its lock */
+};
+/* dlopen()s lib->soname (RTLD_NOW | RTLD_LOCAL, never closed) and fills lib->table with every
+ * function of lib->syms, once: later calls return 0 at once. Any thread may call it. 0, or
+ * -TS_EUNAVAIL with a message naming the library (and its package) when the library or one of
+ * its functions is missing; lib->table is untouched then and the next call tries again. */
+int ts_dl_load(struct ts_dl_lib *lib, struct ts_err *err);
+
 #endif
