@@ -19,7 +19,7 @@ PKGS=(
   lvm2 thin-provisioning-tools
   # tests: the real OpenStack clients and Tempest
   python3-openstackclient python3-openstacksdk python3-swiftclient python3-pytest
-  python3-requests python3-yaml tempest curl
+  python3-requests python3-yaml python3-pytest-xdist tempest curl
 )
 missing=()
 for p in "${PKGS[@]}"; do

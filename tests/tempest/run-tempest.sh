@@ -24,6 +24,7 @@
 #   TEMPEST_RUN_VALIDATION [false] TEMPEST_VALIDATION_CONNECT_METHOD [floating]
 #   TEMPEST_HTTP_TIMEOUT [60]  TEMPEST_CONCURRENCY [unset: --serial; N: --concurrency N]
 #   TEMPEST_NETNS [unset: the current namespace; NAME: `ip netns exec NAME tempest run ...`]
+#   TEMPEST_LOCK_PATH [WORKSPACE/tempest_lock]
 #   TEMPEST_COMPUTE_MIN_MICROVERSION, TEMPEST_COMPUTE_MAX_MICROVERSION [empty: Tempest's default]
 #   TEMPEST_COMPUTE_HYPERVISOR_TYPE [QEMU]
 #   [compute-feature-enabled]: TEMPEST_COMPUTE_RESIZE [false] TEMPEST_COMPUTE_CONSOLE_OUTPUT [true]
@@ -61,11 +62,14 @@ if [ ! -f "$WS/.stestr.conf" ]; then
   rm -rf "$INIT_CWD"
 fi
 cd "$WS"
-mkdir -p "$WS/logs" "$WS/tempest_lock" "$WS/etc"
+# TEMPEST_LOCK_PATH: one lock dir for runs that share a cloud at the same time (run-lists.sh), so
+# Tempest's external locks (compute_quotas, volume_quotas, availability_zone) hold across them
+LOCK_DIR=${TEMPEST_LOCK_PATH:-$WS/tempest_lock}
+mkdir -p "$WS/logs" "$LOCK_DIR" "$WS/etc"
 
 # Values for every @NAME@ of the template; unset -> default below.
 declare -A V=(
-  [LOG_DIR]=$WS/logs [LOCK_PATH]=$WS/tempest_lock
+  [LOG_DIR]=$WS/logs [LOCK_PATH]=$LOCK_DIR
   [IDENTITY_URL]=$(echo "$TEMPEST_IDENTITY_URL" | sed -e 's|/*$||' -e 's|/v3$||')
   [ADMIN_PASSWORD]=$TEMPEST_ADMIN_PASSWORD
   [ADMIN_USERNAME]=${TEMPEST_ADMIN_USERNAME:-admin}
