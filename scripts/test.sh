@@ -11,6 +11,20 @@ steps=("$@")
 [ ${#steps[@]} -gt 0 ] || steps=(unit fuzz e2e tempest)
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0
 fail=0
+# With both e2e and tempest asked for (the default), the Tempest lists start in the background
+# as soon as the e2e step has built tinystack, on their own cloud: most of their time is Tempest
+# sleeping (10 s before every subnet delete) and polling, which the e2e tests' CPU fills; their
+# report is printed at the tempest step. TS_TEMPEST_BESIDE_E2E=0: one after the other.
+tempest_bg=
+tempest_log=
+beside=
+if [ "${TS_TEMPEST_BESIDE_E2E:-1}" != 0 ] && [[ " ${steps[*]} " == *" e2e "*"tempest "* ]]; then
+  beside=1
+fi
+stop_tempest_bg() {
+  [ -n "$tempest_bg" ] && kill -TERM "$tempest_bg" 2>/dev/null || true
+  [ -n "$tempest_log" ] && rm -f "$tempest_log" || true
+}
 for s in "${steps[@]}"; do
   case $s in
   unit)
@@ -54,11 +68,35 @@ for s in "${steps[@]}"; do
     echo "== end-to-end tests (real openstack CLI, openstacksdk, swift)"
     cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTS_MODULES= >/dev/null
     ninja -C "$BUILD"
-    TS_BUILD="$BUILD" /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/e2e || fail=1
+    if [ -n "$beside" ]; then
+      tempest_log=$(mktemp)
+      TS_BUILD="$BUILD" bash tests/tempest/run-lists.sh > "$tempest_log" 2>&1 &
+      tempest_bg=$!
+      trap stop_tempest_bg EXIT
+      echo "(the Tempest lists run in the background meanwhile: see == tempest below)"
+    fi
+    # two pytest processes (pytest-xdist; TS_E2E_WORKERS=1: one): tests/e2e/conftest.py keeps
+    # the files that boot guests or make LVM groups together in one of them
+    XDIST=()
+    if [ "${TS_E2E_WORKERS:-2}" -gt 1 ]; then
+      if /usr/bin/python3 -c 'import xdist' 2>/dev/null; then XDIST=(-n "${TS_E2E_WORKERS:-2}" --dist loadgroup)
+      else echo "test.sh: pytest-xdist not installed (python3-pytest-xdist): e2e in one process"; fi
+    fi
+    TS_BUILD="$BUILD" /usr/bin/python3 -m pytest -q -p no:cacheprovider --durations=25 "${XDIST[@]}" tests/e2e || fail=1
     ;;
   tempest)
     echo "== tempest"
-    TS_BUILD="$BUILD" bash tests/tempest/run-lists.sh || fail=1
+    if [ -n "$tempest_bg" ]; then
+      t0=$(date +%s)
+      wait "$tempest_bg" || fail=1
+      echo "(run beside the e2e tests; waited $(( $(date +%s) - t0 )) s for it after them)"
+      cat "$tempest_log"
+      rm -f "$tempest_log"
+      tempest_bg= tempest_log=
+      trap - EXIT
+    else
+      TS_BUILD="$BUILD" bash tests/tempest/run-lists.sh || fail=1
+    fi
     ;;
   scenario)
     echo "== tempest scenario (real guests: libvirt, namespaces)"

@@ -8,11 +8,13 @@ Fixtures:
 import json
 import os
 import random
+import select
 import shutil
 import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import uuid
 
@@ -30,6 +32,78 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+class _OscFork:
+    """Client of osc_fork.py: `openstack ARGS` run by a child forked from a process that has the
+    client's modules imported already (see that file). One per pytest process, one call at a time
+    (under _osc_fork_lock)."""
+
+    def __init__(self):
+        mine, theirs = socket.socketpair()
+        self.proc = subprocess.Popen(["/usr/bin/python3", os.path.join(os.path.dirname(__file__), "osc_fork.py"),
+                                      str(theirs.fileno())], pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        theirs.close()
+        self.sock = mine
+        self.buf = b""
+
+    def _line(self, timeout=None):
+        while b"\n" not in self.buf:
+            if timeout is not None and not select.select([self.sock], [], [], max(timeout, 0))[0]:
+                return None
+            data = self.sock.recv(65536)
+            if not data:
+                raise RuntimeError("osc_fork.py exited")
+            self.buf += data
+        line, self.buf = self.buf.split(b"\n", 1)
+        return json.loads(line)
+
+    def run(self, args, env, timeout):
+        with tempfile.TemporaryDirectory(prefix="ts-osc-") as d:
+            paths = {k: os.path.join(d, k) for k in ("stdin", "stdout", "stderr")}
+            for path in paths.values():
+                open(path, "w").close()
+            req = dict(paths, argv=args, env=dict(env), cwd=os.getcwd())
+            self.sock.sendall(json.dumps(req).encode() + b"\n")
+            pid = self._line()["pid"]
+            done = self._line(timeout)
+            if done is None:
+                try:
+                    os.killpg(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+                self._line()
+                raise subprocess.TimeoutExpired([OPENSTACK] + args, timeout)
+            with open(paths["stdout"]) as f:
+                out = f.read()
+            with open(paths["stderr"]) as f:
+                err = f.read()
+        return subprocess.CompletedProcess([OPENSTACK] + args, done["rc"], out, err)
+
+    def close(self):
+        self.proc.kill()
+        self.proc.wait()
+        self.sock.close()
+
+
+_osc_fork = None
+_osc_fork_lock = threading.Lock()
+
+
+def _osc_fork_run(args, env, timeout):
+    """The CLI call through the fork server, or None: the caller then runs /usr/bin/openstack
+    (TS_E2E_CLI=exec, or another thread's call is in the fork server now: concurrent calls stay
+    concurrent)."""
+    global _osc_fork
+    if os.environ.get("TS_E2E_CLI") == "exec" or not _osc_fork_lock.acquire(blocking=False):
+        return None
+    try:
+        if _osc_fork is None:
+            _osc_fork = _OscFork()
+        return _osc_fork.run(args, env, timeout)
+    finally:
+        _osc_fork_lock.release()
 
 
 class User:
@@ -183,7 +257,9 @@ class Cloud:
         verbs_without_output = {"delete", "set", "unset", "add", "remove", "revoke", "save"}
         if want_json and not any(a in verbs_without_output for a in args[:3]):
             args += ["-f", "json"]
-        p = self.run([OPENSTACK] + args, env=env, check=False, timeout=timeout)
+        p = _osc_fork_run(args, env or self.admin_env, timeout)
+        if p is None:
+            p = self.run([OPENSTACK] + args, env=env, check=False, timeout=timeout)
         if not check:
             return p
         if p.returncode != 0:
@@ -217,13 +293,68 @@ class Cloud:
         kw.setdefault("timeout", 60)
         return requests.request(method, self.urls[service] + path, headers=headers, **kw)
 
-    def new_project_user(self, role="member", prefix="t"):
+    def new_project_user(self, role="member", prefix="t", cli=False):
+        """A new project and user with `role` on it. Made through the identity API (three CLI
+        calls cost ~4 s of Python start-up, and this is setup for most tests); cli=True makes them
+        with `openstack project create`, `user create` and `role add` (what test_identity tests)."""
         name = "%s-%s" % (prefix, uuid.uuid4().hex[:8])
         password = "pw-" + uuid.uuid4().hex[:12]
-        p = self.openstack("project", "create", name)
-        u = self.openstack("user", "create", "--password", password, "--project", p["id"], name)
-        self.openstack("role", "add", "--user", u["id"], "--project", p["id"], role)
+        if cli:
+            p = self.openstack("project", "create", name)
+            u = self.openstack("user", "create", "--password", password, "--project", p["id"], name)
+            self.openstack("role", "add", "--user", u["id"], "--project", p["id"], role)
+            return User(self, p["id"], name, u["id"], name, password)
+
+        def call(method, path, want, **kw):
+            r = self.request(method, "identity", path, **kw)
+            assert r.status_code == want, "%s %s: %d %s" % (method, path, r.status_code, r.text)
+            return r.json() if r.content else None
+
+        p = call("POST", "/v3/projects", 201, json={"project": {"name": name, "enabled": True}})["project"]
+        u = call("POST", "/v3/users", 201, json={"user": {"name": name, "password": password, "enabled": True,
+                                                          "default_project_id": p["id"]}})["user"]
+        roles = call("GET", "/v3/roles?name=" + role, 200)["roles"]
+        assert len(roles) == 1, "role %s: %r" % (role, roles)
+        call("PUT", "/v3/projects/%s/users/%s/roles/%s" % (p["id"], u["id"], roles[0]["id"]), 204)
         return User(self, p["id"], name, u["id"], name, password)
+
+
+# ---- running in two processes (pytest-xdist: scripts/test.sh runs `-n 2 --dist loadgroup`) --------
+# Files that boot TCG guests (through the one libvirtd, which some of them start and stop, or
+# qemu directly with a wall-time bound) or make LVM volume groups on loop devices run in one
+# group, one after another in one worker, as in a serial run; every other file is a group of its
+# own (scope = module), so a module fixture's cloud is made once. Groups are handed out longest
+# first (rough seconds of a serial run on 2 cores) so that the two workers end together.
+GUEST_FILES = ("test_compute_libvirt.py", "test_real_cloud.py", "test_virt_libvirt.py", "test_volume_lvm.py",
+               "test_netagent.py")
+FILE_SECONDS = {"test_network.py": 170, "test_identity.py": 150, "test_volume.py": 140,
+                "test_compute_integration.py": 115, "test_compute.py": 105, "test_volume_backup.py": 80,
+                "test_object.py": 70, "test_image.py": 70, "test_compute_multihost.py": 60,
+                "test_image_copy.py": 50, "test_object_rados.py": 40, "test_image_swift.py": 30}
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "xdist_group(name): tests of one group run in one pytest-xdist worker")
+
+
+def pytest_unconfigure(config):
+    global _osc_fork
+    if _osc_fork is not None:
+        _osc_fork.close()
+        _osc_fork = None
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the xdist_group marks
+def pytest_collection_modifyitems(config, items):
+    def weight(item):
+        base = os.path.basename(str(item.fspath))
+        return 10 ** 6 if base in GUEST_FILES else FILE_SECONDS.get(base, 60)
+
+    for item in items:
+        if os.path.basename(str(item.fspath)) in GUEST_FILES:
+            item.add_marker(pytest.mark.xdist_group("guests"))
+    # stable sort: the order inside a file (and inside the guest group) is kept
+    items.sort(key=lambda it: -weight(it))
 
 
 def _build_ok():

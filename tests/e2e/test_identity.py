@@ -114,7 +114,7 @@ def test_project_duplicate_is_409(cloud):
 
 # ---- users ----------------------------------------------------------------------------------------
 def test_user_crud_and_password_change(cloud):
-    u = cloud.new_project_user()
+    u = cloud.new_project_user(cli=True)  # project create, user create --project, role add: the CLI
     shown = cloud.openstack("user", "show", u.user_id)
     assert shown["name"] == u.username and "password" not in shown
     cloud.openstack("user", "set", "--email", "x@example.org", "--description", "desc", u.user_id)
