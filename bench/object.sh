@@ -6,10 +6,15 @@
 #
 #   bench/object.sh [BUILD_DIR] [SECONDS_PER_TEST] [--no-swift]   (defaults: $TS_BUILD or build, 10)
 #
+# With BENCH_SECTION=NAME (and BENCH_LABEL="a heading") the table goes into the section NAME of
+# the results file (bench/results-section.py markers) and the rest of the file, the reference
+# table at its top included, stays as it is.
+#
 # Measures, for each server: 1 KiB PUT / GET / HEAD requests per second with 1 and 8
 # keep-alive clients; listing a 1,000-object container (JSON); a 1 GiB PUT and GET (md5
-# checked) against `cp` of the same file on the same disk; the server's RSS (VmHWM) after
-# the runs. Writes bench/results/object.md.
+# checked) against `cp` of the same file on the same disk and against `openssl md5` of it
+# (the ETag a PUT answers with is the body's MD5: one core's MD5 speed bounds any PUT); the
+# server's RSS (VmHWM) after the runs. Writes bench/results/object.md.
 set -euo pipefail
 export PATH=/usr/bin:/bin:/usr/sbin:/sbin:$PATH
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -166,9 +171,15 @@ cp_sync() {
   t0=$(date +%s.%N); cp "$BIG" "$WORK/big.copy"; sync; t1=$(date +%s.%N); rm -f "$WORK/big.copy"; sync
   python3 -c "print('%.2f' % ($t1 - $t0))"
 }
+md5_time() {
+  local t0 t1
+  t0=$(date +%s.%N); openssl md5 "$BIG" >/dev/null; t1=$(date +%s.%N)
+  python3 -c "print('%.2f' % ($t1 - $t0))"
+}
 t0=$(date +%s.%N); cat "$BIG" > /dev/null; t1=$(date +%s.%N)
 CAT=$(python3 -c "print('%.2f' % ($t1 - $t0))")
 CP=$(cp_sync)
+MD5=$(md5_time)
 
 rss() { awk '/VmHWM/{printf "%.1f MiB", $2/1024}' /proc/$1/status; }
 
@@ -255,17 +266,19 @@ CONF
   STOK=$(echo "$HDR" | awk '/^X-Auth-Token:/{print $2}')
   SURL=$(echo "$HDR" | awk '/^X-Storage-Url:/{print $2}')
   CPSW=$(cp_sync)
+  MD5SW=$(md5_time)
   (cd "$WORK" && python3 load.py "$SURL" "$STOK" "$DUR" swift "$BIG")
   SW_RSS=$(ps -o rss= -p "$(pgrep -d, -f "$S/etc")" | awk '{s+=$1} END {printf "%.1f MiB (sum of %d processes)", s/1024, NR}')
 fi
 
 # ---- report ------------------------------------------------------------------------------------
-python3 - "$WORK" "$OUT" "$CP" "$TS_RSS" "$SW_RSS" "$DUR" "${CPSW:-}" "$CAT" <<'PY'
-import json, os, sys, platform
-work, out, cp, ts_rss, sw_rss, dur, cp2, cat = sys.argv[1:]
+python3 - "$WORK" "$OUT" "$CP" "$TS_RSS" "$SW_RSS" "$DUR" "${CPSW:-}" "$CAT" "$MD5" "${MD5SW:-}" "$ROOT" <<'PY'
+import json, os, sys, platform, subprocess
+work, out, cp, ts_rss, sw_rss, dur, cp2, cat, md5, md52, root = sys.argv[1:]
+section, label = os.environ.get("BENCH_SECTION"), os.environ.get("BENCH_LABEL")
 ts = json.load(open(os.path.join(work, "tinystack.json")))
 sw = json.load(open(os.path.join(work, "swift.json"))) if os.path.exists(os.path.join(work, "swift.json")) else None
-lines = ["# Object storage benchmark", "",
+lines = ["### " + label if label else "# Object storage benchmark", "",
          "bench/object.sh, %s s per test, loopback, %s, %d CPUs." % (dur, platform.machine(), os.cpu_count()), "",
          "| test | tinystack | Debian Swift (Zed) | tinystack vs Swift |", "|---|---|---|---|"]
 base = ts or sw or []
@@ -283,6 +296,7 @@ for i, (name, _v) in enumerate(base):
     b = sw[i][1] if sw else "-"
     lines.append("| %s | %s | %s | %s |" % (name, a, b, ratio(name, a, b) if ts and sw else ""))
 lines.append("| cp of the same 1 GiB file + sync, just before the run | %s s | %s | |" % (cp, (cp2 + " s") if cp2 else "-"))
+lines.append("| openssl md5 of the same 1 GiB file (one core: the floor of a PUT answering its MD5 ETag), just before the run | %s s | %s | |" % (md5, (md52 + " s") if md52 else "-"))
 lines.append("| cat of the 1 GiB file (page cache) > /dev/null | %s s | | |" % cat)
 lines.append("| server RSS (VmHWM) after the runs (tinystack: identity + object enabled) | %s | %s | |" % (ts_rss, sw_rss))
 lines += ["", "Clients: python http.client, one keep-alive connection per thread (1 MiB send blocks);",
@@ -292,6 +306,11 @@ lines += ["", "Clients: python http.client, one keep-alive connection per thread
           "of any durable PUT at c=1. Swift: proxy (workers = CPUs) + one account, container and",
           "object server, tempauth, memcached, one replica. Numbers from a shared 2-CPU VM where other",
           "builds may run at the same time (see the load rows): compare columns, not runs."]
+if section:
+    subprocess.run([sys.executable, os.path.join(root, "bench", "results-section.py"), out, section],
+                   input="\n".join(lines), text=True, check=True)
+    print("\n".join(lines))
+    sys.exit(0)
 # hand-written notes below the marker survive a re-run
 MARK = "<!-- notes: kept by bench/object.sh -->"
 notes = ""
