@@ -21,6 +21,7 @@
 
 struct ts_image_store {
     char *dir;                    /* file store */
+    bool buffered;                /* [image] store_direct_io = false: no O_DIRECT */
     struct ts_image_swift *swift; /* or swift store */
 };
 
@@ -120,8 +121,8 @@ int ts_image_store_open_write_sized(struct ts_image_store *s, const char *id, in
     /* O_DIRECT where the filesystem has it (not tmpfs): an upload's 1 MiB aligned blocks go
      * to the disk without the copy into the page cache, which cost as much CPU as one of the
      * two digests, and the fsync at commit has no dirty pages left to write */
-    w->fd = open(w->tmp_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_DIRECT, 0640);
-    w->direct = w->fd >= 0;
+    w->fd = open(w->tmp_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | (s->buffered ? 0 : O_DIRECT), 0640);
+    w->direct = w->fd >= 0 && !s->buffered;
     if (w->fd < 0 && errno == EINVAL) w->fd = open(w->tmp_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
     if (w->fd < 0) {
         int rc = ts_err_set(err, TS_EIO, "cannot create %s: %s", w->tmp_path, strerror(errno));
@@ -135,6 +136,11 @@ int ts_image_store_open_write_sized(struct ts_image_store *s, const char *id, in
 }
 
 #define DIRECT_ALIGN 4096
+
+void ts_image_store_set_direct(struct ts_image_store *s, bool direct)
+{
+    if (s) s->buffered = !direct;
+}
 
 static void direct_off(struct ts_image_store_writer *w)
 {

@@ -23,6 +23,8 @@ struct ts_image_store_writer;
 /* Opens (creating) the store under dir and removes stray temporary files left by a
  * crash. Returns 0 and *out, or -TS_EIO. */
 int ts_image_store_open(const char *dir, struct ts_image_store **out, struct ts_err *err);
+/* File store: write new images with O_DIRECT (the default) or through the page cache. */
+void ts_image_store_set_direct(struct ts_image_store *s, bool direct);
 void ts_image_store_close(struct ts_image_store *s);   /* NULL is a no-op */
 const char *ts_image_store_dir(const struct ts_image_store *s);
 
