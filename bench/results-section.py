@@ -4,7 +4,7 @@ rest of the file (other scripts' sections, hand-written notes) as it is.
 
 Usage: results-section.py FILE NAME [--top] < section.md
 
-The section lives between "<!-- begin NAME -->" and "<!-- end NAME -->" lines. A re-run
+The section lives between "<!-- begin NAME -->" and "<!-- end NAME -->" lines (each alone on its line). A re-run
 replaces what is between them; without them the section is added at the end of the file
 (at the top with --top) with its markers. Text outside the markers is never touched, so notes
 written under a section (after its end marker) survive a re-run."""
@@ -20,10 +20,12 @@ def main():
     body = sys.stdin.read().strip("\n")
     block = "%s\n%s\n%s" % (begin, body, end)
     prev = open(path).read() if os.path.exists(path) else ""
-    if begin in prev and end in prev.split(begin, 1)[1]:
-        head, rest = prev.split(begin, 1)
-        tail = rest.split(end, 1)[1]
-        out = head + block + tail
+    # markers count only on lines of their own: prose may quote them
+    lines = prev.split("\n")
+    b = next((i for i, l in enumerate(lines) if l.strip() == begin), None)
+    e = next((i for i, l in enumerate(lines) if b is not None and i > b and l.strip() == end), None)
+    if b is not None and e is not None:
+        out = "\n".join(lines[:b] + [block] + lines[e + 1:])
     elif not prev.strip():
         out = block + "\n"
     elif top:
