@@ -204,7 +204,8 @@ CAT=$(python3 -c "print('%.2f' % ($t1 - $t0))")
 CP=$(cp_sync)
 MD5=$(md5_time)
 
-rss() { awk '/VmHWM/{printf "%.1f MiB", $2/1024}' /proc/$1/status; }
+# current RSS, as `ps -o rss` gives Swift's (its processes' peaks are not sampled), and the peak
+rss() { awk '/VmRSS/{r=$2} /VmHWM/{h=$2} END {printf "%.1f MiB (peak %.1f MiB)", r/1024, h/1024}' /proc/$1/status; }
 
 # ---- tinystack ---------------------------------------------------------------------------
 declare -A P
@@ -321,7 +322,12 @@ for i, (name, _v) in enumerate(base):
 lines.append("| cp of the same 1 GiB file + sync, just before the run | %s s | %s | |" % (cp, (cp2 + " s") if cp2 else "-"))
 lines.append("| openssl md5 of the same 1 GiB file (one core: the floor of a PUT answering its MD5 ETag), just before the run | %s s | %s | |" % (md5, (md52 + " s") if md52 else "-"))
 lines.append("| cat of the 1 GiB file (page cache) > /dev/null | %s s | | |" % cat)
-lines.append("| server RSS (VmHWM) after the runs (tinystack: identity + object enabled) | %s | %s | |" % (ts_rss, sw_rss))
+def rss_ratio(a, b):
+    try:
+        return "1/%.0f" % (float(b.split()[0]) / float(a.split()[0]))
+    except (ValueError, IndexError, ZeroDivisionError):
+        return ""
+lines.append("| server RSS after the runs (VmRSS; tinystack: identity + object enabled) | %s | %s | %s |" % (ts_rss, sw_rss, rss_ratio(ts_rss, sw_rss)))
 lines += ["", "Clients: python http.client, one keep-alive connection per thread (1 MiB send blocks);",
           "PUTs overwrite 20 objects per thread, GET/HEAD read them. Both servers make a PUT durable",
           "before answering: fsync of the data file, rename, fsync of the directory; the fsync floor row",
