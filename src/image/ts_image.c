@@ -512,8 +512,10 @@ static int image_start(struct ts_service_env *env, void **state, struct ts_err *
     if (rc) goto out;
     rc = ts_image_store_open(ts_conf_get(env->conf, "image", "store_dir", NULL), &svc->file, err);
     if (rc) goto out;
-    /* O_DIRECT uploads: less CPU, but a download right after the upload reads the disk */
-    ts_image_store_set_direct(svc->file, ts_conf_get_bool(env->conf, "image", "store_direct_io", true));
+    /* O_DIRECT uploads (opt-in): less CPU per uploaded byte, but the image is then not in the
+     * page cache and the first download reads the disk (measured: 338 vs 263 MB/s up, 208 vs
+     * 969 MB/s down on this machine's disk), and compute hosts download right after uploads */
+    ts_image_store_set_direct(svc->file, ts_conf_get_bool(env->conf, "image", "store_direct_io", false));
     rc = open_swift(env, &svc->swift, err);
     if (rc) goto out;
     svc->store = ts_streq(ts_conf_get(env->conf, "image", "default_store", "file"), "swift") ? svc->swift : svc->file;
