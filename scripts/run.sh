@@ -29,7 +29,7 @@ down() {
   if virsh -c qemu:///system version >/dev/null 2>&1; then
     for dom in $(virsh -c qemu:///system list --name); do
       case "$dom" in instance-*) ;; *) continue ;; esac
-      if virsh -c qemu:///system dumpxml "$dom" 2>/dev/null | grep -qF "$DATA/"; then
+      if virsh -c qemu:///system dumpxml "$dom" 2>/dev/null | grep -F "$DATA/" >/dev/null; then
         virsh -c qemu:///system destroy "$dom" >/dev/null && n=$((n + 1))
       fi
     done

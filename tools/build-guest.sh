@@ -34,7 +34,7 @@ for d in $(ls -1 /lib/modules 2>/dev/null | grep -- '-cloud-amd64$' | sort -V); 
 done
 [ -n "$KVER" ] || die "no cloud-amd64 kernel in /boot + /lib/modules (linux-image-cloud-amd64)"
 BUSYBOX=/bin/busybox
-"$BUSYBOX" --list | grep -qx udhcpc || die "$BUSYBOX is not busybox-static"
+"$BUSYBOX" --list | grep -x udhcpc >/dev/null || die "$BUSYBOX is not busybox-static"
 DROPBEAR=/usr/sbin/dropbear
 [ -x "$DROPBEAR" ] && [ -x /usr/bin/dropbearkey ] || DROPBEAR=
 

@@ -38,7 +38,7 @@ ts() { printf '[%5.2fs]' "$(echo "$(date +%s.%N) - $T0" | bc)"; }
 fail() { echo "$(ts) FAIL: $*"; echo "--- console"; cat "$W/console.log"; exit 1; }
 wait_for() {  # wait_for REGEX SECONDS
   local end=$(( $(date +%s) + $2 ))
-  until tr -d '\r' 2>/dev/null < "$W/console.log" | grep -qE "$1"; do
+  until tr -d '\r' 2>/dev/null < "$W/console.log" | grep -E "$1" >/dev/null; do
     [ "$(date +%s)" -lt "$end" ] || fail "no console line matching '$1' within $2 s"
     sleep 0.1
   done

@@ -658,8 +658,11 @@ def test_netagent_with_api(make_cloud):
         fa = fip["floating_ip_address"]
         wait_for(lambda: fa + "/32" in sh("ip", "-n", "qrouter-" + router["id"], "-o", "addr").stdout,
                  "floating IP on the gateway")
-        nat = sh("ip", "netns", "exec", "qrouter-" + router["id"], "iptables-save", "-t", "nat").stdout
-        assert "-d %s/32 -j DNAT" % fa in nat, nat
+        # the address and the NAT rules are applied one after the other in a pass (and a restore
+        # that fails is re-applied on the next pass): wait for the rules too
+        nat = lambda: sh("ip", "netns", "exec", "qrouter-" + router["id"], "iptables-save", "-t", "nat").stdout
+        wait_for(lambda: "-d %s/32 -j DNAT" % fa in nat(), "floating IP DNAT rule", timeout=20)
+        assert "-j SNAT --to-source %s" % fa in nat(), nat()
         # a pass whose iptables-restore lost a race with another agent on this host is
         # re-applied on the next pass
         wait_for(lambda: "tsg-i" + port["id"][:11] in sh("iptables-save", "-t", "filter").stdout,

@@ -435,8 +435,11 @@ static void restore(struct ts_netagent *a, const char *ns, const char *text, boo
 {
     const char *key = ns ? ns : "root";
     if (!force && ts_streq(ts_json_str(a->applied, key, NULL), text)) return;
-    int rc = ns ? run(a, 0, text, NULL, "ip", "netns", "exec", ns, "iptables-restore", (const char *)NULL)
-                : run(a, 0, text, NULL, "iptables-restore", noflush ? "-n" : "-w", (const char *)NULL);
+    /* -w everywhere: the xtables lock is a file, shared by every network namespace, so a
+     * router namespace's restore collides with other agents' root-namespace ones too */
+    int rc = ns ? run(a, 0, text, NULL, "ip", "netns", "exec", ns, "iptables-restore", "-w", (const char *)NULL)
+         : noflush ? run(a, 0, text, NULL, "iptables-restore", "-w", "-n", (const char *)NULL)
+                   : run(a, 0, text, NULL, "iptables-restore", "-w", (const char *)NULL);
     if (rc == 0)
         json_object_set_new(a->applied, key, json_string(text));
     else
