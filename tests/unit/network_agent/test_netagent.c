@@ -602,7 +602,7 @@ static void test_reconcile(void **st)
     assert_true(logged(&h, "ip -n qdhcp-" NET " addr add 10.77.0.2/24 dev ns-55555555-aa"));
     assert_true(logged(&h, "ip -n qrouter-" RTR " addr add 10.78.0.50/32 dev qg-99999999-aa"));
     assert_true(logged(&h, "ip -n qrouter-" RTR " route replace default via 10.78.0.100 dev qg-99999999-aa"));
-    assert_true(logged(&h, "ip netns exec qrouter-" RTR " iptables-restore <<*nat"));
+    assert_true(logged(&h, "ip netns exec qrouter-" RTR " iptables-restore -w <<*nat"));
     assert_true(logged(&h, "ip netns exec qdhcp-" NET " dnsmasq --conf-file=/dev/null"));
     assert_true(logged(&h, "ip tuntap add dev tap66666666-aa mode tap"));
     assert_true(logged(&h, "ip link set tap66666666-aa master brq11111111-aa"));
