@@ -69,7 +69,7 @@ def wait_status(cloud, server, want, timeout=120):
     raise AssertionError("server %s is %s, not %s, after %d s" % (server, s and s["status"], want, timeout))
 
 
-def wait_console(cloud, server, text, timeout=90):
+def wait_console(cloud, server, text, timeout=240):
     end = time.time() + timeout
     out = ""
     while time.time() < end:

@@ -48,7 +48,7 @@ def console(cloud, server):
     return p.stdout if p.returncode == 0 else ""
 
 
-def wait_console(cloud, server, texts, timeout=150):
+def wait_console(cloud, server, texts, timeout=240):
     end = time.time() + timeout
     out = ""
     while time.time() < end:

@@ -24,7 +24,7 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 GUEST_DIR = os.environ.get("TS_GUEST_DIR", "/var/tmp/tinystack-guest")
-BOOT_TIMEOUT = 90  # TCG on a loaded 2-core machine; idle it is about 5 s
+BOOT_TIMEOUT = 240  # TCG on a loaded 2-core machine (make test runs Tempest beside it); idle about 5 s
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (libvirtd, qemu:///system)")
 
