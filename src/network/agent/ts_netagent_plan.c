@@ -636,6 +636,21 @@ static int rule_specs(int family, const json_t *state, const json_t *rule, struc
     return n;
 }
 
+/* The rules of every security group of port in one direction ("ingress"/"egress"), appended
+ * to chain for one family. */
+static void group_rules(int family, const json_t *state, const json_t *port, const char *direction,
+                        struct ts_buf *b, const char *chain)
+{
+    size_t i, k;
+    json_t *g, *r;
+    json_array_foreach(json_object_get(port, "security_groups"), i, g) {
+        const json_t *sg = ts_netagent_find(state, "security_groups", json_string_value(g));
+        json_array_foreach(json_object_get(sg, "security_group_rules"), k, r) {
+            if (ts_streq(ts_json_str(r, "direction", ""), direction)) rule_specs(family, state, r, b, chain);
+        }
+    }
+}
+
 int ts_netagent_sg_rule_specs(const json_t *state, const json_t *rule, struct ts_buf *out, const char *chain)
 {
     return rule_specs(4, state, rule, out, chain);
@@ -658,21 +673,15 @@ static void port_rules(const json_t *state, const json_t *port, struct ts_buf *b
     const char *id = ts_json_str(port, "id", "");
     const char *mac = ts_json_str(port, "mac_address", "");
     char in[32], outc[32], spoof[32];
-    size_t i, k;
-    json_t *g, *sg, *r, *f;
+    size_t i;
+    json_t *f;
     chain_names(id, in, outc, spoof);
 
     /* to the VM */
     ts_buf_printf(b, "-A %s -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN\n", in);
     ts_buf_printf(b, "-A %s -m conntrack --ctstate INVALID -j DROP\n", in);
     ts_buf_printf(b, "-A %s -p udp -m udp --sport 67 --dport 68 -j RETURN\n", in);
-    json_array_foreach(json_object_get(port, "security_groups"), i, g) {
-        sg = ts_netagent_find(state, "security_groups", json_string_value(g));
-        json_array_foreach(json_object_get(sg, "security_group_rules"), k, r) {
-            if (!ts_streq(ts_json_str(r, "direction", ""), "ingress")) continue;
-            ts_netagent_sg_rule_specs(state, r, b, in);
-        }
-    }
+    group_rules(4, state, port, "ingress", b, in);
     ts_buf_printf(b, "-A %s -j DROP\n", in);
 
     /* anti-spoofing: the port's addresses (and allowed pairs) with its MAC */
@@ -697,13 +706,7 @@ static void port_rules(const json_t *state, const json_t *port, struct ts_buf *b
     ts_buf_printf(b, "-A %s -p udp -m udp --sport 67 --dport 68 -j DROP\n", outc);
     ts_buf_printf(b, "-A %s -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN\n", outc);
     ts_buf_printf(b, "-A %s -m conntrack --ctstate INVALID -j DROP\n", outc);
-    json_array_foreach(json_object_get(port, "security_groups"), i, g) {
-        sg = ts_netagent_find(state, "security_groups", json_string_value(g));
-        json_array_foreach(json_object_get(sg, "security_group_rules"), k, r) {
-            if (!ts_streq(ts_json_str(r, "direction", ""), "egress")) continue;
-            ts_netagent_sg_rule_specs(state, r, b, outc);
-        }
-    }
+    group_rules(4, state, port, "egress", b, outc);
     ts_buf_printf(b, "-A %s -j DROP\n", outc);
 }
 
@@ -777,8 +780,8 @@ static void port_rules6(const json_t *state, const json_t *port, struct ts_buf *
     const char *id = ts_json_str(port, "id", "");
     const char *mac = ts_json_str(port, "mac_address", "");
     char in[32], outc[32], spoof[32], lla[46];
-    size_t i, k;
-    json_t *g, *sg, *r, *f;
+    size_t i;
+    json_t *r, *f;
     static const int nd_in[] = {130, 135, 136}, nd_out[] = {130, 131, 132, 133, 135, 136, 143},
                      dad[] = {131, 135, 143};
     chain_names(id, in, outc, spoof);
@@ -797,13 +800,7 @@ static void port_rules6(const json_t *state, const json_t *port, struct ts_buf *
     ts_buf_printf(b, "-A %s -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN\n", in);
     ts_buf_printf(b, "-A %s -m conntrack --ctstate INVALID -j DROP\n", in);
     ts_buf_printf(b, "-A %s -p udp -m udp --sport 547 --dport 546 -j RETURN\n", in);
-    json_array_foreach(json_object_get(port, "security_groups"), i, g) {
-        sg = ts_netagent_find(state, "security_groups", json_string_value(g));
-        json_array_foreach(json_object_get(sg, "security_group_rules"), k, r) {
-            if (!ts_streq(ts_json_str(r, "direction", ""), "ingress")) continue;
-            rule_specs(6, state, r, b, in);
-        }
-    }
+    group_rules(6, state, port, "ingress", b, in);
     ts_buf_printf(b, "-A %s -j DROP\n", in);
 
     /* anti-spoofing: the port's IPv6 addresses, its link-local one, the allowed pairs */
@@ -837,13 +834,7 @@ static void port_rules6(const json_t *state, const json_t *port, struct ts_buf *
     ts_buf_printf(b, "-A %s -p udp -m udp --sport 547 --dport 546 -j DROP\n", outc);
     ts_buf_printf(b, "-A %s -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN\n", outc);
     ts_buf_printf(b, "-A %s -m conntrack --ctstate INVALID -j DROP\n", outc);
-    json_array_foreach(json_object_get(port, "security_groups"), i, g) {
-        sg = ts_netagent_find(state, "security_groups", json_string_value(g));
-        json_array_foreach(json_object_get(sg, "security_group_rules"), k, r) {
-            if (!ts_streq(ts_json_str(r, "direction", ""), "egress")) continue;
-            rule_specs(6, state, r, b, outc);
-        }
-    }
+    group_rules(6, state, port, "egress", b, outc);
     ts_buf_printf(b, "-A %s -j DROP\n", outc);
 }
 
